@@ -1,0 +1,32 @@
+# geofuse: the two commands a newcomer runs (see README.md).
+#   make demo   installs what is missing, builds, runs pipelines/demo.toml on the shipped scene
+#   make test   installs what is missing, builds, runs every test (release profile, like the demo)
+# Demo and tests share one release build, so dependencies compile once.
+
+CARGO ?= cargo
+BIN := $(or $(CARGO_TARGET_DIR),target)/release/geofuse
+
+.PHONY: setup build demo test lint bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	$(BIN) run pipelines/demo.toml
+	@/usr/bin/python3 -m osgeo_utils.samples.validate_cloud_optimized_geotiff out/demo/demo/handcrafted.tif
+
+test: setup
+	$(CARGO) test --release --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+bench: setup
+	$(CARGO) bench --locked
+
+clean:
+	rm -rf out

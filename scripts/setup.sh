@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what geofuse needs on Debian/Ubuntu, idempotently: GDAL (library, tools, Python
+# bindings for the COG validator) and Orfeo ToolBox (reference for the texture comparison
+# test). Runs apt-get only for packages that are missing; needs root (or sudo) only then.
+set -euo pipefail
+
+need=(libgdal-dev gdal-bin python3-gdal python3-numpy pkg-config gcc)
+optional=(otb-bin libotb-apps)
+
+missing() {
+  local out=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || out+=("$p")
+  done
+  echo "${out[@]:-}"
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "setup: need root to run: $*" >&2; return 1; fi
+}
+
+req=$(missing "${need[@]}")
+opt=$(missing "${optional[@]}")
+if [ -n "$req$opt" ]; then
+  as_root apt-get update -qq
+fi
+if [ -n "$req" ]; then
+  echo "setup: installing $req"
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $req >/dev/null
+fi
+if [ -n "$opt" ]; then
+  echo "setup: installing $opt (Orfeo ToolBox, reference for the GLCM comparison test)"
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $opt >/dev/null \
+    || echo "setup: could not install Orfeo ToolBox; the OTB comparison test will be skipped" >&2
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found. Install Rust >= 1.85 with rustup (https://rustup.rs), then rerun." >&2
+  exit 1
+fi

@@ -1,0 +1,411 @@
+//! Random forest with class-probability leaves, trained with histogram splits.
+//!
+//! Features are binned once into at most 64 quantile bins; each node tries `mtry` random
+//! features and picks the split with the largest weighted Gini decrease. Leaves store the
+//! weighted class distribution and its entropy, so a prediction yields both the mean
+//! probabilities (total uncertainty) and the mean per-tree entropy (aleatoric part).
+//! Missing values (NaN) are mapped to -inf: they fall in the lowest bin and always go left.
+//! Each tree draws from its own generator seeded by (seed, tree index), so training in
+//! parallel gives the same forest as training serially.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::rng::{mix64, Rng};
+
+/// Training parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForestParams {
+    /// Trees.
+    pub trees: usize,
+    /// Maximum depth.
+    pub max_depth: usize,
+    /// Minimum (unweighted) samples per leaf.
+    pub min_samples_leaf: usize,
+    /// Features tried per split.
+    pub mtry: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Node {
+    /// Feature index, or `u32::MAX` for a leaf.
+    feature: u32,
+    /// Go left when `x <= threshold`.
+    threshold: f32,
+    /// Left child, or the leaf index for a leaf.
+    left: u32,
+    /// Right child.
+    right: u32,
+}
+
+/// One tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    /// Leaf class distributions, `[leaf * K + class]`.
+    leaf_probs: Vec<f32>,
+    /// Leaf entropies (nats).
+    leaf_entropy: Vec<f32>,
+}
+
+/// A trained forest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Forest {
+    /// Number of features.
+    pub n_features: usize,
+    /// Number of classes.
+    pub n_classes: usize,
+    /// Parameters it was trained with.
+    pub params: ForestParams,
+    trees: Vec<Tree>,
+}
+
+/// Per-sample prediction summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeVote {
+    /// Sum over trees of leaf entropies (nats).
+    pub entropy_sum: f32,
+}
+
+const MAX_BINS: usize = 64;
+
+#[inline]
+fn clean(v: f32) -> f32 {
+    if v.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        v
+    }
+}
+
+/// Quantile bin edges of one feature (strictly increasing, finite).
+fn bin_edges(values: &mut [f32]) -> Vec<f32> {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mut edges = Vec::new();
+    let n = values.len();
+    for b in 1..MAX_BINS {
+        let v = values[(b * n / MAX_BINS).min(n - 1)];
+        if v.is_finite() && edges.last().is_none_or(|&l| v > l) {
+            edges.push(v);
+        }
+    }
+    edges
+}
+
+#[inline]
+fn bin_of(edges: &[f32], v: f32) -> u8 {
+    // Bin b holds values in (edges[b-1], edges[b]]; the split "bin <= b" is "v <= edges[b]".
+    edges.partition_point(|&e| e < v) as u8
+}
+
+/// Entropy (nats) of a distribution.
+pub fn entropy(p: &[f32]) -> f32 {
+    -p.iter()
+        .filter(|&&v| v > 0.0)
+        .map(|&v| v * v.ln())
+        .sum::<f32>()
+}
+
+impl Forest {
+    /// Trains on row-major `x` (`n` x `n_features`), class indices `y` and per-class weights.
+    pub fn train(
+        x: &[f32],
+        y: &[u8],
+        n_features: usize,
+        n_classes: usize,
+        class_weight: &[f64],
+        params: &ForestParams,
+    ) -> Forest {
+        let n = y.len();
+        assert_eq!(x.len(), n * n_features);
+        // Bin every feature once (column-major for cache-friendly histograms).
+        let cols: Vec<(Vec<f32>, Vec<u8>)> = (0..n_features)
+            .into_par_iter()
+            .map(|f| {
+                let mut col: Vec<f32> = (0..n).map(|i| clean(x[i * n_features + f])).collect();
+                let edges = bin_edges(&mut col.clone());
+                let bins = (0..n)
+                    .map(|i| bin_of(&edges, clean(x[i * n_features + f])))
+                    .collect();
+                col.clear();
+                (edges, bins)
+            })
+            .collect();
+        let trees = (0..params.trees)
+            .into_par_iter()
+            .map(|t| {
+                let mut rng = Rng::new(mix64(params.seed ^ 0xF0E5_7000) ^ t as u64);
+                // Bootstrap with multiplicities.
+                let mut mult = vec![0u32; n];
+                for _ in 0..n {
+                    mult[rng.below(n)] += 1;
+                }
+                let idx: Vec<u32> = (0..n as u32).filter(|&i| mult[i as usize] > 0).collect();
+                let b = Builder {
+                    cols: &cols,
+                    y,
+                    mult: &mult,
+                    k: n_classes,
+                    w: class_weight,
+                    params,
+                };
+                b.build(idx, &mut rng)
+            })
+            .collect();
+        Forest {
+            n_features,
+            n_classes,
+            params: params.clone(),
+            trees,
+        }
+    }
+
+    /// Predicts one sample: adds mean class probabilities into `probs` (length K, zeroed by
+    /// the caller) and returns the mean per-tree entropy (nats).
+    pub fn predict_into(&self, x: &[f32], probs: &mut [f32]) -> f32 {
+        let k = self.n_classes;
+        let mut ent = 0.0f32;
+        for t in &self.trees {
+            let mut i = 0usize;
+            let leaf = loop {
+                let nd = &t.nodes[i];
+                if nd.feature == u32::MAX {
+                    break nd.left as usize;
+                }
+                i = if clean(x[nd.feature as usize]) <= nd.threshold {
+                    nd.left
+                } else {
+                    nd.right
+                } as usize;
+            };
+            for (p, l) in probs.iter_mut().zip(&t.leaf_probs[leaf * k..leaf * k + k]) {
+                *p += l;
+            }
+            ent += t.leaf_entropy[leaf];
+        }
+        let nt = self.trees.len() as f32;
+        probs.iter_mut().for_each(|p| *p /= nt);
+        ent / nt
+    }
+
+    /// Number of trees.
+    pub fn n_trees(&self) -> usize {
+        self.trees.len()
+    }
+}
+
+struct Builder<'a> {
+    cols: &'a [(Vec<f32>, Vec<u8>)],
+    y: &'a [u8],
+    mult: &'a [u32],
+    k: usize,
+    w: &'a [f64],
+    params: &'a ForestParams,
+}
+
+impl Builder<'_> {
+    fn weight(&self, i: u32) -> f64 {
+        self.mult[i as usize] as f64 * self.w[self.y[i as usize] as usize]
+    }
+
+    fn build(&self, root: Vec<u32>, rng: &mut Rng) -> Tree {
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            leaf_probs: Vec::new(),
+            leaf_entropy: Vec::new(),
+        };
+        // Explicit stack of (node slot, sample indices, depth).
+        tree.nodes.push(Node {
+            feature: u32::MAX,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+        });
+        let mut stack = vec![(0usize, root, 0usize)];
+        let nf = self.cols.len();
+        let mut feats: Vec<usize> = (0..nf).collect();
+        let mut hist = vec![0f64; MAX_BINS * self.k];
+        let mut hcount = vec![0u32; MAX_BINS];
+        while let Some((slot, idx, depth)) = stack.pop() {
+            let mut dist = vec![0f64; self.k];
+            let mut count = 0u64;
+            for &i in &idx {
+                dist[self.y[i as usize] as usize] += self.weight(i);
+                count += self.mult[i as usize] as u64;
+            }
+            let total: f64 = dist.iter().sum();
+            let pure = dist.iter().filter(|&&d| d > 0.0).count() <= 1;
+            let min_leaf = self.params.min_samples_leaf as u64;
+            let mut best: Option<(f64, usize, usize)> = None;
+            if !pure && depth < self.params.max_depth && count >= 2 * min_leaf {
+                let gini_parent = total - dist.iter().map(|d| d * d).sum::<f64>() / total;
+                // Partial Fisher-Yates: first mtry entries of `feats` are this node's candidates.
+                for j in 0..self.params.mtry.min(nf) {
+                    let r = j + rng.below(nf - j);
+                    feats.swap(j, r);
+                }
+                for &f in &feats[..self.params.mtry.min(nf)] {
+                    let (edges, bins) = &self.cols[f];
+                    if edges.is_empty() {
+                        continue;
+                    }
+                    let nb = edges.len() + 1;
+                    hist[..nb * self.k].iter_mut().for_each(|v| *v = 0.0);
+                    hcount[..nb].iter_mut().for_each(|v| *v = 0);
+                    for &i in &idx {
+                        let b = bins[i as usize] as usize;
+                        hist[b * self.k + self.y[i as usize] as usize] += self.weight(i);
+                        hcount[b] += self.mult[i as usize];
+                    }
+                    let mut left = vec![0f64; self.k];
+                    let mut lcount = 0u64;
+                    for b in 0..nb - 1 {
+                        for c in 0..self.k {
+                            left[c] += hist[b * self.k + c];
+                        }
+                        lcount += hcount[b] as u64;
+                        let rcount = count - lcount;
+                        if lcount < min_leaf || rcount < min_leaf {
+                            continue;
+                        }
+                        let lt: f64 = left.iter().sum();
+                        let rt = total - lt;
+                        if lt <= 0.0 || rt <= 0.0 {
+                            continue;
+                        }
+                        let lsq: f64 = left.iter().map(|v| v * v).sum();
+                        let rsq: f64 = left.iter().zip(&dist).map(|(l, d)| (d - l) * (d - l)).sum();
+                        let gini = (lt - lsq / lt) + (rt - rsq / rt);
+                        let gain = gini_parent - gini;
+                        if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                            best = Some((gain, f, b));
+                        }
+                    }
+                }
+            }
+            match best {
+                None => {
+                    let leaf = tree.leaf_entropy.len() as u32;
+                    let p: Vec<f32> = dist
+                        .iter()
+                        .map(|d| (d / total.max(1e-300)) as f32)
+                        .collect();
+                    tree.leaf_entropy.push(entropy(&p));
+                    tree.leaf_probs.extend_from_slice(&p);
+                    tree.nodes[slot] = Node {
+                        feature: u32::MAX,
+                        threshold: 0.0,
+                        left: leaf,
+                        right: 0,
+                    };
+                }
+                Some((_, f, b)) => {
+                    let bins = &self.cols[f].1;
+                    let (l, r): (Vec<u32>, Vec<u32>) =
+                        idx.iter().partition(|&&i| (bins[i as usize] as usize) <= b);
+                    let li = tree.nodes.len();
+                    tree.nodes.push(Node {
+                        feature: u32::MAX,
+                        threshold: 0.0,
+                        left: 0,
+                        right: 0,
+                    });
+                    tree.nodes.push(Node {
+                        feature: u32::MAX,
+                        threshold: 0.0,
+                        left: 0,
+                        right: 0,
+                    });
+                    tree.nodes[slot] = Node {
+                        feature: f as u32,
+                        threshold: self.cols[f].0[b],
+                        left: li as u32,
+                        right: li as u32 + 1,
+                    };
+                    stack.push((li + 1, r, depth + 1));
+                    stack.push((li, l, depth + 1));
+                }
+            }
+        }
+        tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
+        // Two informative features, one noise feature, three classes.
+        let mut r = Rng::new(seed);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let c = r.below(3) as u8;
+            let a = c as f32 + 0.3 * r.normal() as f32;
+            let b = if c == 2 { 1.0 } else { 0.0 } + 0.3 * r.normal() as f32;
+            x.extend_from_slice(&[a, b, r.f64() as f32]);
+            y.push(c);
+        }
+        (x, y)
+    }
+
+    fn params(seed: u64) -> ForestParams {
+        ForestParams {
+            trees: 20,
+            max_depth: 10,
+            min_samples_leaf: 2,
+            mtry: 2,
+            seed,
+        }
+    }
+
+    #[test]
+    fn forest_learns_a_separable_problem() {
+        let (x, y) = toy(1500, 1);
+        let f = Forest::train(&x, &y, 3, 3, &[1.0; 3], &params(5));
+        let (xt, yt) = toy(500, 2);
+        let mut ok = 0;
+        for i in 0..yt.len() {
+            let mut p = [0f32; 3];
+            f.predict_into(&xt[i * 3..i * 3 + 3], &mut p);
+            let c = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+            ok += (c as u8 == yt[i]) as usize;
+            assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        }
+        assert!(
+            ok as f64 / yt.len() as f64 > 0.9,
+            "accuracy {}",
+            ok as f64 / yt.len() as f64
+        );
+    }
+
+    #[test]
+    fn training_is_deterministic_and_thread_count_independent() {
+        let (x, y) = toy(600, 3);
+        let a = Forest::train(&x, &y, 3, 3, &[1.0; 3], &params(9));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = pool.install(|| Forest::train(&x, &y, 3, 3, &[1.0; 3], &params(9)));
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
+    }
+
+    #[test]
+    fn missing_values_are_handled() {
+        let (mut x, y) = toy(600, 4);
+        for i in (0..x.len()).step_by(7) {
+            x[i] = f32::NAN;
+        }
+        let f = Forest::train(&x, &y, 3, 3, &[1.0; 3], &params(1));
+        let mut p = [0f32; 3];
+        f.predict_into(&[f32::NAN, f32::NAN, f32::NAN], &mut p);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,108 @@
+//! One error type for the library; every variant carries what a user needs to fix the problem.
+
+use std::path::PathBuf;
+
+/// Library result.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Errors raised by geofuse. `exit_code` maps them onto the CLI contract
+/// (2 = bad input or config, 1 = internal error).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pipeline file is malformed or inconsistent.
+    #[error("pipeline {path}: {msg}")]
+    Config { path: PathBuf, msg: String },
+
+    /// An input raster is missing, unreadable or unusable.
+    #[error("input {path}: {msg}")]
+    Input { path: PathBuf, msg: String },
+
+    /// Two rasters that must share a grid do not, and warping is not allowed.
+    #[error("grid mismatch: {a} has {grid_a}, but {b} has {grid_b}; {fix}")]
+    GridMismatch {
+        a: PathBuf,
+        grid_a: String,
+        b: PathBuf,
+        grid_b: String,
+        fix: String,
+    },
+
+    /// A model file does not match the scene it is applied to.
+    #[error("model {path}: {msg}")]
+    Model { path: PathBuf, msg: String },
+
+    /// A GDAL call failed while reading or writing a file.
+    #[error("GDAL failed on {path} ({what}): {source}")]
+    Gdal {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: gdal::errors::GdalError,
+    },
+
+    /// Filesystem error on a path.
+    #[error("{what} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A bug or an unexpected state inside geofuse.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Process exit code for this error: 2 for bad input or configuration, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config { .. }
+            | Error::Input { .. }
+            | Error::GridMismatch { .. }
+            | Error::Model { .. } => 2,
+            // A GDAL failure on open is a bad input; classify by what we were doing.
+            Error::Gdal { what, .. } if what.starts_with("open") => 2,
+            _ => 1,
+        }
+    }
+
+    /// Shorthand for an input error.
+    pub fn input(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Input {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Shorthand for a configuration error.
+    pub fn config(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Config {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// Wraps a GDAL error with the file and the operation.
+    pub fn gdal(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        source: gdal::errors::GdalError,
+    ) -> Self {
+        Error::Gdal {
+            path: path.into(),
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Wraps an I/O error with the file and the operation.
+    pub fn io(path: impl Into<PathBuf>, what: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            what: what.into(),
+            source,
+        }
+    }
+}

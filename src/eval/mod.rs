@@ -1,0 +1,7 @@
+//! Evaluation: the spatial block split and accuracy metrics.
+//!
+//! - [`split`]: disjoint train/test blocks and deterministic per-class sampling.
+//! - [`metrics`]: confusion matrix, OA, kappa, per-class F1, mIoU.
+
+pub mod metrics;
+pub mod split;

@@ -1,0 +1,88 @@
+//! Spatial train/test split in square blocks, so that no test pixel has a training neighbour
+//! in the same block.
+
+use crate::rng::{hash4, unit};
+
+/// Which blocks of a scene are held out for testing.
+#[derive(Debug, Clone)]
+pub struct BlockSplit {
+    block: usize,
+    blocks_x: usize,
+    test: Vec<bool>,
+}
+
+impl BlockSplit {
+    /// Assigns round(`test_fraction` x blocks) blocks (at least one, and at least one left
+    /// for training) to the test set, chosen by a seeded hash of the block position.
+    pub fn new(width: usize, height: usize, block: usize, test_fraction: f64, seed: u64) -> Self {
+        let bx = width.div_ceil(block);
+        let by = height.div_ceil(block);
+        let n = bx * by;
+        let mut order: Vec<(u64, usize)> = (0..n)
+            .map(|i| (hash4(seed, 0xB10C, (i / bx) as u64, (i % bx) as u64, 0), i))
+            .collect();
+        order.sort_unstable();
+        let n_test = if n < 2 {
+            0
+        } else {
+            ((test_fraction * n as f64).round() as usize).clamp(1, n - 1)
+        };
+        let mut test = vec![false; n];
+        for &(_, i) in order.iter().take(n_test) {
+            test[i] = true;
+        }
+        BlockSplit {
+            block,
+            blocks_x: bx,
+            test,
+        }
+    }
+
+    /// Whether pixel (row, col) lies in a test block.
+    #[inline]
+    pub fn is_test(&self, row: usize, col: usize) -> bool {
+        self.test[(row / self.block) * self.blocks_x + col / self.block]
+    }
+
+    /// (train blocks, test blocks).
+    pub fn counts(&self) -> (usize, usize) {
+        let t = self.test.iter().filter(|&&b| b).count();
+        (self.test.len() - t, t)
+    }
+}
+
+/// Deterministic Bernoulli choice of a training pixel with probability `rate`.
+#[inline]
+pub fn sampled(seed: u64, row: usize, col: usize, rate: f64) -> bool {
+    rate >= 1.0 || unit(hash4(seed, 0x5A3F, row as u64, col as u64, 1)) < rate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_has_both_sets_and_is_deterministic() {
+        let a = BlockSplit::new(300, 200, 32, 0.3, 7);
+        let b = BlockSplit::new(300, 200, 32, 0.3, 7);
+        let (tr, te) = a.counts();
+        assert!(tr > 0 && te > 0);
+        assert_eq!(te, (0.3f64 * 70.0).round() as usize);
+        for r in (0..200).step_by(13) {
+            for c in (0..300).step_by(11) {
+                assert_eq!(a.is_test(r, c), b.is_test(r, c));
+            }
+        }
+    }
+
+    #[test]
+    fn pixels_of_one_block_share_a_side() {
+        let s = BlockSplit::new(128, 128, 16, 0.5, 1);
+        for br in 0..8 {
+            for bc in 0..8 {
+                let first = s.is_test(br * 16, bc * 16);
+                assert!((0..16).all(|d| s.is_test(br * 16 + d, bc * 16 + 15 - d) == first));
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Hand-crafted features: pure ndarray kernels and the per-tile feature stack.
+//!
+//! - [`indices`]: spectral indices from named bands.
+//! - [`sar`]: SAR conversions, ratios and speckle filters.
+//! - [`glcm`]: sliding-window GLCM (Haralick) texture.
+
+pub mod glcm;
+pub mod indices;
+pub mod sar;
+
+use ndarray::{s, Array2, Array3, ArrayView2, Axis};
+
+use crate::config::{FeatureConfig, GlcmConfig};
+use glcm::{Definitions, GlcmParams};
+
+/// Raw inputs of one tile (halo included).
+#[derive(Debug, Clone)]
+pub struct TileInputs {
+    /// Optical values as stored (DN), `[band, row, col]`; NaN where nodata or masked.
+    pub optical_dn: Array3<f32>,
+    /// SAR linear power, `[VV|VH, row, col]`; NaN in swath gaps / nodata.
+    pub sar_linear: Array3<f32>,
+}
+
+/// Source band of a GLCM block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GlcmSource {
+    /// Optical band index (values as stored, DN).
+    Optical(usize),
+    /// SAR VV in dB.
+    Vv,
+    /// SAR VH in dB.
+    Vh,
+}
+
+impl GlcmSource {
+    /// Resolves a configured band name against the optical band names.
+    pub fn resolve(name: &str, optical_bands: &[String]) -> Option<GlcmSource> {
+        if name.eq_ignore_ascii_case("VV") {
+            Some(GlcmSource::Vv)
+        } else if name.eq_ignore_ascii_case("VH") {
+            Some(GlcmSource::Vh)
+        } else {
+            optical_bands
+                .iter()
+                .position(|b| b.eq_ignore_ascii_case(name))
+                .map(GlcmSource::Optical)
+        }
+    }
+
+    /// The source image of a tile, in the units the quantisation range refers to.
+    pub fn image(&self, t: &TileInputs) -> Array2<f32> {
+        match self {
+            GlcmSource::Optical(i) => t.optical_dn.index_axis(Axis(0), *i).to_owned(),
+            GlcmSource::Vv => t.sar_linear.index_axis(Axis(0), 0).mapv(sar::linear_to_db),
+            GlcmSource::Vh => t.sar_linear.index_axis(Axis(0), 1).mapv(sar::linear_to_db),
+        }
+    }
+}
+
+/// One resolved GLCM block.
+#[derive(Debug, Clone)]
+pub struct GlcmBlock {
+    /// Source band.
+    pub source: GlcmSource,
+    /// Configured name of the source band.
+    pub band: String,
+    /// Parameters.
+    pub config: GlcmConfig,
+    /// Quantisation range (source units).
+    pub range: (f64, f64),
+    /// Indices into [`glcm::FEATURE_NAMES`] that are output.
+    pub features: Vec<usize>,
+}
+
+/// The ordered feature stack and how to compute it.
+#[derive(Debug, Clone)]
+pub struct FeaturePlan {
+    /// Feature names, in stack order.
+    pub names: Vec<String>,
+    /// Halo in pixels that a tile needs for its core to be exact.
+    pub halo: usize,
+    optical_bands: bool,
+    n_optical: usize,
+    scale: f32,
+    offset: f32,
+    indices: Vec<(String, Vec<usize>)>,
+    sar: Vec<String>,
+    speckle: crate::config::SpeckleConfig,
+    glcm: Vec<GlcmBlock>,
+}
+
+/// Halo needed by a feature configuration: the widest window any stage reads.
+pub fn halo_for(cfg: &FeatureConfig) -> usize {
+    let speckle = if cfg.speckle.filter == "none" {
+        0
+    } else {
+        cfg.speckle.radius
+    };
+    let texture = cfg
+        .glcm
+        .iter()
+        .map(|g| {
+            let reach = g
+                .offsets
+                .iter()
+                .map(|o| o[0].unsigned_abs().max(o[1].unsigned_abs()))
+                .max()
+                .unwrap_or(0);
+            g.radius + reach as usize
+        })
+        .max()
+        .unwrap_or(0);
+    speckle.max(texture)
+}
+
+impl FeaturePlan {
+    /// Builds the plan; `glcm_ranges` gives the quantisation range of each GLCM block.
+    pub fn new(
+        cfg: &FeatureConfig,
+        band_names: &[String],
+        scale: f64,
+        offset: f64,
+        glcm_ranges: &[(f64, f64)],
+    ) -> Self {
+        let mut names = Vec::new();
+        if cfg.optical_bands {
+            names.extend(band_names.iter().map(|b| format!("refl_{b}")));
+        }
+        let mut indices = Vec::new();
+        for name in &cfg.indices {
+            let need = indices::index_bands(name).unwrap_or(&[]);
+            let pos = need
+                .iter()
+                .filter_map(|b| band_names.iter().position(|x| x.eq_ignore_ascii_case(b)))
+                .collect();
+            indices.push((name.to_ascii_uppercase(), pos));
+            names.push(name.to_ascii_uppercase());
+        }
+        let filter = &cfg.speckle.filter;
+        for f in &cfg.sar {
+            names.push(if filter == "none" {
+                f.clone()
+            } else {
+                format!("{f}_{filter}")
+            });
+        }
+        let mut glcm = Vec::new();
+        for (g, range) in cfg.glcm.iter().zip(glcm_ranges) {
+            let source = GlcmSource::resolve(&g.band, band_names).unwrap_or(GlcmSource::Vv);
+            let features: Vec<usize> = match &g.features {
+                Some(list) => list
+                    .iter()
+                    .filter_map(|f| glcm::FEATURE_NAMES.iter().position(|n| n == f))
+                    .collect(),
+                None => (0..glcm::FEATURE_NAMES.len()).collect(),
+            };
+            let groups: Vec<String> = if g.average {
+                vec!["avg".into()]
+            } else {
+                g.offsets
+                    .iter()
+                    .map(|o| format!("dx{}dy{}", o[0], o[1]))
+                    .collect()
+            };
+            for grp in &groups {
+                for &f in &features {
+                    names.push(format!(
+                        "glcm_{}_{}_{}_{}",
+                        g.band,
+                        glcm::FEATURE_NAMES[f],
+                        grp,
+                        g.definitions
+                    ));
+                }
+            }
+            glcm.push(GlcmBlock {
+                source,
+                band: g.band.clone(),
+                config: g.clone(),
+                range: *range,
+                features,
+            });
+        }
+        FeaturePlan {
+            names,
+            halo: halo_for(cfg),
+            optical_bands: cfg.optical_bands,
+            n_optical: band_names.len(),
+            scale: scale as f32,
+            offset: offset as f32,
+            indices,
+            sar: cfg.sar.clone(),
+            speckle: cfg.speckle.clone(),
+            glcm,
+        }
+    }
+
+    /// GLCM blocks of the plan.
+    pub fn glcm_blocks(&self) -> &[GlcmBlock] {
+        &self.glcm
+    }
+
+    /// Names of the features that depend on the optical input (the rest depend on SAR).
+    pub fn optical_feature_mask(&self) -> Vec<bool> {
+        let mut m = Vec::new();
+        if self.optical_bands {
+            m.extend(std::iter::repeat_n(true, self.n_optical));
+        }
+        m.extend(std::iter::repeat_n(true, self.indices.len()));
+        m.extend(std::iter::repeat_n(false, self.sar.len()));
+        for g in &self.glcm {
+            let groups = if g.config.average {
+                1
+            } else {
+                g.config.offsets.len()
+            };
+            let opt = matches!(g.source, GlcmSource::Optical(_));
+            m.extend(std::iter::repeat_n(opt, groups * g.features.len()));
+        }
+        m
+    }
+
+    /// Computes the feature stack `[feature, row, col]` of a tile (halo included). NaN marks
+    /// a missing value (nodata input, masked optical, 0/0).
+    pub fn compute(&self, t: &TileInputs) -> Array3<f32> {
+        let (_, h, w) = t.optical_dn.dim();
+        let mut out = Array3::<f32>::from_elem((self.names.len(), h, w), f32::NAN);
+        let mut k = 0;
+        let refl = t.optical_dn.mapv(|v| v * self.scale + self.offset);
+        if self.optical_bands {
+            for b in 0..self.n_optical {
+                out.index_axis_mut(Axis(0), k)
+                    .assign(&refl.index_axis(Axis(0), b));
+                k += 1;
+            }
+        }
+        for (name, pos) in &self.indices {
+            let views: Vec<ArrayView2<f32>> =
+                pos.iter().map(|&p| refl.index_axis(Axis(0), p)).collect();
+            if let Some(v) = indices::spectral_index(name, &views) {
+                out.index_axis_mut(Axis(0), k).assign(&v);
+            }
+            k += 1;
+        }
+        if !self.sar.is_empty() {
+            let filt = |b: usize| -> Array2<f32> {
+                let img = t.sar_linear.index_axis(Axis(0), b);
+                match self.speckle.filter.as_str() {
+                    "lee" => sar::lee_filter(img, self.speckle.radius, self.speckle.looks),
+                    "gamma-map" => {
+                        sar::gamma_map_filter(img, self.speckle.radius, self.speckle.looks)
+                    }
+                    _ => img.to_owned(),
+                }
+            };
+            let vv = filt(0);
+            let vh = filt(1);
+            for f in &self.sar {
+                let v = match f.as_str() {
+                    "vv_db" => vv.mapv(sar::linear_to_db),
+                    "vh_db" => vh.mapv(sar::linear_to_db),
+                    "vh_vv_ratio_db" => ndarray::Zip::from(&vh)
+                        .and(&vv)
+                        .map_collect(|&a, &b| sar::linear_to_db(a) - sar::linear_to_db(b)),
+                    "rvi" => ndarray::Zip::from(&vv)
+                        .and(&vh)
+                        .map_collect(|&a, &b| sar::rvi(a, b)),
+                    "vv_lin" => vv.clone(),
+                    "vh_lin" => vh.clone(),
+                    _ => Array2::from_elem((h, w), f32::NAN),
+                };
+                out.index_axis_mut(Axis(0), k).assign(&v);
+                k += 1;
+            }
+        }
+        for g in &self.glcm {
+            let defs = if g.config.definitions == "otb" {
+                Definitions::Otb
+            } else {
+                Definitions::Standard
+            };
+            let img = g.source.image(t);
+            let q = glcm::quantise(img.view(), g.range.0, g.range.1, g.config.levels, defs);
+            let per_offset: Vec<Array3<f32>> = g
+                .config
+                .offsets
+                .iter()
+                .map(|o| {
+                    let p = GlcmParams {
+                        radius: g.config.radius,
+                        offset: (o[0], o[1]),
+                        levels: g.config.levels,
+                        definitions: defs,
+                    };
+                    glcm::glcm_features(q.view(), &p)
+                })
+                .collect();
+            if g.config.average {
+                let n = per_offset.len() as f32;
+                for &f in &g.features {
+                    let mut acc = per_offset[0].index_axis(Axis(0), f).to_owned();
+                    for o in &per_offset[1..] {
+                        acc += &o.index_axis(Axis(0), f);
+                    }
+                    acc.mapv_inplace(|v| v / n);
+                    out.index_axis_mut(Axis(0), k).assign(&acc);
+                    k += 1;
+                }
+            } else {
+                for o in &per_offset {
+                    for &f in &g.features {
+                        out.index_axis_mut(Axis(0), k)
+                            .assign(&o.index_axis(Axis(0), f));
+                        k += 1;
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(k, self.names.len());
+        out
+    }
+}
+
+/// Crops a `[band, row, col]` stack to a core window given relative to the stack.
+pub fn crop(stack: &Array3<f32>, row: usize, col: usize, h: usize, w: usize) -> Array3<f32> {
+    stack.slice(s![.., row..row + h, col..col + w]).to_owned()
+}

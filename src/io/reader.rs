@@ -1,0 +1,225 @@
+//! Opening rasters and reading windows as `[band, row, col]` f32 arrays.
+
+use std::path::{Path, PathBuf};
+
+use gdal::{Dataset, Metadata};
+use ndarray::{Array2, Array3};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::raster::{Grid, Window};
+
+/// Band facts reported by `inspect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BandInfo {
+    /// 1-based band index.
+    pub index: usize,
+    /// Band description (often the band name).
+    pub description: String,
+    /// GDAL data type name.
+    pub data_type: String,
+    /// Declared nodata value.
+    pub nodata: Option<f64>,
+}
+
+/// Raster facts reported by `inspect`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RasterInfo {
+    /// File.
+    pub path: PathBuf,
+    /// Grid.
+    pub grid: Grid,
+    /// Bands.
+    pub bands: Vec<BandInfo>,
+}
+
+/// Opens a raster, turning every failure into an input error that names the file and the fix.
+pub fn open(path: &Path) -> Result<Dataset> {
+    let meta = std::fs::metadata(path).map_err(|_| {
+        Error::input(path, "file not found; check the path in the pipeline file (relative paths resolve against the pipeline's folder)")
+    })?;
+    if meta.is_dir() {
+        return Err(Error::input(path, "is a folder, not a raster file"));
+    }
+    if meta.len() == 0 {
+        return Err(Error::input(
+            path,
+            "file is empty (0 bytes); regenerate or re-download it",
+        ));
+    }
+    let ds = Dataset::open(path).map_err(|e| {
+        Error::input(
+            path,
+            format!("GDAL cannot open it as a raster ({e}); the file is corrupt or not a GeoTIFF"),
+        )
+    })?;
+    if ds.raster_count() == 0 {
+        return Err(Error::input(path, "has no raster bands"));
+    }
+    Ok(ds)
+}
+
+/// The grid of an open dataset.
+pub fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
+    let (width, height) = ds.raster_size();
+    let transform = ds.geo_transform().map_err(|_| {
+        Error::input(path, "has no geotransform; geofuse needs georeferenced rasters (assign one with gdal_translate -a_ullr / -a_srs)")
+    })?;
+    let crs_wkt = ds.projection();
+    let epsg = ds
+        .spatial_ref()
+        .ok()
+        .and_then(|mut s| {
+            let _ = s.auto_identify_epsg();
+            s.auth_code().ok()
+        })
+        .and_then(|c| u32::try_from(c).ok());
+    Ok(Grid {
+        width,
+        height,
+        transform,
+        crs_wkt,
+        epsg,
+    })
+}
+
+/// Facts about a raster file.
+pub fn raster_info(path: &Path) -> Result<RasterInfo> {
+    let ds = open(path)?;
+    let grid = grid_of(&ds, path)?;
+    let mut bands = Vec::new();
+    for i in 1..=ds.raster_count() {
+        let b = ds
+            .rasterband(i)
+            .map_err(|e| Error::gdal(path, format!("open band {i}"), e))?;
+        bands.push(BandInfo {
+            index: i,
+            description: b.description().unwrap_or_default(),
+            data_type: b.band_type().name(),
+            nodata: b.no_data_value(),
+        });
+    }
+    Ok(RasterInfo {
+        path: path.to_path_buf(),
+        grid,
+        bands,
+    })
+}
+
+/// Whether two CRS (WKT) are the same.
+pub fn same_crs(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (
+        gdal::spatial_ref::SpatialRef::from_wkt(a),
+        gdal::spatial_ref::SpatialRef::from_wkt(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A per-worker reader of one raster.
+pub struct RasterReader {
+    path: PathBuf,
+    ds: Dataset,
+    nodata: Vec<Option<f64>>,
+}
+
+impl RasterReader {
+    /// Opens `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let ds = open(path)?;
+        let nodata = (1..=ds.raster_count())
+            .map(|i| ds.rasterband(i).ok().and_then(|b| b.no_data_value()))
+            .collect();
+        Ok(RasterReader {
+            path: path.to_path_buf(),
+            ds,
+            nodata,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of bands.
+    pub fn band_count(&self) -> usize {
+        self.ds.raster_count()
+    }
+
+    /// Reads 1-based `bands` over `win` as `[band, row, col]` f32; nodata becomes NaN.
+    pub fn read(&self, bands: &[usize], win: Window) -> Result<Array3<f32>> {
+        let mut out = Array3::<f32>::zeros((bands.len(), win.height, win.width));
+        for (k, &b) in bands.iter().enumerate() {
+            let plane = self.read_band(b, win, (win.width, win.height))?;
+            out.index_axis_mut(ndarray::Axis(0), k).assign(&plane);
+        }
+        Ok(out)
+    }
+
+    /// Reads one band over `win` resampled (nearest) to `size` = (cols, rows).
+    pub fn read_band(&self, band: usize, win: Window, size: (usize, usize)) -> Result<Array2<f32>> {
+        let rb = self
+            .ds
+            .rasterband(band)
+            .map_err(|e| Error::gdal(&self.path, format!("open band {band}"), e))?;
+        let mut buf = vec![0f32; size.0 * size.1];
+        rb.read_into_slice::<f32>(
+            (win.col as isize, win.row as isize),
+            (win.width, win.height),
+            size,
+            &mut buf,
+            None,
+        )
+        .map_err(|e| Error::gdal(&self.path, format!("read band {band} {win}"), e))?;
+        if let Some(nd) = self.nodata.get(band - 1).copied().flatten() {
+            let ndf = nd as f32;
+            for v in &mut buf {
+                if *v == ndf {
+                    *v = f32::NAN;
+                }
+            }
+        }
+        // GDAL fills the buffer row by row: (cols, rows) in C order is ndarray [row, col].
+        Array2::from_shape_vec((size.1, size.0), buf).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// A decimated sample of a band (at most `max_side` x `max_side`, nearest), without NaN.
+    pub fn sample(&self, band: usize, max_side: usize) -> Result<Vec<f32>> {
+        let (w, h) = self.ds.raster_size();
+        let f = (w.max(h) as f64 / max_side as f64).max(1.0);
+        let size = (
+            ((w as f64 / f).round() as usize).max(1),
+            ((h as f64 / f).round() as usize).max(1),
+        );
+        let a = self.read_band(band, Window::full(w, h), size)?;
+        Ok(a.iter().copied().filter(|v| !v.is_nan()).collect())
+    }
+}
+
+/// The `p`-th percentile (0..=100) of `v` (sorted copy, nearest rank); None when empty.
+pub fn percentile(v: &[f32], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mut s: Vec<f32> = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let idx = ((p / 100.0) * (s.len() - 1) as f64).round() as usize;
+    Some(s[idx.min(s.len() - 1)] as f64)
+}
+
+/// Bounds of a grid in WGS 84 longitude/latitude `[west, south, east, north]`.
+pub fn lonlat_bounds(grid: &Grid) -> Option<[f64; 4]> {
+    use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+    let src = SpatialRef::from_wkt(&grid.crs_wkt).ok()?;
+    let mut dst = SpatialRef::from_epsg(4326).ok()?;
+    dst.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let mut src = src;
+    src.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let t = CoordTransform::new(&src, &dst).ok()?;
+    t.transform_bounds(&grid.bounds(), 21).ok()
+}

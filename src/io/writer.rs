@@ -1,0 +1,476 @@
+//! Writing products: a staging GeoTIFF filled tile by tile, then a Cloud-Optimized GeoTIFF
+//! made with the COG driver and renamed into place only when complete.
+//!
+//! Every product is written inside a private temporary folder next to its destination; the
+//! folder is removed on error or drop, so an interrupted run leaves no partial product.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use gdal::raster::{ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
+use gdal::{Dataset, DriverManager, Metadata};
+use ndarray::{Array2, Array3};
+
+use crate::config::ClassDef;
+use crate::error::{Error, Result};
+use crate::raster::{Grid, Window};
+
+/// One Byte band of a product.
+#[derive(Debug, Clone)]
+pub struct ByteBand {
+    /// Short name (also the description's first word).
+    pub name: String,
+    /// Description written to the band.
+    pub description: String,
+    /// Physical = byte * scale + offset.
+    pub scale: f64,
+    /// Offset.
+    pub offset: f64,
+}
+
+/// Everything a product file declares.
+#[derive(Debug, Clone)]
+pub struct ProductSpec {
+    /// Grid (size, transform, CRS).
+    pub grid: Grid,
+    /// Bands; band 1 is the class band and gets the colour table and category names.
+    pub bands: Vec<ByteBand>,
+    /// Class table for band 1.
+    pub classes: Vec<ClassDef>,
+    /// Dataset metadata items.
+    pub metadata: Vec<(String, String)>,
+    /// Nodata value of every band.
+    pub nodata: u8,
+}
+
+/// Writes a product tile by tile from any thread, then finishes it as a COG.
+pub struct ProductWriter {
+    final_path: PathBuf,
+    tmp_dir: PathBuf,
+    staging: Mutex<Option<Dataset>>,
+    classes: Vec<ClassDef>,
+    nodata: u8,
+    done: bool,
+}
+
+fn options(list: &[(&str, &str)]) -> Result<RasterCreationOptions> {
+    let mut o = RasterCreationOptions::new();
+    for (k, v) in list {
+        o.set_name_value(k, v)
+            .map_err(|e| Error::Internal(format!("creation option {k}: {e}")))?;
+    }
+    Ok(o)
+}
+
+/// A private temporary folder beside `final_path`.
+pub fn temp_dir_for(final_path: &Path) -> Result<PathBuf> {
+    let parent = final_path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create output folder", e))?;
+    let stem = final_path
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("product");
+    let dir = parent.join(format!(".tmp-{stem}-{}", std::process::id()));
+    if dir.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, "create temporary folder", e))?;
+    Ok(dir)
+}
+
+impl ProductWriter {
+    /// Creates the staging file for a product that will end up at `final_path`.
+    pub fn create(final_path: &Path, spec: &ProductSpec) -> Result<Self> {
+        let tmp_dir = temp_dir_for(final_path)?;
+        let stage = tmp_dir.join("staging.tif");
+        let drv = DriverManager::get_driver_by_name("GTiff")
+            .map_err(|e| Error::gdal(&stage, "GTiff driver", e))?;
+        let opts = options(&[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+            ("COMPRESS", "NONE"),
+            ("BIGTIFF", "IF_SAFER"),
+        ])?;
+        let g = &spec.grid;
+        let mut ds = drv
+            .create_with_band_type_with_options::<u8, _>(
+                &stage,
+                g.width,
+                g.height,
+                spec.bands.len(),
+                &opts,
+            )
+            .map_err(|e| Error::gdal(&stage, "create staging product", e))?;
+        ds.set_geo_transform(&g.transform)
+            .map_err(|e| Error::gdal(&stage, "set geotransform", e))?;
+        if !g.crs_wkt.is_empty() {
+            ds.set_projection(&g.crs_wkt)
+                .map_err(|e| Error::gdal(&stage, "set CRS", e))?;
+        }
+        for (k, v) in &spec.metadata {
+            ds.set_metadata_item(k, v, "")
+                .map_err(|e| Error::gdal(&stage, "set metadata", e))?;
+        }
+        for (i, b) in spec.bands.iter().enumerate() {
+            let mut band = ds
+                .rasterband(i + 1)
+                .map_err(|e| Error::gdal(&stage, "band", e))?;
+            band.set_description(&b.description)
+                .map_err(|e| Error::gdal(&stage, "set description", e))?;
+            band.set_no_data_value(Some(spec.nodata as f64))
+                .map_err(|e| Error::gdal(&stage, "set nodata", e))?;
+            // Pre-fill with nodata so pixels no tile writes are honest.
+            band.fill(spec.nodata as f64, None)
+                .map_err(|e| Error::gdal(&stage, "fill", e))?;
+            if i > 0 {
+                band.set_scale(b.scale)
+                    .map_err(|e| Error::gdal(&stage, "set scale", e))?;
+                band.set_offset(b.offset)
+                    .map_err(|e| Error::gdal(&stage, "set offset", e))?;
+            }
+        }
+        Ok(ProductWriter {
+            final_path: final_path.to_path_buf(),
+            tmp_dir,
+            staging: Mutex::new(Some(ds)),
+            classes: spec.classes.clone(),
+            nodata: spec.nodata,
+            done: false,
+        })
+    }
+
+    /// Writes the bands `[band, row, col]` of one tile core at `win`.
+    pub fn write_core(&self, win: Window, data: &Array3<u8>) -> Result<()> {
+        let mut guard = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
+        let ds = guard
+            .as_mut()
+            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        for b in 0..data.shape()[0] {
+            let plane: Array2<u8> = data.index_axis(ndarray::Axis(0), b).to_owned();
+            let mut buf = to_buffer(plane);
+            ds.rasterband(b + 1)
+                .and_then(|mut band| {
+                    band.write(
+                        (win.col as isize, win.row as isize),
+                        (win.width, win.height),
+                        &mut buf,
+                    )
+                })
+                .map_err(|e| {
+                    Error::gdal(&self.tmp_dir, format!("write band {} {win}", b + 1), e)
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Converts the staging file to a COG (deflate, internal tiles, nearest overviews), sets
+    /// category names (stored in the `.aux.xml` sidecar) and moves both into place.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let staging = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Internal("writer lock poisoned".into()))?
+            .take()
+            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        let name = self
+            .final_path
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "product.tif".into());
+        let cog_tmp = self.tmp_dir.join(&name);
+        {
+            let drv = DriverManager::get_driver_by_name("COG")
+                .map_err(|e| Error::gdal(&cog_tmp, "COG driver (GDAL >= 3.1 needed)", e))?;
+            let opts = options(&[
+                ("COMPRESS", "DEFLATE"),
+                ("LEVEL", "6"),
+                ("BLOCKSIZE", "512"),
+                ("OVERVIEWS", "IGNORE_EXISTING"),
+                ("RESAMPLING", "NEAREST"),
+                ("BIGTIFF", "IF_SAFER"),
+                ("NUM_THREADS", "ALL_CPUS"),
+            ])?;
+            let cog = staging
+                .create_copy(&drv, &cog_tmp, &opts)
+                .map_err(|e| Error::gdal(&cog_tmp, "create COG", e))?;
+            drop(cog);
+        }
+        drop(staging);
+        set_class_sidecar(&cog_tmp, &self.classes, self.nodata)?;
+        let aux_tmp = append_ext(&cog_tmp, ".aux.xml");
+        let aux_final = append_ext(&self.final_path, ".aux.xml");
+        if aux_tmp.exists() {
+            std::fs::rename(&aux_tmp, &aux_final)
+                .map_err(|e| Error::io(&aux_final, "move sidecar into place", e))?;
+        }
+        std::fs::rename(&cog_tmp, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, "move product into place", e))?;
+        self.done = true;
+        let _ = std::fs::remove_dir_all(&self.tmp_dir);
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for ProductWriter {
+    fn drop(&mut self) {
+        if let Ok(mut g) = self.staging.lock() {
+            g.take();
+        }
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.tmp_dir);
+        }
+    }
+}
+
+/// The one conversion from ndarray `[row, col]` to GDAL's `(cols, rows)` buffer.
+fn to_buffer<T: gdal::raster::GdalType + Copy>(a: Array2<T>) -> gdal::raster::Buffer<T> {
+    let (h, w) = a.dim();
+    let data = if a.is_standard_layout() {
+        a.into_raw_vec_and_offset().0
+    } else {
+        a.iter().copied().collect()
+    };
+    gdal::raster::Buffer::new((w, h), data)
+}
+
+/// `path` with `ext` appended to its file name.
+pub fn append_ext(path: &Path, ext: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// Sets band 1's colour table, palette interpretation and category names (index = class id)
+/// on a finished file opened read-only: a multi-band TIFF cannot hold a colour table, so
+/// GDAL keeps both in the `.aux.xml` sidecar, which it writes when the dataset closes.
+fn set_class_sidecar(path: &Path, classes: &[ClassDef], nodata: u8) -> Result<()> {
+    let ds = Dataset::open(path).map_err(|e| Error::gdal(path, "reopen product", e))?;
+    let mut band = ds
+        .rasterband(1)
+        .map_err(|e| Error::gdal(path, "band 1", e))?;
+    let mut ct = ColorTable::new(PaletteInterpretation::Rgba);
+    for c in classes {
+        let [r, g, b] = c.rgb().unwrap_or([128, 128, 128]);
+        ct.set_color_entry(
+            c.id as u16,
+            &ColorEntry::rgba(r as i16, g as i16, b as i16, 255),
+        );
+    }
+    ct.set_color_entry(nodata as u16, &ColorEntry::rgba(0, 0, 0, 0));
+    band.set_color_table(&ct);
+    band.set_color_interpretation(gdal::raster::ColorInterpretation::PaletteIndex)
+        .map_err(|e| Error::gdal(path, "set palette interpretation", e))?;
+    let max_id = classes.iter().map(|c| c.id as usize).max().unwrap_or(0);
+    let mut names = vec![String::new(); max_id + 1];
+    for c in classes {
+        names[c.id as usize] = c.name.clone();
+    }
+    let cstrings: Vec<CString> = names
+        .iter()
+        .map(|n| CString::new(n.as_str()).unwrap_or_default())
+        .collect();
+    let mut ptrs: Vec<*mut std::ffi::c_char> =
+        cstrings.iter().map(|c| c.as_ptr() as *mut _).collect();
+    ptrs.push(std::ptr::null_mut());
+    // SAFETY: `band` is a live band of `ds`; `ptrs` is a NULL-terminated array of valid
+    // C strings that outlive the call (GDAL copies them).
+    let rv = unsafe {
+        gdal_sys::GDALSetRasterCategoryNames(
+            band.c_rasterband(),
+            ptrs.as_mut_ptr() as gdal_sys::CSLConstList,
+        )
+    };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(Error::Internal(format!(
+            "GDALSetRasterCategoryNames failed on {}",
+            path.display()
+        )));
+    }
+    drop(band);
+    drop(ds);
+    Ok(())
+}
+
+/// Writes a Float32 GeoTIFF (deflate, tiled) with band descriptions; NaN becomes `nodata`.
+/// Used for feature stacks. Written to a temporary name and renamed when complete.
+pub fn write_float_stack(
+    path: &Path,
+    grid: &Grid,
+    names: &[String],
+    data: &Array3<f32>,
+    nodata: f32,
+) -> Result<()> {
+    let tmp_dir = temp_dir_for(path)?;
+    let guard = TempDirGuard(tmp_dir.clone());
+    let tmp = tmp_dir.join("stack.tif");
+    {
+        let drv = DriverManager::get_driver_by_name("GTiff")
+            .map_err(|e| Error::gdal(&tmp, "GTiff driver", e))?;
+        let opts = options(&[
+            ("TILED", "YES"),
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", "3"),
+            ("BIGTIFF", "IF_SAFER"),
+        ])?;
+        let mut ds = drv
+            .create_with_band_type_with_options::<f32, _>(
+                &tmp,
+                grid.width,
+                grid.height,
+                names.len(),
+                &opts,
+            )
+            .map_err(|e| Error::gdal(&tmp, "create feature stack", e))?;
+        ds.set_geo_transform(&grid.transform)
+            .map_err(|e| Error::gdal(&tmp, "set geotransform", e))?;
+        if !grid.crs_wkt.is_empty() {
+            ds.set_projection(&grid.crs_wkt)
+                .map_err(|e| Error::gdal(&tmp, "set CRS", e))?;
+        }
+        for (i, n) in names.iter().enumerate() {
+            let mut band = ds
+                .rasterband(i + 1)
+                .map_err(|e| Error::gdal(&tmp, "band", e))?;
+            band.set_description(n)
+                .map_err(|e| Error::gdal(&tmp, "description", e))?;
+            band.set_no_data_value(Some(nodata as f64))
+                .map_err(|e| Error::gdal(&tmp, "nodata", e))?;
+            let plane =
+                data.index_axis(ndarray::Axis(0), i)
+                    .mapv(|v| if v.is_nan() { nodata } else { v });
+            let mut buf = to_buffer(plane);
+            band.write((0, 0), (grid.width, grid.height), &mut buf)
+                .map_err(|e| Error::gdal(&tmp, "write", e))?;
+        }
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "move into place", e))?;
+    drop(guard);
+    Ok(())
+}
+
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Streams a multi-band GeoTIFF (tiled, deflate) strip by strip; the file appears under its
+/// final name only after [`StreamWriter::finish`].
+pub struct StreamWriter {
+    final_path: PathBuf,
+    tmp: PathBuf,
+    ds: Option<Dataset>,
+}
+
+impl StreamWriter {
+    /// Creates a `bands`-band raster of type `T` on `grid`.
+    pub fn create<T: gdal::raster::GdalType + Copy>(
+        path: &Path,
+        grid: &Grid,
+        descriptions: &[&str],
+        nodata: Option<f64>,
+    ) -> Result<Self> {
+        let tmp = append_ext(path, ".partial.tif");
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "create folder", e))?;
+        }
+        let drv = DriverManager::get_driver_by_name("GTiff")
+            .map_err(|e| Error::gdal(&tmp, "GTiff driver", e))?;
+        let predictor = if T::datatype() == gdal::raster::GdalDataType::Float32 {
+            "3"
+        } else {
+            "2"
+        };
+        let opts = options(&[
+            ("TILED", "YES"),
+            ("BLOCKXSIZE", "256"),
+            ("BLOCKYSIZE", "256"),
+            ("COMPRESS", "DEFLATE"),
+            ("PREDICTOR", predictor),
+            ("ZLEVEL", "9"),
+            ("BIGTIFF", "IF_SAFER"),
+        ])?;
+        let mut ds = drv
+            .create_with_band_type_with_options::<T, _>(
+                &tmp,
+                grid.width,
+                grid.height,
+                descriptions.len(),
+                &opts,
+            )
+            .map_err(|e| Error::gdal(&tmp, "create", e))?;
+        ds.set_geo_transform(&grid.transform)
+            .map_err(|e| Error::gdal(&tmp, "set geotransform", e))?;
+        ds.set_projection(&grid.crs_wkt)
+            .map_err(|e| Error::gdal(&tmp, "set CRS", e))?;
+        for (i, d) in descriptions.iter().enumerate() {
+            let mut b = ds
+                .rasterband(i + 1)
+                .map_err(|e| Error::gdal(&tmp, "band", e))?;
+            b.set_description(d)
+                .map_err(|e| Error::gdal(&tmp, "description", e))?;
+            if let Some(nd) = nodata {
+                b.set_no_data_value(Some(nd))
+                    .map_err(|e| Error::gdal(&tmp, "nodata", e))?;
+            }
+        }
+        Ok(StreamWriter {
+            final_path: path.to_path_buf(),
+            tmp,
+            ds: Some(ds),
+        })
+    }
+
+    /// Writes `[band, row, col]` at (`row`, `col`).
+    pub fn write<T: gdal::raster::GdalType + Copy>(
+        &mut self,
+        row: usize,
+        col: usize,
+        data: &Array3<T>,
+    ) -> Result<()> {
+        let ds = self
+            .ds
+            .as_mut()
+            .ok_or_else(|| Error::Internal("stream writer finished".into()))?;
+        let (_, h, w) = data.dim();
+        for b in 0..data.shape()[0] {
+            let mut buf = to_buffer(data.index_axis(ndarray::Axis(0), b).to_owned());
+            ds.rasterband(b + 1)
+                .and_then(|mut band| band.write((col as isize, row as isize), (w, h), &mut buf))
+                .map_err(|e| Error::gdal(&self.tmp, format!("write rows {row}..{}", row + h), e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file and moves it into place.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        if let Some(ds) = self.ds.take() {
+            ds.close().map_err(|e| Error::gdal(&self.tmp, "close", e))?;
+        }
+        std::fs::rename(&self.tmp, &self.final_path)
+            .map_err(|e| Error::io(&self.final_path, "move into place", e))?;
+        Ok(self.final_path.clone())
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        if self.ds.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// WKT of an EPSG code.
+pub fn epsg_wkt(code: u32) -> Result<String> {
+    gdal::spatial_ref::SpatialRef::from_epsg(code)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| Error::gdal(format!("EPSG:{code}"), "build CRS", e))
+}

@@ -1,0 +1,29 @@
+//! geofuse: a batch engine that fuses optical (Sentinel-2-like) and SAR (Sentinel-1-like)
+//! imagery into classified Cloud-Optimized GeoTIFFs with per-pixel uncertainty.
+//!
+//! Stages, one module each:
+//! - [`config`]: the pipeline file (TOML) and its validation.
+//! - [`raster`]: grids, geotransforms, windows.
+//! - [`io`]: the only place that calls GDAL (read windows, write COGs, warp).
+//! - [`tiler`]: tiles with halos.
+//! - [`features`]: spectral indices, SAR features, GLCM texture (pure kernels).
+//! - [`classic`]: the hand-crafted random-forest classifier.
+//! - [`uncertainty`]: confidence, aleatoric, epistemic and total uncertainty.
+//! - [`eval`]: spatial block split and accuracy metrics.
+//! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
+//! - [`synth`]: the synthetic scene generator.
+
+pub mod classic;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod features;
+pub mod io;
+pub mod pipeline;
+pub mod raster;
+pub mod rng;
+pub mod synth;
+pub mod tiler;
+pub mod uncertainty;
+
+pub use error::{Error, Result};

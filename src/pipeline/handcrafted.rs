@@ -1,0 +1,509 @@
+//! The `handcrafted` method on one scene: features → random forest → product.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use ndarray::{Array2, Array3, Axis};
+use rayon::prelude::*;
+
+use crate::classic::{Forest, ForestParams, HandcraftedModel, MODEL_FORMAT};
+use crate::config::{GlcmConfig, MethodDef, Pipeline, SarUnit};
+use crate::error::{Error, Result};
+use crate::eval::metrics::Confusion;
+use crate::eval::split::{sampled, BlockSplit};
+use crate::features::{FeaturePlan, GlcmSource};
+use crate::io::reader::{percentile, RasterReader};
+use crate::io::writer::{ByteBand, ProductSpec, ProductWriter};
+use crate::pipeline::scene::{SceneReader, SceneSources};
+use crate::pipeline::Log;
+use crate::tiler::{tiles, Tile};
+use crate::uncertainty::{summarise, to_byte, BYTE_SCALE};
+
+/// What one method run produced.
+#[derive(Debug, Clone)]
+pub struct MethodOutcome {
+    /// Product COG.
+    pub product: PathBuf,
+    /// Model file and hash.
+    pub model: PathBuf,
+    /// Model hash.
+    pub model_hash: String,
+    /// Held-out confusion matrix (None without labels).
+    pub confusion: Option<Confusion>,
+    /// Training samples per class.
+    pub samples_per_class: Vec<usize>,
+    /// (train, test) block counts.
+    pub blocks: (usize, usize),
+    /// Wall seconds of the prediction pass (features + forest + writing).
+    pub predict_seconds: f64,
+    /// Wall seconds in total (including training).
+    pub seconds: f64,
+}
+
+/// Product band layout (DESIGN.md product contract).
+pub fn product_bands(n_classes: usize) -> Vec<ByteBand> {
+    let u = |name: &str, what: &str| ByteBand {
+        name: name.into(),
+        description: format!("{name}: {what}; physical = value x {BYTE_SCALE}, 0..1"),
+        scale: BYTE_SCALE,
+        offset: 0.0,
+    };
+    vec![
+        ByteBand {
+            name: "class".into(),
+            description: "class: class id (see category names); 255 = nodata".into(),
+            scale: 1.0,
+            offset: 0.0,
+        },
+        u("confidence", "max class probability"),
+        u(
+            "aleatoric",
+            &format!("aleatoric uncertainty, mean per-member entropy / ln {n_classes}"),
+        ),
+        u(
+            "epistemic",
+            &format!("epistemic uncertainty, mutual information / ln {n_classes}"),
+        ),
+        u(
+            "total",
+            &format!("total uncertainty, entropy of the mean / ln {n_classes}"),
+        ),
+        ByteBand {
+            name: "modalities".into(),
+            description: "modalities: bit 1 optical present, bit 2 SAR present".into(),
+            scale: 1.0,
+            offset: 0.0,
+        },
+    ]
+}
+
+/// Quantisation range of each GLCM block, from the pipeline (`fixed`) or from scene
+/// percentiles of a decimated read (`percentile`).
+pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, f64)>> {
+    let mut out = Vec::new();
+    for g in glcm {
+        if g.quantisation == "fixed" {
+            out.push((g.min.unwrap_or(0.0), g.max.unwrap_or(1.0)));
+            continue;
+        }
+        let source = GlcmSource::resolve(&g.band, &src.optical_bands)
+            .ok_or_else(|| Error::input(&src.optical, format!("GLCM band {} not found", g.band)))?;
+        let (path, band, to_db) = match source {
+            GlcmSource::Optical(i) => (&src.optical, i + 1, false),
+            GlcmSource::Vv => (&src.sar, src.sar_bands[0], src.sar_unit == SarUnit::Linear),
+            GlcmSource::Vh => (&src.sar, src.sar_bands[1], src.sar_unit == SarUnit::Linear),
+        };
+        let r = RasterReader::open(path)?;
+        let mut v = r.sample(band, 1024)?;
+        if to_db {
+            v = v
+                .into_iter()
+                .map(crate::features::sar::linear_to_db)
+                .filter(|x| !x.is_nan())
+                .collect();
+        }
+        let lo = percentile(&v, g.percentiles[0]).ok_or_else(|| {
+            Error::input(
+                path,
+                format!("band {band} has no valid pixel for GLCM quantisation"),
+            )
+        })?;
+        let mut hi = percentile(&v, g.percentiles[1]).unwrap_or(lo + 1.0);
+        if hi <= lo {
+            hi = lo + 1.0;
+        }
+        out.push((lo, hi));
+    }
+    Ok(out)
+}
+
+fn progress(log: &Log, what: &str, done: &AtomicUsize, total: usize) {
+    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+    let step = (total / 10).max(1);
+    if d == total || d % step == 0 {
+        log.info(&format!("{what}: {d}/{total} tiles"));
+    }
+}
+
+/// Features of one tile, cropped to its core: `[feature, row, col]`.
+fn tile_features(
+    reader: &SceneReader,
+    plan: &FeaturePlan,
+    t: &Tile,
+) -> Result<(Array3<f32>, Option<Array2<f32>>)> {
+    let data = reader.read(t.read)?;
+    let stack = plan.compute(&data.inputs);
+    let (r0, c0) = t.core_offset();
+    let core = crate::features::crop(&stack, r0, c0, t.core.height, t.core.width);
+    let labels = data.labels.map(|l| {
+        l.slice(ndarray::s![r0..r0 + t.core.height, c0..c0 + t.core.width])
+            .to_owned()
+    });
+    Ok((core, labels))
+}
+
+/// Class index of a label value, if it is in the class table.
+fn class_index(ids: &[u8], v: f32) -> Option<usize> {
+    if v.is_nan() || !(0.0..=255.0).contains(&v) {
+        return None;
+    }
+    ids.iter().position(|&id| id as f32 == v)
+}
+
+/// Trains the forest on pixels of the training blocks (deterministic sampling).
+fn train(
+    p: &Pipeline,
+    src: &SceneSources,
+    method: &MethodDef,
+    plan: &FeaturePlan,
+    ranges: &[(f64, f64)],
+    tiles: &[Tile],
+    split: &BlockSplit,
+    log: &Log,
+) -> Result<HandcraftedModel> {
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let k = ids.len();
+    // Pass 0: training pixels per class (labels only).
+    let counts = tiles
+        .par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, t| -> Result<Vec<usize>> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
+                let mut c = vec![0usize; k];
+                if let Some(l) = reader.read_labels(t.core)? {
+                    for ((r, col), &v) in l.indexed_iter() {
+                        if let Some(ci) = class_index(&ids, v) {
+                            if !split.is_test(t.core.row + r, t.core.col + col) {
+                                c[ci] += 1;
+                            }
+                        }
+                    }
+                }
+                Ok(c)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .fold(vec![0usize; k], |mut a, c| {
+            a.iter_mut().zip(c).for_each(|(x, y)| *x += y);
+            a
+        });
+    let present = counts.iter().filter(|&&c| c > 0).count();
+    if present < 2 {
+        return Err(Error::input(
+            src.labels.clone().unwrap_or_default(),
+            format!(
+                "the training blocks hold labels of {present} class(es) from the class table (ids {:?}); check that label values match `classes` ids",
+                ids
+            ),
+        ));
+    }
+    let cap = p.split.samples_per_class as f64;
+    let rates: Vec<f64> = counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                (cap / c as f64).min(1.0)
+            }
+        })
+        .collect();
+    let nf = plan.names.len();
+    let done = AtomicUsize::new(0);
+    let parts = tiles
+        .par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, t| -> Result<(Vec<f32>, Vec<u8>)> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
+                let mut xs = Vec::new();
+                let mut ys = Vec::new();
+                // Skip tiles without any sampled training pixel before computing features.
+                let labels = reader.read_labels(t.core)?;
+                let Some(labels) = labels else {
+                    return Ok((xs, ys));
+                };
+                let mut picks = Vec::new();
+                for ((r, c), &v) in labels.indexed_iter() {
+                    let (row, col) = (t.core.row + r, t.core.col + c);
+                    if let Some(ci) = class_index(&ids, v) {
+                        if !split.is_test(row, col) && sampled(p.seed, row, col, rates[ci]) {
+                            picks.push((r, c, ci));
+                        }
+                    }
+                }
+                if !picks.is_empty() {
+                    let (f, _) = tile_features(reader, plan, t)?;
+                    for (r, c, ci) in picks {
+                        xs.extend((0..nf).map(|j| f[[j, r, c]]));
+                        ys.push(ci as u8);
+                    }
+                }
+                progress(log, "  training samples", &done, tiles.len());
+                Ok((xs, ys))
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for (xs, ys) in parts {
+        x.extend(xs);
+        y.extend(ys);
+    }
+    let mut per_class = vec![0usize; k];
+    y.iter().for_each(|&c| per_class[c as usize] += 1);
+    let n = y.len() as f64;
+    let weights: Vec<f64> = per_class
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                n / (present as f64 * c as f64)
+            }
+        })
+        .collect();
+    let params = ForestParams {
+        trees: method.trees,
+        max_depth: method.max_depth,
+        min_samples_leaf: method.min_samples_leaf,
+        mtry: method
+            .features_per_split
+            .unwrap_or(((nf as f64).sqrt().round() as usize).max(1))
+            .min(nf),
+        seed: p.seed,
+    };
+    log.info(&format!(
+        "  training {} trees on {} samples x {nf} features (per class {:?})",
+        params.trees,
+        y.len(),
+        per_class
+    ));
+    let forest = Forest::train(&x, &y, nf, k, &weights, &params);
+    Ok(HandcraftedModel {
+        format: MODEL_FORMAT.into(),
+        geofuse_version: env!("CARGO_PKG_VERSION").into(),
+        feature_names: plan.names.clone(),
+        classes: p.classes.clone(),
+        glcm_ranges: ranges.to_vec(),
+        samples_per_class: per_class,
+        class_weights: weights,
+        forest,
+    })
+}
+
+/// Per-pixel prediction of one tile core: product bands `[6, row, col]`.
+pub fn predict_tile(
+    model: &HandcraftedModel,
+    features: &Array3<f32>,
+    optical_mask: &[bool],
+) -> Array3<u8> {
+    let (nf, h, w) = features.dim();
+    let k = model.classes.len();
+    let mut out = Array3::<u8>::from_elem((6, h, w), 255);
+    let mut x = vec![0f32; nf];
+    let mut probs = vec![0f32; k];
+    for r in 0..h {
+        for c in 0..w {
+            let mut opt = false;
+            let mut sar = false;
+            for (j, v) in x.iter_mut().enumerate() {
+                *v = features[[j, r, c]];
+                if !v.is_nan() {
+                    if optical_mask[j] {
+                        opt = true
+                    } else {
+                        sar = true
+                    }
+                }
+            }
+            if !opt && !sar {
+                out[[5, r, c]] = 0;
+                continue;
+            }
+            probs.iter_mut().for_each(|p| *p = 0.0);
+            let ent = model.forest.predict_into(&x, &mut probs);
+            let best = (0..k)
+                .max_by(|&a, &b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a)))
+                .unwrap_or(0);
+            let u = summarise(&probs, ent);
+            out[[0, r, c]] = model.classes[best].id;
+            out[[1, r, c]] = to_byte(u.confidence);
+            out[[2, r, c]] = to_byte(u.aleatoric);
+            out[[3, r, c]] = to_byte(u.epistemic);
+            out[[4, r, c]] = to_byte(u.total);
+            out[[5, r, c]] = opt as u8 | (sar as u8) << 1;
+        }
+    }
+    out
+}
+
+/// Runs the hand-crafted method on one scene, writing `<scene_out>/<method>.tif`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_handcrafted(
+    p: &Pipeline,
+    src: &SceneSources,
+    method: &MethodDef,
+    scene_out: &Path,
+    metadata: Vec<(String, String)>,
+    log: &Log,
+) -> Result<MethodOutcome> {
+    let t0 = Instant::now();
+    let g = &src.grid;
+    let split = BlockSplit::new(
+        g.width,
+        g.height,
+        p.split.block_size,
+        p.split.test_fraction,
+        p.seed,
+    );
+    let (model, model_path, model_hash) = match &method.model {
+        Some(path) => {
+            let (m, h) = HandcraftedModel::load(path)?;
+            (m, path.clone(), h)
+        }
+        None => {
+            let ranges = glcm_ranges(src, &p.features.glcm)?;
+            let plan = FeaturePlan::new(
+                &p.features,
+                &src.optical_bands,
+                src.scale,
+                src.offset,
+                &ranges,
+            );
+            let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
+            if src.labels.is_none() {
+                return Err(Error::config(
+                    &src.optical,
+                    format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
+                ));
+            }
+            let m = train(p, src, method, &plan, &ranges, &tl, &split, log)?;
+            let path = scene_out.join(format!("{}.model", method.name));
+            let h = m.save(&path)?;
+            (m, path, h)
+        }
+    };
+    let plan = FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &model.glcm_ranges,
+    );
+    model.check_compatible(&model_path, &plan.names, &p.classes)?;
+    let optical_mask = plan.optical_feature_mask();
+    let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
+    let final_path = scene_out.join(format!("{}.tif", method.name));
+    let mut md = metadata;
+    md.push(("GEOFUSE_MODEL_HASH".into(), model_hash.clone()));
+    md.push(("GEOFUSE_FEATURES".into(), plan.names.join(",")));
+    let spec = ProductSpec {
+        grid: g.clone(),
+        bands: product_bands(p.classes.len()),
+        classes: p.classes.clone(),
+        metadata: md,
+        nodata: 255,
+    };
+    let writer = ProductWriter::create(&final_path, &spec)?;
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let k = ids.len();
+    let t1 = Instant::now();
+    let done = AtomicUsize::new(0);
+    let confusions = tl
+        .par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, t| -> Result<Confusion> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
+                let (f, labels) = tile_features(reader, &plan, t)?;
+                let bands = predict_tile(&model, &f, &optical_mask);
+                writer.write_core(t.core, &bands)?;
+                let mut conf = Confusion::new(k);
+                if let Some(l) = labels {
+                    for ((r, c), &v) in l.indexed_iter() {
+                        let pred = bands[[0, r, c]];
+                        if pred == 255 || !split.is_test(t.core.row + r, t.core.col + c) {
+                            continue;
+                        }
+                        if let (Some(ri), Some(pi)) =
+                            (class_index(&ids, v), ids.iter().position(|&id| id == pred))
+                        {
+                            conf.add(ri, pi);
+                        }
+                    }
+                }
+                progress(log, "  predicting", &done, tl.len());
+                Ok(conf)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let product = writer.finish()?;
+    let predict_seconds = t1.elapsed().as_secs_f64();
+    let confusion = src.labels.as_ref().map(|_| {
+        let mut c = Confusion::new(k);
+        confusions.iter().for_each(|x| c.merge(x));
+        c
+    });
+    Ok(MethodOutcome {
+        product,
+        model: model_path,
+        model_hash,
+        confusion,
+        samples_per_class: model.samples_per_class.clone(),
+        blocks: split.counts(),
+        predict_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Computes the full feature stack of a scene tile by tile (for `geofuse features` and tests):
+/// `[feature, row, col]` with NaN where missing.
+pub fn scene_features(
+    p: &Pipeline,
+    src: &SceneSources,
+    tile_size: usize,
+) -> Result<(Vec<String>, Array3<f32>)> {
+    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    let plan = FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &ranges,
+    );
+    let g = &src.grid;
+    let tl = tiles(g.width, g.height, tile_size, plan.halo);
+    let parts = tl
+        .par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, t| -> Result<Array3<f32>> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
+                Ok(tile_features(reader, &plan, t)?.0)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Array3::<f32>::zeros((plan.names.len(), g.height, g.width));
+    for (t, f) in tl.iter().zip(parts) {
+        out.slice_mut(ndarray::s![
+            ..,
+            t.core.row..t.core.row + t.core.height,
+            t.core.col..t.core.col + t.core.width
+        ])
+        .assign(&f);
+    }
+    let _ = Axis(0);
+    Ok((plan.names, out))
+}

@@ -1,0 +1,107 @@
+//! Run manifest: every product with its config, input and model hashes, so a rerun skips
+//! products whose hashes match and redoes the rest.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::config::{hex_sha256, Pipeline};
+use crate::error::Result;
+
+/// One product's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProductEntry {
+    /// Scene.
+    pub scene: String,
+    /// Method.
+    pub method: String,
+    /// Product file.
+    pub product: PathBuf,
+    /// Model file.
+    pub model: PathBuf,
+    /// Hash of the configuration that shapes the product.
+    pub config_hash: String,
+    /// Fingerprint of the input files.
+    pub input_hash: String,
+    /// Hash of the model file used.
+    pub model_hash: String,
+    /// Hash of the whole pipeline file.
+    pub pipeline_hash: String,
+    /// Metrics recorded when the product was made.
+    pub metrics: Value,
+}
+
+impl ProductEntry {
+    /// Whether the model file still has the recorded hash.
+    pub fn model_hash_matches(&self) -> bool {
+        std::fs::read(&self.model)
+            .map(|b| hex_sha256(&b) == self.model_hash)
+            .unwrap_or(false)
+    }
+}
+
+/// The per-scene manifest (`<out>/<scene>/manifest.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Products by method name.
+    pub products: BTreeMap<String, ProductEntry>,
+}
+
+impl Manifest {
+    /// Loads the scene manifest (empty when absent or unreadable).
+    pub fn load(scene_out: &Path) -> Self {
+        std::fs::read_to_string(scene_out.join("manifest.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves it atomically.
+    pub fn save(&self, scene_out: &Path) -> Result<()> {
+        super::write_json(
+            &scene_out.join("manifest.json"),
+            &serde_json::to_value(self).unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// Fingerprint of files: path, size and modification time of each.
+pub fn fingerprint(files: &[PathBuf]) -> String {
+    let mut s = String::new();
+    for f in files {
+        let (len, mtime) = std::fs::metadata(f)
+            .map(|m| {
+                (
+                    m.len(),
+                    m.modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0));
+        s.push_str(&format!("{}\t{len}\t{mtime}\n", f.display()));
+    }
+    hex_sha256(s.as_bytes())
+}
+
+/// Writes `<out>/manifest.json` from every scene manifest present (so shards that run
+/// separately all end up listed).
+pub fn write_top_level(out: &Path, p: &Pipeline) -> Result<()> {
+    let mut products = Vec::new();
+    for s in &p.scenes {
+        let m = Manifest::load(&out.join(&s.name));
+        for e in m.products.values() {
+            products.push(serde_json::to_value(e).unwrap_or(Value::Null));
+        }
+    }
+    let v = json!({
+        "geofuse_version": env!("CARGO_PKG_VERSION"),
+        "pipeline_hash": p.hash(),
+        "products": products,
+    });
+    super::write_json(&out.join("manifest.json"), &v)
+}

@@ -1,0 +1,270 @@
+//! Batch runner: scenes → tiles → methods → products, metrics, manifest, report.
+//!
+//! - [`scene`]: checks and co-registration, per-worker tile reading.
+//! - [`handcrafted`]: the hand-crafted method (features + random forest).
+//! - [`manifest`]: product hashes for resumable, idempotent runs.
+//! - [`stac`]: STAC Item beside every product.
+//! - [`report`]: Markdown and HTML comparison report.
+
+pub mod handcrafted;
+pub mod manifest;
+pub mod report;
+pub mod scene;
+pub mod stac;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::config::Pipeline;
+use crate::error::{Error, Result};
+use manifest::{fingerprint, Manifest, ProductEntry};
+
+/// Log sink: plain timestamped lines (on a terminal or not), or nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    /// Print nothing.
+    pub quiet: bool,
+}
+
+impl Log {
+    /// An informational line on stderr.
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            if std::io::stderr().is_terminal() {
+                eprintln!("\x1b[2m[geofuse]\x1b[0m {msg}");
+            } else {
+                eprintln!("[geofuse] {msg}");
+            }
+        }
+    }
+}
+
+/// Options of `geofuse run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Override of the pipeline's output folder.
+    pub out: Option<PathBuf>,
+    /// Redo products even when their hashes match.
+    pub force: bool,
+    /// (I, N): run the I-th (0-based) of N disjoint parts.
+    pub shard: (usize, usize),
+    /// Silence progress lines.
+    pub quiet: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            out: None,
+            force: false,
+            shard: (0, 1),
+            quiet: false,
+        }
+    }
+}
+
+/// One product of a run.
+#[derive(Debug, Clone)]
+pub struct ProductSummary {
+    /// Scene.
+    pub scene: String,
+    /// Method.
+    pub method: String,
+    /// Product path.
+    pub product: PathBuf,
+    /// Metrics of the method on this scene (JSON object).
+    pub metrics: Value,
+    /// Whether the product was up to date and skipped.
+    pub skipped: bool,
+}
+
+/// What `run` did.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Products (made or skipped).
+    pub products: Vec<ProductSummary>,
+    /// Report path.
+    pub report: PathBuf,
+}
+
+/// Loads a pipeline and applies the `--out` override.
+pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
+    let mut p = Pipeline::load(path)?;
+    if let Some(o) = out {
+        p.output = std::env::current_dir()
+            .map(|d| d.join(o))
+            .unwrap_or_else(|_| o.to_path_buf());
+    }
+    Ok(p)
+}
+
+/// Runs a pipeline file: every scene of this shard, every method.
+pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
+    let p = load_pipeline(pipeline_path, opts.out.as_deref())?;
+    let (si, sn) = opts.shard;
+    if sn == 0 || si >= sn {
+        return Err(Error::config(
+            pipeline_path,
+            format!("--shard {si}/{sn}: use I/N with 0 <= I < N"),
+        ));
+    }
+    let log = Log { quiet: opts.quiet };
+    let out = p.output.clone();
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, "create output folder", e))?;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(w) = p.tiling.workers {
+        builder = builder.num_threads(w);
+    }
+    let pool = builder
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
+    let pipeline_hash = p.hash();
+    let mut products = Vec::new();
+    for (i, s) in p.scenes.iter().enumerate() {
+        if i % sn != si {
+            continue;
+        }
+        let scene_out = out.join(&s.name);
+        std::fs::create_dir_all(&scene_out)
+            .map_err(|e| Error::io(&scene_out, "create scene folder", e))?;
+        log.info(&format!("scene {}: checking inputs", s.name));
+        let src = scene::prepare_scene(&p, s, &scene_out.join(".coreg"))?;
+        for v in &src.coregistration {
+            log.info(&format!("  {v}"));
+        }
+        let mut man = Manifest::load(&scene_out);
+        let metrics_path = scene_out.join("metrics.json");
+        let mut metrics =
+            read_json(&metrics_path).unwrap_or_else(|| json!({"scene": s.name, "methods": {}}));
+        for m in &p.methods {
+            let mut inputs = src.input_files();
+            inputs.extend(m.model.clone());
+            let key = m.name.clone();
+            let config_hash = p.product_config_hash(s, m);
+            let input_hash = fingerprint(&inputs);
+            let product = scene_out.join(format!("{}.tif", m.name));
+            if !opts.force {
+                if let Some(e) = man.products.get(&key) {
+                    if e.config_hash == config_hash
+                        && e.input_hash == input_hash
+                        && product.exists()
+                        && e.model_hash_matches()
+                    {
+                        log.info(&format!(
+                            "scene {}: {} is up to date (hashes match), skipped",
+                            s.name, m.name
+                        ));
+                        products.push(ProductSummary {
+                            scene: s.name.clone(),
+                            method: m.name.clone(),
+                            product,
+                            metrics: e.metrics.clone(),
+                            skipped: true,
+                        });
+                        continue;
+                    }
+                }
+            }
+            log.info(&format!(
+                "scene {}: method {} ({})",
+                s.name,
+                m.name,
+                m.kind()
+            ));
+            let meta = vec![
+                (
+                    "GEOFUSE_VERSION".to_string(),
+                    env!("CARGO_PKG_VERSION").to_string(),
+                ),
+                ("GEOFUSE_PIPELINE_HASH".to_string(), pipeline_hash.clone()),
+                ("GEOFUSE_CONFIG_HASH".to_string(), config_hash.clone()),
+                ("GEOFUSE_METHOD".to_string(), m.name.clone()),
+                ("GEOFUSE_SCENE".to_string(), s.name.clone()),
+            ];
+            let outcome =
+                pool.install(|| handcrafted::run_handcrafted(&p, &src, m, &scene_out, meta, &log))?;
+            let names: Vec<String> = p.classes.iter().map(|c| c.name.clone()).collect();
+            let mpix = src.grid.pixels() as f64 / 1e6;
+            let mut mj = json!({
+                "kind": m.kind(),
+                "product": outcome.product.file_name().map(|f| f.to_string_lossy().to_string()),
+                "model_hash": outcome.model_hash,
+                "seconds": outcome.seconds,
+                "predict_seconds": outcome.predict_seconds,
+                "mpix_per_s": mpix / outcome.predict_seconds.max(1e-9),
+                "train_samples_per_class": outcome.samples_per_class,
+                "blocks_train_test": [outcome.blocks.0, outcome.blocks.1],
+            });
+            if let Some(c) = &outcome.confusion {
+                let mt = c.metrics(&names);
+                let obj = mj.as_object_mut().expect("object");
+                for (k, v) in serde_json::to_value(&mt)
+                    .unwrap_or(Value::Null)
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                {
+                    obj.insert(k.clone(), v.clone());
+                }
+                log.info(&format!(
+                    "  held-out: OA {:.3}, kappa {:.3}, mIoU {:.3} on {} pixels",
+                    mt.oa, mt.kappa, mt.miou, mt.pixels
+                ));
+            }
+            stac::write_item(&p, &src, m, &outcome, &pipeline_hash)?;
+            metrics["methods"][&m.name] = mj.clone();
+            man.products.insert(
+                key,
+                ProductEntry {
+                    scene: s.name.clone(),
+                    method: m.name.clone(),
+                    product: outcome.product.clone(),
+                    model: outcome.model.clone(),
+                    config_hash,
+                    input_hash,
+                    model_hash: outcome.model_hash.clone(),
+                    pipeline_hash: pipeline_hash.clone(),
+                    metrics: mj.clone(),
+                },
+            );
+            man.save(&scene_out)?;
+            write_json(&metrics_path, &metrics)?;
+            log.info(&format!("  product: {}", outcome.product.display()));
+            products.push(ProductSummary {
+                scene: s.name.clone(),
+                method: m.name.clone(),
+                product: outcome.product,
+                metrics: mj,
+                skipped: false,
+            });
+        }
+        write_json(&metrics_path, &metrics)?;
+        let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
+    }
+    manifest::write_top_level(&out, &p)?;
+    let report = report::write(&out, &p)?;
+    Ok(RunSummary {
+        out,
+        products,
+        report,
+    })
+}
+
+/// Reads a JSON file if it exists and parses.
+pub fn read_json(path: &Path) -> Option<Value> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Writes pretty JSON atomically (temporary name, then rename).
+pub fn write_json(path: &Path, v: &Value) -> Result<()> {
+    let tmp = crate::io::writer::append_ext(path, ".partial");
+    std::fs::write(&tmp, serde_json::to_string_pretty(v).unwrap_or_default())
+        .map_err(|e| Error::io(&tmp, "write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
+}
