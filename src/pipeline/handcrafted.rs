@@ -215,20 +215,20 @@ fn train(
         .collect();
     let nf = plan.names.len();
     let done = AtomicUsize::new(0);
+    // Samples carry their pixel index and are sorted by it, so the training set (and hence
+    // the forest) does not depend on the tile size or on the order in which tiles finish.
     let parts = tiles
         .par_iter()
         .map_init(
             || SceneReader::open(src),
-            |reader, t| -> Result<(Vec<f32>, Vec<u8>)> {
+            |reader, t| -> Result<Vec<(usize, u8, Vec<f32>)>> {
                 let reader = reader
                     .as_ref()
                     .map_err(|e| Error::Internal(format!("{e}")))?;
-                let mut xs = Vec::new();
-                let mut ys = Vec::new();
+                let mut samples = Vec::new();
                 // Skip tiles without any sampled training pixel before computing features.
-                let labels = reader.read_labels(t.core)?;
-                let Some(labels) = labels else {
-                    return Ok((xs, ys));
+                let Some(labels) = reader.read_labels(t.core)? else {
+                    return Ok(samples);
                 };
                 let mut picks = Vec::new();
                 for ((r, c), &v) in labels.indexed_iter() {
@@ -242,20 +242,22 @@ fn train(
                 if !picks.is_empty() {
                     let (f, _) = tile_features(reader, plan, t)?;
                     for (r, c, ci) in picks {
-                        xs.extend((0..nf).map(|j| f[[j, r, c]]));
-                        ys.push(ci as u8);
+                        let pixel = (t.core.row + r) * src.grid.width + t.core.col + c;
+                        samples.push((pixel, ci as u8, (0..nf).map(|j| f[[j, r, c]]).collect()));
                     }
                 }
                 progress(log, "  training samples", &done, tiles.len());
-                Ok((xs, ys))
+                Ok(samples)
             },
         )
         .collect::<Result<Vec<_>>>()?;
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for (xs, ys) in parts {
-        x.extend(xs);
-        y.extend(ys);
+    let mut samples: Vec<(usize, u8, Vec<f32>)> = parts.into_iter().flatten().collect();
+    samples.sort_unstable_by_key(|s| s.0);
+    let mut x = Vec::with_capacity(samples.len() * nf);
+    let mut y = Vec::with_capacity(samples.len());
+    for (_, c, f) in samples {
+        x.extend(f);
+        y.push(c);
     }
     let mut per_class = vec![0usize; k];
     y.iter().for_each(|&c| per_class[c as usize] += 1);

@@ -1,0 +1,92 @@
+//! Shared helpers for integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gdal::Dataset;
+
+/// Path of the built binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_geofuse"))
+}
+
+/// Runs the binary with `args`.
+pub fn geofuse(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run geofuse")
+}
+
+/// Writes a synthetic scene of `size` to `dir` and a fast pipeline (20 trees) with
+/// `tile_size`, returning the pipeline path.
+pub fn scene_with_pipeline(dir: &Path, size: usize, seed: u64, tile_size: usize) -> PathBuf {
+    geofuse::synth::generate(
+        dir,
+        &geofuse::synth::SynthOptions {
+            size,
+            seed,
+            strip_rows: 64,
+            cloud_cover: 0.12,
+        },
+    )
+    .expect("synth");
+    let text = geofuse::synth::pipeline_toml("out", ".", "synthetic")
+        .replace("tile_size = 256", &format!("tile_size = {tile_size}"))
+        .replace("trees = 100", "trees = 20")
+        .replace("block_size = 64", "block_size = 32")
+        .replace("samples_per_class = 3000", "samples_per_class = 600");
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// Edits a pipeline file by string replacement.
+pub fn edit(pipeline: &Path, from: &str, to: &str) {
+    let t = std::fs::read_to_string(pipeline).unwrap();
+    assert!(t.contains(from), "pipeline lacks `{from}`");
+    std::fs::write(pipeline, t.replacen(from, to, 1)).unwrap();
+}
+
+/// All pixels of a band as f64.
+pub fn band_values(path: &Path, band: usize) -> Vec<f64> {
+    let ds = Dataset::open(path).unwrap();
+    let b = ds.rasterband(band).unwrap();
+    let (w, h) = ds.raster_size();
+    let buf = b.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap();
+    buf.data().to_vec()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push(p.clone());
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The shared real-data folder, or None (tests then skip with a message).
+pub fn shared_data(sub: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(sub);
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} is absent (real-data tests need ../shared/data)",
+            p.display()
+        );
+        None
+    }
+}
