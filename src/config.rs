@@ -452,7 +452,7 @@ impl Pipeline {
             )
         })?;
         let mut p: Pipeline = toml::from_str(&text)
-            .map_err(|e| Error::config(path, format!("{}", e.to_string().trim_end())))?;
+            .map_err(|e| Error::config(path, e.to_string().trim_end().to_string()))?;
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -608,7 +608,7 @@ impl Pipeline {
         if sp.filter != "none" && (sp.radius == 0 || sp.radius > 15) {
             return err("`features.speckle.radius` must be 1..=15".into());
         }
-        if !(sp.looks >= 1.0) {
+        if sp.looks.is_nan() || sp.looks < 1.0 {
             return err("`features.speckle.looks` must be >= 1".into());
         }
         for g in &self.features.glcm {
@@ -634,7 +634,7 @@ impl Pipeline {
             match g.quantisation.as_str() {
                 "percentile" => {
                     let [lo, hi] = g.percentiles;
-                    if !(0.0..100.0).contains(&lo) || !(lo < hi && hi <= 100.0) {
+                    if !((0.0..100.0).contains(&lo) && lo < hi && hi <= 100.0) {
                         return err("`features.glcm.percentiles` must be [low, high] with 0 <= low < high <= 100".into());
                     }
                 }

@@ -18,13 +18,12 @@ pub enum Error {
     Input { path: PathBuf, msg: String },
 
     /// Two rasters that must share a grid do not, and warping is not allowed.
-    #[error("grid mismatch: {a} has {grid_a}, but {b} has {grid_b}; {fix}")]
+    #[error("grid mismatch: {msg}")]
     GridMismatch {
-        a: PathBuf,
-        grid_a: String,
-        b: PathBuf,
-        grid_b: String,
-        fix: String,
+        /// The file whose grid differs from the scene grid.
+        path: PathBuf,
+        /// Both grids and the fix.
+        msg: String,
     },
 
     /// A model file does not match the scene it is applied to.

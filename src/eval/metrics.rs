@@ -90,7 +90,7 @@ impl Confusion {
                     v.map_or(serde_json::Value::Null, |x| serde_json::json!(x)),
                 );
             };
-        for i in 0..k {
+        for (i, name) in names.iter().enumerate().take(k) {
             let tp = self.at(i, i) as f64;
             let (r, c) = (row(i), col(i));
             let p = (c > 0.0).then(|| tp / c);
@@ -100,10 +100,10 @@ impl Confusion {
             if let Some(v) = io {
                 ious.push(v);
             }
-            put(&mut f1, &names[i], f);
-            put(&mut precision, &names[i], p);
-            put(&mut recall, &names[i], rc);
-            put(&mut iou, &names[i], io);
+            put(&mut f1, name, f);
+            put(&mut precision, name, p);
+            put(&mut recall, name, rc);
+            put(&mut iou, name, io);
         }
         let miou = if ious.is_empty() {
             0.0

@@ -430,7 +430,7 @@ pub fn glcm_features_bruteforce(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32
             }
             let (mut var, mut cov, mut shade, mut prom, mut sij) = (0.0, 0.0, 0.0, 0.0, 0.0);
             let mut rowsum = vec![0.0; n];
-            for i in 0..n {
+            for (i, rs) in rowsum.iter_mut().enumerate() {
                 for j in 0..n {
                     let v = pm(i, j);
                     let (a, b) = (i as f64 - mu, j as f64 - mu);
@@ -439,7 +439,7 @@ pub fn glcm_features_bruteforce(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32
                     shade += (a + b).powi(3) * v;
                     prom += (a + b).powi(4) * v;
                     sij += (i * j) as f64 * v;
-                    rowsum[i] += v;
+                    *rs += v;
                 }
             }
             let nn = n as f64;

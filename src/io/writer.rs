@@ -291,7 +291,6 @@ fn set_class_sidecar(path: &Path, classes: &[ClassDef], nodata: u8) -> Result<()
             path.display()
         )));
     }
-    drop(band);
     drop(ds);
     Ok(())
 }

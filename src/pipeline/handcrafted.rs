@@ -121,7 +121,7 @@ pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, 
 fn progress(log: &Log, what: &str, done: &AtomicUsize, total: usize) {
     let d = done.fetch_add(1, Ordering::Relaxed) + 1;
     let step = (total / 10).max(1);
-    if d == total || d % step == 0 {
+    if d == total || d.is_multiple_of(step) {
         log.info(&format!("{what}: {d}/{total} tiles"));
     }
 }
@@ -157,7 +157,6 @@ fn train(
     src: &SceneSources,
     method: &MethodDef,
     plan: &FeaturePlan,
-    ranges: &[(f64, f64)],
     tiles: &[Tile],
     split: &BlockSplit,
     log: &Log,
@@ -294,7 +293,7 @@ fn train(
         geofuse_version: env!("CARGO_PKG_VERSION").into(),
         feature_names: plan.names.clone(),
         classes: p.classes.clone(),
-        glcm_ranges: ranges.to_vec(),
+        glcm_ranges: plan.glcm_blocks().iter().map(|g| g.range).collect(),
         samples_per_class: per_class,
         class_weights: weights,
         forest,
@@ -387,7 +386,7 @@ pub fn run_handcrafted(
                     format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
                 ));
             }
-            let m = train(p, src, method, &plan, &ranges, &tl, &split, log)?;
+            let m = train(p, src, method, &plan, &tl, &split, log)?;
             let path = scene_out.join(format!("{}.model", method.name));
             let h = m.save(&path)?;
             (m, path, h)

@@ -133,11 +133,14 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
                 Ok((dst, true))
             }
             Err(why) => Err(Error::GridMismatch {
-                a: s.optical.path.clone(),
-                grid_a: grid.describe(),
-                b: path.to_path_buf(),
-                grid_b: format!("{} ({why})", g.describe()),
-                fix: "resample it onto the optical grid (gdalwarp), or set [coregistration] allow_warp = true in the pipeline".into(),
+                path: path.to_path_buf(),
+                msg: format!(
+                    "{} has {}, but {} has {} ({why}); resample it onto the optical grid (gdalwarp), or set [coregistration] allow_warp = true in the pipeline",
+                    s.optical.path.display(),
+                    grid.describe(),
+                    path.display(),
+                    g.describe()
+                ),
             }),
         }
     };

@@ -1,0 +1,81 @@
+//! Slow end-to-end checks, opt-in: `GEOFUSE_SLOW_TESTS=1 cargo test --release --test slow`.
+//! CI runs them (see .ci/run).
+
+mod common;
+
+use common::*;
+use geofuse::pipeline::{run, RunOptions};
+
+fn enabled() -> bool {
+    let on = std::env::var("GEOFUSE_SLOW_TESTS").is_ok_and(|v| v == "1");
+    if !on {
+        eprintln!("SKIP: slow test; set GEOFUSE_SLOW_TESTS=1 to run it");
+    }
+    on
+}
+
+#[test]
+fn large_synthetic_scene_end_to_end() {
+    if !enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let o = geofuse(&[
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--size",
+        "2048",
+        "--seed",
+        "5",
+    ]);
+    assert!(o.status.success());
+    eprintln!("synth 2048x2048: {:.1} s", t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
+    let s = run(
+        &dir.path().join("pipeline.toml"),
+        &RunOptions {
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let m = &s.products[0].metrics;
+    eprintln!(
+        "run 2048x2048: {:.1} s, OA {:.3}, mIoU {:.3}, {:.2} MP/s prediction",
+        t.elapsed().as_secs_f64(),
+        m["oa"].as_f64().unwrap(),
+        m["miou"].as_f64().unwrap(),
+        m["mpix_per_s"].as_f64().unwrap()
+    );
+    assert!(m["oa"].as_f64().unwrap() > 0.9);
+    let v = std::process::Command::new("/usr/bin/python3")
+        .args([
+            "-m",
+            "osgeo_utils.samples.validate_cloud_optimized_geotiff",
+            s.products[0].product.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn demo_command_produces_a_valid_cog() {
+    if !enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml");
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("held-out OA") && out.contains("mIoU"), "{out}");
+    assert!(dir.path().join("demo/handcrafted.tif").exists());
+}
