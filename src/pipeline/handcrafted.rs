@@ -306,41 +306,56 @@ pub fn predict_tile(
     features: &Array3<f32>,
     optical_mask: &[bool],
 ) -> Array3<u8> {
+    const BLOCK: usize = 1024;
     let (nf, h, w) = features.dim();
     let k = model.classes.len();
     let mut out = Array3::<u8>::from_elem((6, h, w), 255);
-    let mut x = vec![0f32; nf];
-    let mut probs = vec![0f32; k];
+    // Gather pixels with at least one modality, then predict them in blocks (tree-major).
+    let mut pixels: Vec<(usize, usize, u8)> = Vec::with_capacity(h * w);
     for r in 0..h {
         for c in 0..w {
-            let mut opt = false;
-            let mut sar = false;
-            for (j, v) in x.iter_mut().enumerate() {
-                *v = features[[j, r, c]];
-                if !v.is_nan() {
-                    if optical_mask[j] {
+            let (mut opt, mut sar) = (false, false);
+            for (j, &is_opt) in optical_mask.iter().enumerate() {
+                if !features[[j, r, c]].is_nan() {
+                    if is_opt {
                         opt = true
                     } else {
                         sar = true
                     }
                 }
             }
-            if !opt && !sar {
+            let modalities = opt as u8 | (sar as u8) << 1;
+            if modalities == 0 {
                 out[[5, r, c]] = 0;
-                continue;
+            } else {
+                pixels.push((r, c, modalities));
             }
-            probs.iter_mut().for_each(|p| *p = 0.0);
-            let ent = model.forest.predict_into(&x, &mut probs);
+        }
+    }
+    let mut x = vec![0f32; BLOCK * nf];
+    let mut probs = vec![0f32; BLOCK * k];
+    let mut ent = vec![0f32; BLOCK];
+    for chunk in pixels.chunks(BLOCK) {
+        for (s, &(r, c, _)) in chunk.iter().enumerate() {
+            for j in 0..nf {
+                x[s * nf + j] = features[[j, r, c]];
+            }
+        }
+        model
+            .forest
+            .predict_block(&x, chunk.len(), &mut probs, &mut ent);
+        for (s, &(r, c, modalities)) in chunk.iter().enumerate() {
+            let p = &probs[s * k..s * k + k];
             let best = (0..k)
-                .max_by(|&a, &b| probs[a].total_cmp(&probs[b]).then(b.cmp(&a)))
+                .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
                 .unwrap_or(0);
-            let u = summarise(&probs, ent);
+            let u = summarise(p, ent[s]);
             out[[0, r, c]] = model.classes[best].id;
             out[[1, r, c]] = to_byte(u.confidence);
             out[[2, r, c]] = to_byte(u.aleatoric);
             out[[3, r, c]] = to_byte(u.epistemic);
             out[[4, r, c]] = to_byte(u.total);
-            out[[5, r, c]] = opt as u8 | (sar as u8) << 1;
+            out[[5, r, c]] = modalities;
         }
     }
     out
