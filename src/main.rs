@@ -190,9 +190,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             };
             let work = std::env::temp_dir().join(format!("geofuse-coreg-{}", std::process::id()));
             let src = scene::prepare_scene(&p, s, &work)?;
-            let (names, stack) =
-                pipeline::handcrafted::scene_features(&p, &src, p.tiling.tile_size)?;
-            geofuse::io::writer::write_float_stack(&out, &src.grid, &names, &stack, -9999.0)?;
+            let names = pipeline::handcrafted::write_scene_features(&p, &src, &out, -9999.0)?;
             let _ = std::fs::remove_dir_all(&work);
             println!("{} features -> {}", names.len(), out.display());
             Ok(())

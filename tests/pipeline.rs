@@ -394,3 +394,67 @@ fn shipped_demo_pipeline_is_the_synth_template() {
     };
     assert_eq!(body(&shipped), body(&template));
 }
+
+#[test]
+fn features_command_streams_the_stack_with_named_bands() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 80, 6, 32);
+    let out = dir.path().join("features.tif");
+    let o = geofuse(&[
+        "features",
+        pipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
+    let src =
+        geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
+    let (names, stack) = geofuse::pipeline::handcrafted::scene_features(&p, &src, 80).unwrap();
+    let ds = Dataset::open(&out).unwrap();
+    assert_eq!(ds.raster_count(), names.len());
+    for (i, name) in names.iter().enumerate() {
+        let b = ds.rasterband(i + 1).unwrap();
+        assert_eq!(&b.description().unwrap(), name);
+        assert_eq!(b.no_data_value(), Some(-9999.0));
+        let v = band_values(&out, i + 1);
+        let expect = stack.index_axis(ndarray::Axis(0), i);
+        for (a, e) in v.iter().zip(expect.iter()) {
+            let e = if e.is_nan() { -9999.0 } else { *e as f64 };
+            assert_eq!(*a, e, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_saved_model_is_reused_and_a_mismatched_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 96, 8, 64);
+    run(&pipe, &quiet()).unwrap();
+    let model = dir.path().join("out/synthetic/handcrafted.model");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.model.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["feature_names"].as_array().unwrap().len(), 34);
+    assert_eq!(summary["classes"].as_array().unwrap().len(), 7);
+    assert_eq!(summary["hash"].as_str().unwrap().len(), 64);
+    // A second method that loads a copy of the model gives the same product.
+    std::fs::copy(&model, dir.path().join("saved.model")).unwrap();
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, format!("{text}\n[[methods]]\nname = \"reused\"\nkind = \"handcrafted\"\nmodel = \"saved.model\"\n")).unwrap();
+    run(&pipe, &quiet()).unwrap();
+    let a = product_bands(&dir.path().join("out/synthetic/handcrafted.tif"));
+    let b = product_bands(&dir.path().join("out/synthetic/reused.tif"));
+    assert_same_product(&a, &b, "reused model");
+    // Changing the features makes the model unusable: exit 2, naming the model file.
+    edit(&pipe, "\"NBR\", \"NDRE\"]", "\"NBR\"]");
+    let o = geofuse(&["run", pipe.to_str().unwrap(), "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("saved.model") && err.contains("features"),
+        "{err}"
+    );
+    assert!(model.exists());
+}

@@ -1,10 +1,9 @@
 //! The `handcrafted` method on one scene: features → random forest → product.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use ndarray::{Array2, Array3, Axis};
+use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
 use crate::classic::{Forest, ForestParams, HandcraftedModel, MODEL_FORMAT};
@@ -118,14 +117,6 @@ pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, 
     Ok(out)
 }
 
-fn progress(log: &Log, what: &str, done: &AtomicUsize, total: usize) {
-    let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-    let step = (total / 10).max(1);
-    if d == total || d.is_multiple_of(step) {
-        log.info(&format!("{what}: {d}/{total} tiles"));
-    }
-}
-
 /// Features of one tile, cropped to its core: `[feature, row, col]`.
 fn tile_features(
     reader: &SceneReader,
@@ -213,7 +204,7 @@ fn train(
         })
         .collect();
     let nf = plan.names.len();
-    let done = AtomicUsize::new(0);
+    let done = log.progress("training samples", tiles.len());
     // Samples carry their pixel index and are sorted by it, so the training set (and hence
     // the forest) does not depend on the tile size or on the order in which tiles finish.
     let parts = tiles
@@ -245,7 +236,7 @@ fn train(
                         samples.push((pixel, ci as u8, (0..nf).map(|j| f[[j, r, c]]).collect()));
                     }
                 }
-                progress(log, "  training samples", &done, tiles.len());
+                done.tick();
                 Ok(samples)
             },
         )
@@ -432,7 +423,7 @@ pub fn run_handcrafted(
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let k = ids.len();
     let t1 = Instant::now();
-    let done = AtomicUsize::new(0);
+    let done = log.progress("predicting", tl.len());
     let confusions = tl
         .par_iter()
         .map_init(
@@ -458,7 +449,7 @@ pub fn run_handcrafted(
                         }
                     }
                 }
-                progress(log, "  predicting", &done, tl.len());
+                done.tick();
                 Ok(conf)
             },
         )
@@ -482,13 +473,17 @@ pub fn run_handcrafted(
     })
 }
 
-/// Computes the full feature stack of a scene tile by tile (for `geofuse features` and tests):
-/// `[feature, row, col]` with NaN where missing.
-pub fn scene_features(
+/// Computes the feature stack of every tile of a scene (in parallel, one set of readers per
+/// worker) and hands each tile core to `sink`. Returns the feature names.
+fn for_each_tile_features<F>(
     p: &Pipeline,
     src: &SceneSources,
     tile_size: usize,
-) -> Result<(Vec<String>, Array3<f32>)> {
+    sink: F,
+) -> Result<Vec<String>>
+where
+    F: Fn(&Tile, Array3<f32>) -> Result<()> + Sync,
+{
     let ranges = glcm_ranges(src, &p.features.glcm)?;
     let plan = FeaturePlan::new(
         &p.features,
@@ -498,28 +493,93 @@ pub fn scene_features(
         &ranges,
     );
     let g = &src.grid;
-    let tl = tiles(g.width, g.height, tile_size, plan.halo);
-    let parts = tl
+    tiles(g.width, g.height, tile_size, plan.halo)
         .par_iter()
         .map_init(
             || SceneReader::open(src),
-            |reader, t| -> Result<Array3<f32>> {
+            |reader, t| -> Result<()> {
                 let reader = reader
                     .as_ref()
                     .map_err(|e| Error::Internal(format!("{e}")))?;
-                Ok(tile_features(reader, &plan, t)?.0)
+                sink(t, tile_features(reader, &plan, t)?.0)
             },
         )
         .collect::<Result<Vec<_>>>()?;
-    let mut out = Array3::<f32>::zeros((plan.names.len(), g.height, g.width));
-    for (t, f) in tl.iter().zip(parts) {
-        out.slice_mut(ndarray::s![
-            ..,
-            t.core.row..t.core.row + t.core.height,
-            t.core.col..t.core.col + t.core.width
-        ])
-        .assign(&f);
-    }
-    let _ = Axis(0);
-    Ok((plan.names, out))
+    Ok(plan.names)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::Internal("lock poisoned".into()))
+}
+
+/// Computes the full feature stack of a scene in memory (small scenes and tests):
+/// `[feature, row, col]` with NaN where missing. [`write_scene_features`] streams instead.
+pub fn scene_features(
+    p: &Pipeline,
+    src: &SceneSources,
+    tile_size: usize,
+) -> Result<(Vec<String>, Array3<f32>)> {
+    let g = &src.grid;
+    let out = std::sync::Mutex::new(None::<Array3<f32>>);
+    let names = for_each_tile_features(p, src, tile_size, |t, f| {
+        let mut guard = lock(&out)?;
+        let stack =
+            guard.get_or_insert_with(|| Array3::<f32>::zeros((f.shape()[0], g.height, g.width)));
+        let c = t.core;
+        stack
+            .slice_mut(ndarray::s![
+                ..,
+                c.row..c.row + c.height,
+                c.col..c.col + c.width
+            ])
+            .assign(&f);
+        Ok(())
+    })?;
+    let stack = out
+        .into_inner()
+        .map_err(|_| Error::Internal("lock poisoned".into()))?;
+    Ok((
+        names,
+        stack.unwrap_or_else(|| Array3::zeros((0, g.height, g.width))),
+    ))
+}
+
+/// Streams the feature stack of a scene to a Float32 GeoTIFF at `out` (nodata `nodata`,
+/// band descriptions = feature names), tile by tile: memory is bounded by the tile size and
+/// worker count. Returns the feature names.
+pub fn write_scene_features(
+    p: &Pipeline,
+    src: &SceneSources,
+    out: &Path,
+    nodata: f32,
+) -> Result<Vec<String>> {
+    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    let names = FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &ranges,
+    )
+    .names;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let writer = std::sync::Mutex::new(crate::io::writer::StreamWriter::create::<f32>(
+        out,
+        &src.grid,
+        &refs,
+        Some(nodata as f64),
+    )?);
+    for_each_tile_features(p, src, p.tiling.tile_size, |t, f| {
+        lock(&writer)?.write(
+            t.core.row,
+            t.core.col,
+            &f.mapv(|v| if v.is_nan() { nodata } else { v }),
+        )
+    })?;
+    writer
+        .into_inner()
+        .map_err(|_| Error::Internal("lock poisoned".into()))?
+        .finish()?;
+    Ok(names)
 }

@@ -41,6 +41,60 @@ impl Log {
     }
 }
 
+/// Progress over a known number of tiles: a bar on a terminal, a log line every 10%
+/// otherwise. Safe to tick from worker threads.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    what: String,
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    log: Log,
+}
+
+impl Progress {
+    /// One tile done.
+    pub fn tick(&self) {
+        let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(b) => {
+                b.inc(1);
+                if d == self.total {
+                    b.finish_and_clear();
+                }
+            }
+            None => {
+                if d == self.total || d.is_multiple_of((self.total / 10).max(1)) {
+                    self.log
+                        .info(&format!("  {}: {d}/{} tiles", self.what, self.total));
+                }
+            }
+        }
+    }
+}
+
+impl Log {
+    /// A progress reporter for `total` tiles.
+    pub fn progress(&self, what: &str, total: usize) -> Progress {
+        let bar = (!self.quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "  {msg:18} [{bar:40}] {pos}/{len} tiles {elapsed_precise} eta {eta}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(what.to_string());
+            b
+        });
+        Progress {
+            bar,
+            what: what.into(),
+            total,
+            done: Default::default(),
+            log: *self,
+        }
+    }
+}
+
 /// Options of `geofuse run`.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
