@@ -16,7 +16,7 @@ build: setup
 
 demo: build
 	$(BIN) run pipelines/demo.toml
-	@/usr/bin/python3 -m osgeo_utils.samples.validate_cloud_optimized_geotiff out/demo/demo/handcrafted.tif
+	@for m in handcrafted learned-kernel; do /usr/bin/python3 -m osgeo_utils.samples.validate_cloud_optimized_geotiff -q out/demo/demo/$$m.tif && echo "out/demo/demo/$$m.tif: valid COG"; done
 
 test: setup
 	$(CARGO) test --release --locked

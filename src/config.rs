@@ -382,9 +382,47 @@ impl Default for SplitConfig {
 pub struct MethodDef {
     /// Product name (`<out>/<scene>/<name>.tif`).
     pub name: String,
-    /// Method kind (default: the name). Available: `handcrafted`.
+    /// Method kind: `handcrafted` or `learned` (default: `learned` when the name is a fusion
+    /// strategy, else the name).
     #[serde(default)]
     pub kind: Option<String>,
+    /// Fusion strategy of a learned method (default: the name): early, late, concat, add,
+    /// bilinear, attention, learned-kernel, fixed-kernel, optical-only, sar-only.
+    #[serde(default)]
+    pub fusion: Option<String>,
+    /// Learned: latent channels per encoder.
+    #[serde(default = "default_width")]
+    pub width: usize,
+    /// Learned: maximum training epochs.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Learned: stop after this many epochs without a better validation score.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// Learned: patch side in pixels (capped by the split block size).
+    #[serde(default = "default_patch")]
+    pub patch: usize,
+    /// Learned: training patches sampled per epoch pool.
+    #[serde(default = "default_patches")]
+    pub patches: usize,
+    /// Learned: patches per optimiser step.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Learned: Adam learning rate.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// Learned: probability of dropping a whole modality for a training patch.
+    #[serde(default = "default_modality_dropout")]
+    pub modality_dropout: f64,
+    /// Learned: dropout before the head (also used for Monte Carlo passes).
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Learned: Monte Carlo dropout passes at inference (epistemic uncertainty).
+    #[serde(default = "default_mc")]
+    pub mc_passes: usize,
+    /// Learned kernel fusion: kernel side (odd).
+    #[serde(default = "default_kernel")]
+    pub kernel: usize,
     /// Trees in the forest.
     #[serde(default = "default_trees")]
     pub trees: usize,
@@ -402,6 +440,40 @@ pub struct MethodDef {
     pub model: Option<PathBuf>,
 }
 
+fn default_width() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    40
+}
+fn default_patience() -> usize {
+    8
+}
+fn default_patch() -> usize {
+    32
+}
+fn default_patches() -> usize {
+    256
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_lr() -> f64 {
+    3e-3
+}
+fn default_modality_dropout() -> f64 {
+    0.2
+}
+fn default_dropout() -> f64 {
+    0.2
+}
+fn default_mc() -> usize {
+    8
+}
+fn default_kernel() -> usize {
+    3
+}
+
 fn default_trees() -> usize {
     100
 }
@@ -415,12 +487,34 @@ fn default_min_leaf() -> usize {
 impl MethodDef {
     /// The method kind.
     pub fn kind(&self) -> &str {
-        self.kind.as_deref().unwrap_or(&self.name)
+        match &self.kind {
+            Some(k) => k,
+            None if FUSIONS.contains(&self.name.as_str()) => "learned",
+            None => &self.name,
+        }
+    }
+
+    /// The fusion strategy of a learned method.
+    pub fn fusion(&self) -> &str {
+        self.fusion.as_deref().unwrap_or(&self.name)
     }
 }
 
 /// Method kinds this build can run.
-pub const METHOD_KINDS: &[&str] = &["handcrafted"];
+pub const METHOD_KINDS: &[&str] = &["handcrafted", "learned"];
+/// Fusion strategies of learned methods.
+pub const FUSIONS: &[&str] = &[
+    "early",
+    "late",
+    "concat",
+    "add",
+    "bilinear",
+    "attention",
+    "learned-kernel",
+    "fixed-kernel",
+    "optical-only",
+    "sar-only",
+];
 /// Optical bands the indices refer to.
 pub const INDEX_BANDS: &[(&str, &[&str])] = &[
     ("NDVI", &["B04", "B08"]),
@@ -708,6 +802,40 @@ impl Pipeline {
                     m.kind(),
                     METHOD_KINDS.join(", ")
                 ));
+            }
+            if m.kind() == "learned" {
+                if !FUSIONS.contains(&m.fusion()) {
+                    return err(format!(
+                        "method `{}`: fusion `{}` is unknown; use one of {}",
+                        m.name,
+                        m.fusion(),
+                        FUSIONS.join(", ")
+                    ));
+                }
+                if m.width == 0
+                    || m.epochs == 0
+                    || m.batch == 0
+                    || m.patches == 0
+                    || m.mc_passes == 0
+                    || m.patch < 8
+                {
+                    return err(format!("method `{}`: width, epochs, batch, patches, mc_passes must be positive and patch >= 8", m.name));
+                }
+                if m.kernel % 2 == 0 || m.kernel > 7 {
+                    return err(format!("method `{}`: kernel must be odd and <= 7", m.name));
+                }
+                if !(0.0..0.9).contains(&m.dropout) || !(0.0..0.5).contains(&m.modality_dropout) {
+                    return err(format!(
+                        "method `{}`: dropout must be in [0, 0.9) and modality_dropout in [0, 0.5)",
+                        m.name
+                    ));
+                }
+                if !(m.learning_rate > 0.0 && m.learning_rate < 1.0) {
+                    return err(format!(
+                        "method `{}`: learning_rate must be in (0, 1)",
+                        m.name
+                    ));
+                }
             }
             if m.trees == 0 || m.max_depth == 0 || m.min_samples_leaf == 0 {
                 return err(format!(

@@ -8,6 +8,7 @@
 //! - [`tiler`]: tiles with halos.
 //! - [`features`]: spectral indices, SAR features, GLCM texture (pure kernels).
 //! - [`classic`]: the hand-crafted random-forest classifier.
+//! - [`learned`]: CNN encoders and fusion strategies (burn; CPU or wgpu).
 //! - [`uncertainty`]: confidence, aleatoric, epistemic and total uncertainty.
 //! - [`eval`]: spatial block split and accuracy metrics.
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
@@ -19,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod io;
+pub mod learned;
 pub mod pipeline;
 pub mod raster;
 pub mod rng;

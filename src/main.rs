@@ -33,7 +33,8 @@ enum Command {
         /// Run the I-th of N disjoint parts (0-based), e.g. 0/4 (Slurm arrays, Indexed Jobs).
         #[arg(long, value_parser = parse_shard, default_value = "0/1")]
         shard: (usize, usize),
-        /// Compute device for learned methods (hand-crafted methods run on the CPU).
+        /// Compute device for learned methods: auto (a GPU through wgpu when present, else the
+        /// CPU), cpu, or wgpu. Hand-crafted methods always run on the CPU.
         #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
         device: String,
         /// No progress lines.
@@ -114,11 +115,6 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             device,
             quiet,
         } => {
-            if device == "wgpu" {
-                eprintln!(
-                    "[geofuse] --device wgpu: this build has only CPU methods; running on the CPU"
-                );
-            }
             let s = pipeline::run(
                 &path,
                 &RunOptions {
@@ -126,6 +122,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
                     force,
                     shard,
                     quiet,
+                    device,
                 },
             )?;
             println!(

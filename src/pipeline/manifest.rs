@@ -36,9 +36,13 @@ pub struct ProductEntry {
 impl ProductEntry {
     /// Whether the model file still has the recorded hash.
     pub fn model_hash_matches(&self) -> bool {
-        std::fs::read(&self.model)
-            .map(|b| hex_sha256(&b) == self.model_hash)
-            .unwrap_or(false)
+        // A learned model is a stem with `.bpk` and `.json` files; a hand-crafted one a file.
+        let h = if self.model.extension().is_none() {
+            crate::learned::model_hash(&self.model).ok()
+        } else {
+            std::fs::read(&self.model).ok().map(|b| hex_sha256(&b))
+        };
+        h.as_deref() == Some(self.model_hash.as_str())
     }
 }
 

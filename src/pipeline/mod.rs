@@ -7,6 +7,7 @@
 //! - [`report`]: Markdown and HTML comparison report.
 
 pub mod handcrafted;
+pub mod learned;
 pub mod manifest;
 pub mod report;
 pub mod scene;
@@ -106,6 +107,8 @@ pub struct RunOptions {
     pub shard: (usize, usize),
     /// Silence progress lines.
     pub quiet: bool,
+    /// Device for learned methods: auto, cpu or wgpu.
+    pub device: String,
 }
 
 impl Default for RunOptions {
@@ -115,6 +118,7 @@ impl Default for RunOptions {
             force: false,
             shard: (0, 1),
             quiet: false,
+            device: "auto".into(),
         }
     }
 }
@@ -178,6 +182,7 @@ pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
     let pipeline_hash = p.hash();
     let mut products = Vec::new();
+    let mut runtime: Option<crate::learned::Runtime> = None;
     for (i, s) in p.scenes.iter().enumerate() {
         if i % sn != si {
             continue;
@@ -239,8 +244,17 @@ pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
                 ("GEOFUSE_METHOD".to_string(), m.name.clone()),
                 ("GEOFUSE_SCENE".to_string(), s.name.clone()),
             ];
-            let outcome =
-                pool.install(|| handcrafted::run_handcrafted(&p, &src, m, &scene_out, meta, &log))?;
+            let outcome = if m.kind() == "learned" {
+                if runtime.is_none() {
+                    let rt = crate::learned::Runtime::new(&opts.device)?;
+                    log.info(&format!("learned methods run on {}", rt.name));
+                    runtime = Some(rt);
+                }
+                let rt = runtime.as_ref().expect("runtime just set");
+                pool.install(|| learned::run_learned(&p, &src, m, &scene_out, meta, rt, &log))?
+            } else {
+                pool.install(|| handcrafted::run_handcrafted(&p, &src, m, &scene_out, meta, &log))?
+            };
             let names: Vec<String> = p.classes.iter().map(|c| c.name.clone()).collect();
             let mpix = src.grid.pixels() as f64 / 1e6;
             let mut mj = json!({

@@ -421,6 +421,15 @@ samples_per_class = 3000
 name = "handcrafted"
 trees = 100
 max_depth = 18
+
+[[methods]]
+name = "learned-kernel"
+width = 16
+epochs = 30
+patience = 8
+patches = 256
+patch = 32
+mc_passes = 8
 "#
     ));
     s

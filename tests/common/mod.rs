@@ -37,6 +37,12 @@ pub fn scene_with_pipeline(dir: &Path, size: usize, seed: u64, tile_size: usize)
         .replace("trees = 100", "trees = 20")
         .replace("block_size = 64", "block_size = 32")
         .replace("samples_per_class = 3000", "samples_per_class = 600");
+    // Keep the fast pipeline hand-crafted only; learned methods have their own tests.
+    let text = text[..text
+        .find("\n[[methods]]\nname = \"learned-kernel\"")
+        .unwrap_or(text.len())]
+        .to_string()
+        + "\n";
     let p = dir.join("pipeline.toml");
     std::fs::write(&p, text).unwrap();
     p

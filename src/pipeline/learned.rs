@@ -1,0 +1,318 @@
+//! Learned methods on one scene: patches from training blocks → network → tiled product.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ndarray::{s, Array2, Array3};
+use rayon::prelude::*;
+
+use crate::config::{MethodDef, Pipeline};
+use crate::error::{Error, Result};
+use crate::eval::metrics::Confusion;
+use crate::eval::split::BlockSplit;
+use crate::features::sar::linear_to_db;
+use crate::io::writer::{ProductSpec, ProductWriter};
+use crate::learned::{Fusion, LearnedModel, NetSpec, Patch, Runtime, TrainConfig, RAW_BANDS};
+use crate::pipeline::handcrafted::{product_bands, MethodOutcome};
+use crate::pipeline::scene::{SceneReader, SceneSources};
+use crate::pipeline::Log;
+use crate::raster::Window;
+use crate::rng::{hash4, unit, Rng};
+use crate::tiler::tiles;
+use crate::uncertainty::{summarise, to_byte};
+
+/// Raw bands `[12, h, w]` of a window (reflectance, then VV and VH in dB; NaN = missing) and
+/// its labels.
+pub fn raw_window(
+    reader: &SceneReader,
+    src: &SceneSources,
+    win: Window,
+) -> Result<(Array3<f32>, Option<Array2<f32>>)> {
+    let data = reader.read(win)?;
+    let t = data.inputs;
+    let n_opt = t.optical_dn.shape()[0];
+    let mut raw = Array3::<f32>::zeros((n_opt + 2, win.height, win.width));
+    let (scale, offset) = (src.scale as f32, src.offset as f32);
+    raw.slice_mut(s![0..n_opt, .., ..])
+        .assign(&t.optical_dn.mapv(|v| v * scale + offset));
+    raw.slice_mut(s![n_opt.., .., ..])
+        .assign(&t.sar_linear.mapv(linear_to_db));
+    Ok((raw, data.labels))
+}
+
+fn class_index(ids: &[u8], v: f32) -> i64 {
+    if v.is_nan() {
+        return -1;
+    }
+    ids.iter()
+        .position(|&id| id as f32 == v)
+        .map_or(-1, |i| i as i64)
+}
+
+/// Whether a training block is held out for validation (early stopping).
+fn is_validation_block(seed: u64, block: usize, row: usize, col: usize) -> bool {
+    unit(hash4(
+        seed,
+        0x7A1,
+        (row / block) as u64,
+        (col / block) as u64,
+        0,
+    )) < 0.2
+}
+
+/// Samples `n` patch windows lying entirely inside training blocks of the requested group
+/// (validation or not), deterministically from `seed`.
+fn patch_windows(
+    src: &SceneSources,
+    split: &BlockSplit,
+    block: usize,
+    patch: usize,
+    n: usize,
+    validation: bool,
+    seed: u64,
+) -> Vec<Window> {
+    let g = &src.grid;
+    let (bx, by) = (g.width / block, g.height / block);
+    let mut blocks = Vec::new();
+    for j in 0..by {
+        for i in 0..bx {
+            let (r, c) = (j * block, i * block);
+            if !split.is_test(r, c) && is_validation_block(seed, block, r, c) == validation {
+                blocks.push((r, c));
+            }
+        }
+    }
+    if blocks.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = Rng::new(seed ^ if validation { 0x7A11 } else { 0x7A12 });
+    (0..n)
+        .map(|_| {
+            let (r, c) = blocks[rng.below(blocks.len())];
+            let room = block - patch;
+            Window {
+                row: r + rng.below(room + 1),
+                col: c + rng.below(room + 1),
+                width: patch,
+                height: patch,
+            }
+        })
+        .collect()
+}
+
+fn read_patches(src: &SceneSources, ids: &[u8], wins: &[Window]) -> Result<Vec<Patch>> {
+    wins.par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, w| -> Result<Patch> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(format!("{e}")))?;
+                let (raw, labels) = raw_window(reader, src, *w)?;
+                let labels = labels
+                    .map(|l| l.mapv(|v| class_index(ids, v)))
+                    .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
+                Ok(Patch { raw, labels })
+            },
+        )
+        .collect()
+}
+
+/// Runs a learned method on one scene, writing `<scene_out>/<method>.tif`.
+pub fn run_learned(
+    p: &Pipeline,
+    src: &SceneSources,
+    method: &MethodDef,
+    scene_out: &Path,
+    metadata: Vec<(String, String)>,
+    runtime: &Runtime,
+    log: &Log,
+) -> Result<MethodOutcome> {
+    let t0 = Instant::now();
+    let g = &src.grid;
+    if src.optical_bands.len() + 2 != RAW_BANDS {
+        return Err(Error::config(
+            &src.optical,
+            format!("learned methods need 10 optical bands (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12); scene `{}` has {}", src.name, src.optical_bands.len()),
+        ));
+    }
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let k = ids.len();
+    let block = p.split.block_size;
+    let split = BlockSplit::new(g.width, g.height, block, p.split.test_fraction, p.seed);
+    let model_path = scene_out.join(&method.name);
+    let (model, model_hash) = match &method.model {
+        Some(path) => {
+            let (m, h) = LearnedModel::load(path, runtime)?;
+            let same = m
+                .meta
+                .classes
+                .iter()
+                .map(|c| (c.id, &c.name))
+                .eq(p.classes.iter().map(|c| (c.id, &c.name)));
+            if !same || m.meta.optical_bands != src.optical_bands {
+                return Err(Error::Model {
+                    path: path.clone(),
+                    msg: format!(
+                        "it was trained on bands {:?} and classes {:?}; the scene has bands {:?} and the pipeline classes {:?}; retrain it or fix the pipeline",
+                        m.meta.optical_bands,
+                        m.meta.classes.iter().map(|c| &c.name).collect::<Vec<_>>(),
+                        src.optical_bands,
+                        p.classes.iter().map(|c| &c.name).collect::<Vec<_>>()
+                    ),
+                });
+            }
+            (m, h)
+        }
+        None => {
+            if src.labels.is_none() {
+                return Err(Error::config(&src.optical, format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model`", method.name, src.name)));
+            }
+            let patch = method.patch.min(block).min(g.width).min(g.height);
+            let train_w = patch_windows(src, &split, block, patch, method.patches, false, p.seed);
+            let mut val_w = patch_windows(
+                src,
+                &split,
+                block,
+                patch,
+                (method.patches / 4).max(8),
+                true,
+                p.seed,
+            );
+            if val_w.is_empty() {
+                // Too few blocks for a separate validation group: validate on training blocks.
+                val_w = patch_windows(
+                    src,
+                    &split,
+                    block,
+                    patch,
+                    (method.patches / 4).max(8),
+                    false,
+                    p.seed ^ 1,
+                );
+            }
+            if train_w.is_empty() {
+                return Err(Error::config(&src.optical, format!("scene `{}` has no training block of {block} px that fits a patch; lower `split.block_size`", src.name)));
+            }
+            let train = read_patches(src, &ids, &train_w)?;
+            let val = read_patches(src, &ids, &val_w)?;
+            let fusion = Fusion::from_name(method.fusion())
+                .ok_or_else(|| Error::Internal(format!("fusion {}", method.fusion())))?;
+            let config = TrainConfig {
+                spec: NetSpec {
+                    fusion,
+                    width: method.width,
+                    kernel: method.kernel,
+                    classes: k,
+                },
+                epochs: method.epochs,
+                patience: method.patience,
+                batch: method.batch,
+                learning_rate: method.learning_rate,
+                modality_dropout: method.modality_dropout,
+                dropout: method.dropout,
+                mc_passes: method.mc_passes,
+                seed: p.seed,
+            };
+            log.info(&format!(
+                "  training {} on {} ({} + {} patches of {patch} px)",
+                method.fusion(),
+                runtime.name,
+                train.len(),
+                val.len()
+            ));
+            let m = LearnedModel::train(
+                runtime,
+                &config,
+                &p.classes,
+                &src.optical_bands,
+                &train,
+                &val,
+                |e, loss, miou| {
+                    log.info(&format!(
+                        "    epoch {e:>3}/{}: loss {loss:.4}, validation mIoU {miou:.3}",
+                        config.epochs
+                    ));
+                },
+            )?;
+            log.info(&format!(
+                "  kept epoch {} (validation mIoU {:.3})",
+                m.meta.report.best_epoch, m.meta.report.best_val_miou
+            ));
+            let h = m.save(&model_path)?;
+            (m, h)
+        }
+    };
+    let halo = model.halo();
+    let tl = tiles(g.width, g.height, p.tiling.tile_size, halo);
+    let final_path = scene_out.join(format!("{}.tif", method.name));
+    let mut md = metadata;
+    md.push(("GEOFUSE_MODEL_HASH".into(), model_hash.clone()));
+    md.push(("GEOFUSE_DEVICE".into(), runtime.name.clone()));
+    md.push(("GEOFUSE_FUSION".into(), method.fusion().to_string()));
+    let spec = ProductSpec {
+        grid: g.clone(),
+        bands: product_bands(k),
+        classes: p.classes.clone(),
+        metadata: md,
+        nodata: 255,
+    };
+    let writer = ProductWriter::create(&final_path, &spec)?;
+    let t1 = Instant::now();
+    let progress = log.progress("predicting", tl.len());
+    let reader = SceneReader::open(src)?;
+    let mut conf = Confusion::new(k);
+    // Tiles run one after another: the backend already uses every core inside a tile.
+    for t in &tl {
+        let (raw, labels) = raw_window(&reader, src, t.read)?;
+        let (probs, ent) = model.predict(&raw, (t.read.row, t.read.col));
+        let (r0, c0) = t.core_offset();
+        let (h, w) = (t.core.height, t.core.width);
+        let mut out = Array3::<u8>::from_elem((6, h, w), 255);
+        let mut pv = vec![0f32; k];
+        for r in 0..h {
+            for c in 0..w {
+                let (rr, cc) = (r0 + r, c0 + c);
+                let opt = (0..RAW_BANDS - 2).all(|b| !raw[[b, rr, cc]].is_nan());
+                let sar = (RAW_BANDS - 2..RAW_BANDS).all(|b| !raw[[b, rr, cc]].is_nan());
+                let modalities = opt as u8 | (sar as u8) << 1;
+                out[[5, r, c]] = modalities;
+                if modalities == 0 {
+                    continue;
+                }
+                for (j, v) in pv.iter_mut().enumerate() {
+                    *v = probs[[j, rr, cc]];
+                }
+                let best = (0..k)
+                    .max_by(|&a, &b| pv[a].total_cmp(&pv[b]).then(b.cmp(&a)))
+                    .unwrap_or(0);
+                let u = summarise(&pv, ent[[rr, cc]]);
+                out[[0, r, c]] = ids[best];
+                out[[1, r, c]] = to_byte(u.confidence);
+                out[[2, r, c]] = to_byte(u.aleatoric);
+                out[[3, r, c]] = to_byte(u.epistemic);
+                out[[4, r, c]] = to_byte(u.total);
+                if let Some(l) = &labels {
+                    let ci = class_index(&ids, l[[rr, cc]]);
+                    if ci >= 0 && split.is_test(t.core.row + r, t.core.col + c) {
+                        conf.add(ci as usize, best);
+                    }
+                }
+            }
+        }
+        writer.write_core(t.core, &out)?;
+        progress.tick();
+    }
+    let product = writer.finish()?;
+    let predict_seconds = t1.elapsed().as_secs_f64();
+    Ok(MethodOutcome {
+        product,
+        model: model_path,
+        model_hash,
+        confusion: src.labels.as_ref().map(|_| conf),
+        samples_per_class: model.meta.report.class_pixels.clone(),
+        blocks: split.counts(),
+        predict_seconds,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}

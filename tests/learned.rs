@@ -1,0 +1,229 @@
+//! Learned methods: tiled = untiled, reproducible CPU training, model checks, GPU = CPU.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use geofuse::learned::{LearnedModel, Runtime};
+use geofuse::pipeline::{run, RunOptions};
+
+/// A small scene with one fast learned method; returns (dir, pipeline).
+fn learned_scene(fusion: &str, size: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), size, 12, size);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let text = text.replace(
+        "[[methods]]\nname = \"handcrafted\"\ntrees = 20\nmax_depth = 18\n",
+        "",
+    );
+    std::fs::write(
+        &pipe,
+        format!("{text}[[methods]]\nname = \"{fusion}\"\nwidth = 6\nepochs = 3\npatience = 3\npatches = 24\npatch = 16\nbatch = 8\nmc_passes = 3\n"),
+    )
+    .unwrap();
+    (dir, pipe)
+}
+
+fn cpu_run(pipe: &Path, out: &Path) {
+    run(
+        pipe,
+        &RunOptions {
+            out: Some(out.to_path_buf()),
+            quiet: true,
+            device: "cpu".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// Raw bands of the whole scene, read through the pipeline.
+fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
+    let p = geofuse::pipeline::load_pipeline(pipe, None).unwrap();
+    let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
+    let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
+    let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
+    geofuse::pipeline::learned::raw_window(&reader, &src, full)
+        .unwrap()
+        .0
+}
+
+#[test]
+fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
+    let (dir, pipe) = learned_scene("learned-kernel", 96);
+    cpu_run(&pipe, &dir.path().join("out"));
+    let rt = Runtime::new("cpu").unwrap();
+    let (model, _) =
+        LearnedModel::load(&dir.path().join("out/synthetic/learned-kernel"), &rt).unwrap();
+    let raw = scene_raw(&pipe, dir.path());
+    let (full_p, full_e) = model.predict(&raw, (0, 0));
+    for ts in [40usize, 33, 64] {
+        let mut worst = 0f32;
+        for t in geofuse::tiler::tiles(96, 96, ts, model.halo()) {
+            let rd = t.read;
+            let sub = raw
+                .slice(ndarray::s![
+                    ..,
+                    rd.row..rd.row + rd.height,
+                    rd.col..rd.col + rd.width
+                ])
+                .to_owned();
+            let (p, e) = model.predict(&sub, (rd.row, rd.col));
+            let (r0, c0) = t.core_offset();
+            for r in 0..t.core.height {
+                for c in 0..t.core.width {
+                    let (gr, gc) = (t.core.row + r, t.core.col + c);
+                    for k in 0..p.shape()[0] {
+                        worst = worst.max((p[[k, r0 + r, c0 + c]] - full_p[[k, gr, gc]]).abs());
+                    }
+                    worst = worst.max((e[[r0 + r, c0 + c]] - full_e[[gr, gc]]).abs());
+                }
+            }
+        }
+        // Tolerance: float32 rounding of convolutions summed in a different order.
+        assert!(
+            worst < 1e-4,
+            "tile size {ts}: max |tiled - untiled| = {worst}"
+        );
+    }
+    // The product written with another tile size has the same classes.
+    edit(&pipe, "tile_size = 96", "tile_size = 40");
+    let out2 = dir.path().join("out2");
+    std::fs::create_dir_all(out2.join("synthetic")).unwrap();
+    for f in ["learned-kernel.bpk", "learned-kernel.json"] {
+        std::fs::copy(dir.path().join("out/synthetic").join(f), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(
+        &pipe,
+        text.replace(
+            "mc_passes = 3\n",
+            "mc_passes = 3\nmodel = \"learned-kernel\"\n",
+        ),
+    )
+    .unwrap();
+    cpu_run(&pipe, &out2);
+    let a = band_values(&dir.path().join("out/synthetic/learned-kernel.tif"), 1);
+    let b = band_values(&out2.join("synthetic/learned-kernel.tif"), 1);
+    let diff = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+    assert!(
+        diff <= a.len() / 1000,
+        "{diff} of {} class pixels differ",
+        a.len()
+    );
+}
+
+#[test]
+fn learned_training_is_reproducible_on_cpu() {
+    let (dir, pipe) = learned_scene("concat", 64);
+    cpu_run(&pipe, &dir.path().join("a"));
+    cpu_run(&pipe, &dir.path().join("b"));
+    let ha = geofuse::learned::model_hash(&dir.path().join("a/synthetic/concat")).unwrap();
+    let hb = geofuse::learned::model_hash(&dir.path().join("b/synthetic/concat")).unwrap();
+    assert_eq!(ha, hb, "same seed, same data: same model");
+    let pa = band_values(&dir.path().join("a/synthetic/concat.tif"), 1);
+    let pb = band_values(&dir.path().join("b/synthetic/concat.tif"), 1);
+    assert_eq!(pa, pb);
+}
+
+#[test]
+fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
+    let (dir, pipe) = learned_scene("late", 96);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(
+        &pipe,
+        format!("{text}\n[[methods]]\nname = \"handcrafted\"\ntrees = 10\n"),
+    )
+    .unwrap();
+    cpu_run(&pipe, &dir.path().join("out"));
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/synthetic/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    for method in ["late", "handcrafted"] {
+        for key in ["oa", "kappa", "miou", "f1", "seconds", "mpix_per_s"] {
+            assert!(!m["methods"][method][key].is_null(), "{method} lacks {key}");
+        }
+    }
+    let tif = dir.path().join("out/synthetic/late.tif");
+    let ds = gdal::Dataset::open(&tif).unwrap();
+    assert_eq!(ds.raster_count(), 6);
+    assert!(ds.rasterband(1).unwrap().color_table().is_some());
+    let modal = band_values(&tif, 6);
+    let classes = band_values(&tif, 1);
+    // Pixels with at least one modality get a class; epistemic (MC dropout) is not all zero.
+    assert!(modal
+        .iter()
+        .zip(&classes)
+        .all(|(m, c)| (*m == 0.0) == (*c == 255.0)));
+    assert!(band_values(&tif, 4).iter().any(|&v| v > 0.0 && v < 255.0));
+}
+
+#[test]
+fn a_learned_model_with_other_classes_is_refused() {
+    let (dir, pipe) = learned_scene("add", 64);
+    cpu_run(&pipe, &dir.path().join("out"));
+    for f in ["add.bpk", "add.json"] {
+        std::fs::copy(dir.path().join("out/synthetic").join(f), dir.path().join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(&pipe)
+        .unwrap()
+        .replace("name = \"wetland\"", "name = \"marsh\"");
+    std::fs::write(
+        &pipe,
+        text.replace("mc_passes = 3\n", "mc_passes = 3\nmodel = \"add\"\n"),
+    )
+    .unwrap();
+    let o = geofuse(&["run", pipe.to_str().unwrap(), "-q", "--device", "cpu"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("add") && err.contains("classes"), "{err}");
+}
+
+/// GPU = CPU: the same saved model on wgpu (Mesa's lavapipe here, a real GPU elsewhere) and on
+/// the CPU gives the same probabilities within 1e-3.
+#[test]
+fn wgpu_equals_cpu_within_tolerance() {
+    let icd = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| {
+            std::fs::read_dir(d)
+                .map(|mut r| r.next().is_some())
+                .unwrap_or(false)
+        });
+    if !icd {
+        eprintln!(
+            "SKIP: no Vulkan driver (install mesa-vulkan-drivers and libvulkan1 for lavapipe)"
+        );
+        return;
+    }
+    let Ok(gpu) = Runtime::new("wgpu") else {
+        eprintln!("SKIP: wgpu found no adapter");
+        return;
+    };
+    let (dir, pipe) = learned_scene("learned-kernel", 64);
+    cpu_run(&pipe, &dir.path().join("out"));
+    let stem = dir.path().join("out/synthetic/learned-kernel");
+    let cpu = Runtime::new("cpu").unwrap();
+    let (mc, _) = LearnedModel::load(&stem, &cpu).unwrap();
+    let (mg, _) = LearnedModel::load(&stem, &gpu).unwrap();
+    let raw = scene_raw(&pipe, dir.path());
+    let (pc, ec) = mc.predict(&raw, (0, 0));
+    let (pg, eg) = mg.predict(&raw, (0, 0));
+    let dp = pc
+        .iter()
+        .zip(pg.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    let de = ec
+        .iter()
+        .zip(eg.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!(
+        "{}: max |p_gpu - p_cpu| = {dp:.2e}, entropy {de:.2e}",
+        gpu.name
+    );
+    assert!(dp < 1e-3 && de < 1e-3, "GPU and CPU disagree: {dp} {de}");
+}
