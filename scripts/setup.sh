@@ -5,7 +5,7 @@
 set -euo pipefail
 
 need=(libgdal-dev gdal-bin python3-gdal python3-numpy pkg-config gcc)
-optional=(otb-bin libotb-apps)
+optional=(otb-bin libotb-apps mesa-vulkan-drivers libvulkan1)
 
 missing() {
   local out=()
@@ -31,10 +31,10 @@ if [ -n "$req" ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $req >/dev/null
 fi
 if [ -n "$opt" ]; then
-  echo "setup: installing $opt (Orfeo ToolBox, reference for the GLCM comparison test)"
+  echo "setup: installing $opt (Orfeo ToolBox for the GLCM comparison, Mesa lavapipe for the wgpu test)"
   # shellcheck disable=SC2086
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $opt >/dev/null \
-    || echo "setup: could not install Orfeo ToolBox; the OTB comparison test will be skipped" >&2
+    || echo "setup: could not install $opt; the OTB and wgpu comparison tests will be skipped" >&2
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{BurnpackStore, ModuleSnapshot};
-use burn::tensor::Distribution;
 use ndarray::{s, Array2, Array3, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +22,9 @@ use crate::eval::metrics::Confusion;
 use crate::rng::{hash4, unit, Rng};
 pub use model::{Fusion, NetSpec};
 use model::{FusionNet, IN_CH, OPT_CH};
+
+/// Serialises seeding + parameter initialisation (burn's generator is global to a backend).
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Raw input bands: 10 optical reflectances then VV, VH in dB.
 pub const RAW_BANDS: usize = 12;
@@ -213,6 +215,31 @@ pub struct LearnedMeta {
     pub optical_bands: Vec<String>,
     /// Training report.
     pub report: TrainReport,
+    /// SHA-256 of the weight values (burn's parameter ids are random, so the `.bpk` bytes of
+    /// two identical trainings differ; this hash does not).
+    #[serde(default)]
+    pub weights_sha256: String,
+}
+
+/// Hashes every float parameter's values in module order.
+struct WeightHasher(sha2::Sha256);
+
+impl burn::module::ModuleVisitor for WeightHasher {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+        use sha2::Digest;
+        if let Ok(v) = param.val().into_data().convert::<f32>().try_to_vec::<f32>() {
+            for x in v {
+                self.0.update(x.to_le_bytes());
+            }
+        }
+    }
+}
+
+fn weights_sha256(net: &FusionNet) -> String {
+    use sha2::Digest;
+    let mut h = WeightHasher(sha2::Sha256::new());
+    net.visit(&mut h);
+    h.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Model format tag.
@@ -311,9 +338,14 @@ impl LearnedModel {
             })
             .collect();
         let train_device = runtime.device.clone().autodiff();
-        train_device.seed(config.seed);
-        runtime.device.seed(config.seed);
-        let mut net = FusionNet::new(config.spec, &train_device);
+        // burn's generator is global to the backend: seed and initialise under one lock so that
+        // concurrent trainings (tests, library users) cannot interleave their draws. Every later
+        // random choice (shuffles, augmentation, dropout masks) uses geofuse's own generator.
+        let mut net = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            train_device.seed(config.seed);
+            FusionNet::new(config.spec, &train_device)
+        };
         let mut optim = AdamConfig::new().init();
         let mut rng = Rng::new(config.seed ^ 0x7EA1);
         let keep = 1.0 - config.dropout;
@@ -354,11 +386,16 @@ impl LearnedModel {
                 let wt = to_tensor(ws, [b, 1, p, p], &train_device);
                 let latent = net.latent(x);
                 let mask = (config.dropout > 0.0).then(|| {
-                    Tensor::<4>::random(
-                        [b, head_ch, p, p],
-                        Distribution::Bernoulli(keep),
-                        &train_device,
-                    ) / keep
+                    let m: Vec<f32> = (0..b * head_ch * p * p)
+                        .map(|_| {
+                            if rng.f64() < keep {
+                                (1.0 / keep) as f32
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    to_tensor(m, [b, head_ch, p, p], &train_device)
                 });
                 let logp = net.log_probs(&latent, mask.as_ref());
                 let loss = (logp.gather(1, y).neg() * wt.clone()).sum() / wt.sum();
@@ -406,6 +443,7 @@ impl LearnedModel {
                     class_weights,
                     class_pixels: counts.iter().map(|&c| c as usize).collect(),
                 },
+                weights_sha256: String::new(),
             },
             net,
             runtime: runtime.clone(),
@@ -489,7 +527,9 @@ impl LearnedModel {
         self.net
             .save_into(&mut store)
             .map_err(|e| Error::Internal(format!("save {}: {e}", bpk.display())))?;
-        let text = serde_json::to_string_pretty(&self.meta).unwrap_or_default();
+        let mut meta = self.meta.clone();
+        meta.weights_sha256 = weights_sha256(&self.net);
+        let text = serde_json::to_string_pretty(&meta).unwrap_or_default();
         std::fs::write(&json, &text).map_err(|e| Error::io(&json, "write model metadata", e))?;
         model_hash(path)
     }
@@ -524,6 +564,13 @@ impl LearnedModel {
         let mut store = BurnpackStore::from_file(&bpk).auto_extension(false);
         net.load_from(&mut store)
             .map_err(|e| bad(format!("cannot load weights {} ({e})", bpk.display())))?;
+        if !meta.weights_sha256.is_empty() && weights_sha256(&net) != meta.weights_sha256 {
+            return Err(bad(format!(
+                "the weights in {} do not match {} (hash differs); the files belong to different models",
+                bpk.display(),
+                json.display()
+            )));
+        }
         let hash = model_hash(path)?;
         Ok((
             LearnedModel {
@@ -541,12 +588,11 @@ impl LearnedModel {
     }
 }
 
-/// Hash of a saved model (both files).
+/// Hash of a saved model: SHA-256 of its metadata file, which records the hash of the weight
+/// values (checked against the `.bpk` on load).
 pub fn model_hash(path: &Path) -> Result<String> {
-    let mut bytes = Vec::new();
-    for f in LearnedModel::files(path) {
-        bytes.extend(std::fs::read(&f).map_err(|e| Error::io(&f, "read model", e))?);
-    }
+    let json = path.with_extension("json");
+    let bytes = std::fs::read(&json).map_err(|e| Error::io(&json, "read model", e))?;
     Ok(hex_sha256(&bytes))
 }
 

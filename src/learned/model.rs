@@ -131,9 +131,9 @@ impl Encoder {
 #[derive(Debug, Clone)]
 pub enum Latent {
     /// One fused map `[batch, width, h, w]`.
-    One(Tensor<4>),
+    One(Box<Tensor<4>>),
     /// Late fusion: optical and SAR maps and presence flags `[batch, 1, h, w]` each.
-    Two(Tensor<4>, Tensor<4>, Tensor<4>, Tensor<4>),
+    Two(Box<[Tensor<4>; 4]>),
 }
 
 /// The whole network.
@@ -221,16 +221,16 @@ impl FusionNet {
             e.as_ref().map(|e| e.forward(x)).expect("encoder present")
         };
         match self.spec.fusion {
-            Fusion::Early => Latent::One(enc(&self.opt, x)),
-            Fusion::OpticalOnly => Latent::One(enc(&self.opt, channels(&x, 0..OPT_CH))),
-            Fusion::SarOnly => Latent::One(enc(&self.sar, channels(&x, OPT_CH..IN_CH))),
+            Fusion::Early => Latent::One(Box::new(enc(&self.opt, x))),
+            Fusion::OpticalOnly => Latent::One(Box::new(enc(&self.opt, channels(&x, 0..OPT_CH)))),
+            Fusion::SarOnly => Latent::One(Box::new(enc(&self.sar, channels(&x, OPT_CH..IN_CH)))),
             f => {
                 debug_assert!(f.two_branches());
                 let fo = enc(&self.opt, channels(&x, 0..OPT_CH));
                 let fs = enc(&self.sar, channels(&x, OPT_CH..IN_CH));
                 let mix = || self.mix.as_ref().expect("mix layer present");
-                Latent::One(match f {
-                    Fusion::Late => return Latent::Two(fo, fs, po, ps),
+                Latent::One(Box::new(match f {
+                    Fusion::Late => return Latent::Two(Box::new([fo, fs, po, ps])),
                     Fusion::Concat => relu(mix().forward(Tensor::cat(vec![fo, fs], 1))),
                     Fusion::Add => fo + fs,
                     Fusion::Bilinear => {
@@ -253,7 +253,7 @@ impl FusionNet {
                     }
                     Fusion::FixedKernel => kernel_fuse(&fo, &fs, &po, &ps, None, self.spec.kernel),
                     _ => unreachable!("single-branch fusions handled above"),
-                })
+                }))
             }
         }
     }
@@ -266,8 +266,9 @@ impl FusionNet {
             None => t,
         };
         match latent {
-            Latent::One(f) => log_softmax(self.head.forward(drop(f.clone())), 1),
-            Latent::Two(fo, fs, po, ps) => {
+            Latent::One(f) => log_softmax(self.head.forward(drop(f.as_ref().clone())), 1),
+            Latent::Two(maps) => {
+                let [fo, fs, po, ps] = maps.as_ref();
                 // Average the branch probabilities over the modalities present at each pixel.
                 let p_o = softmax(self.head.forward(drop(fo.clone())), 1);
                 let p_s = softmax(
