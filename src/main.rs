@@ -41,6 +41,49 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Train and save the models of a pipeline's methods without predicting.
+    Train {
+        /// Pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Only this scene.
+        #[arg(long)]
+        scene: Option<String>,
+        /// Only this method.
+        #[arg(long)]
+        method: Option<String>,
+        /// Output folder (overrides the pipeline's `output`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compute device for learned methods: auto, cpu or wgpu.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
+        device: String,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Write one method's products with a saved model (no training).
+    Predict {
+        /// Pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Method whose settings and name are used.
+        #[arg(long)]
+        method: String,
+        /// Saved model: a `.model` file (hand-crafted) or a `.bpk`/`.json` stem (learned).
+        #[arg(long)]
+        model: PathBuf,
+        /// Only this scene.
+        #[arg(long)]
+        scene: Option<String>,
+        /// Output folder (overrides the pipeline's `output`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Compute device for learned methods: auto, cpu or wgpu.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
+        device: String,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Write a synthetic scene: optical.tif, sar.tif, labels.tif, cloud_mask.tif, pipeline.toml.
     Synth {
         /// Output folder.
@@ -125,31 +168,51 @@ fn run(cli: Cli) -> geofuse::Result<()> {
                     device,
                 },
             )?;
-            println!(
-                "geofuse: {} product(s) in {}",
-                s.products.len(),
-                s.out.display()
-            );
-            for p in &s.products {
-                let m = &p.metrics;
-                let f = |k: &str| {
-                    m.get(k)
-                        .and_then(|v| v.as_f64())
-                        .map(|x| format!("{x:.3}"))
-                        .unwrap_or_else(|| "n/a".into())
-                };
+            print_summary(&s);
+            Ok(())
+        }
+        Command::Train {
+            pipeline: path,
+            scene,
+            method,
+            out,
+            device,
+            quiet,
+        } => {
+            let opts = RunOptions {
+                out,
+                quiet,
+                device,
+                ..Default::default()
+            };
+            for t in pipeline::train_models(&path, &opts, scene.as_deref(), method.as_deref())? {
                 println!(
-                    "  {}/{}: {}{}  held-out OA {}  kappa {}  mIoU {}",
-                    p.scene,
-                    p.method,
-                    p.product.display(),
-                    if p.skipped { " (up to date)" } else { "" },
-                    f("oa"),
-                    f("kappa"),
-                    f("miou")
+                    "{}/{}: {} (hash {})",
+                    t.scene,
+                    t.method,
+                    t.path.display(),
+                    t.hash
                 );
             }
-            println!("report: {}", s.report.display());
+            Ok(())
+        }
+        Command::Predict {
+            pipeline: path,
+            method,
+            model,
+            scene,
+            out,
+            device,
+            quiet,
+        } => {
+            let opts = RunOptions {
+                out,
+                quiet,
+                device,
+                ..Default::default()
+            };
+            let s = pipeline::predict(&path, &opts, &method, &model, scene.as_deref())?;
+            print_summary(&s);
             Ok(())
         }
         Command::Synth {
@@ -193,6 +256,40 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints where the products are and a table of held-out metrics per scene and method.
+fn print_summary(s: &pipeline::RunSummary) {
+    println!(
+        "geofuse: {} product(s) in {}",
+        s.products.len(),
+        s.out.display()
+    );
+    println!("held-out metrics (spatial blocks disjoint from training):");
+    println!(
+        "  {:<28} {:<16} {:>6} {:>6} {:>6}  product",
+        "scene", "method", "OA", "kappa", "mIoU"
+    );
+    for p in &s.products {
+        let f = |k: &str| {
+            p.metrics
+                .get(k)
+                .and_then(|v| v.as_f64())
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "n/a".into())
+        };
+        println!(
+            "  {:<28} {:<16} {:>6} {:>6} {:>6}  {}{}",
+            p.scene,
+            p.method,
+            f("oa"),
+            f("kappa"),
+            f("miou"),
+            p.product.display(),
+            if p.skipped { " (up to date)" } else { "" }
+        );
+    }
+    println!("report: {}", s.report.display());
 }
 
 fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {

@@ -458,3 +458,47 @@ fn a_saved_model_is_reused_and_a_mismatched_one_refused() {
     );
     assert!(model.exists());
 }
+
+#[test]
+fn train_then_predict_commands_equal_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 96, 9, 64);
+    run(
+        &pipe,
+        &RunOptions {
+            out: Some(dir.path().join("run")),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    let o = geofuse(&[
+        "train",
+        pipe.to_str().unwrap(),
+        "--out",
+        dir.path().join("t").to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = dir.path().join("t/synthetic/handcrafted.model");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("handcrafted.model"));
+    assert!(
+        !dir.path().join("t/synthetic/handcrafted.tif").exists(),
+        "train writes no product"
+    );
+    let o = geofuse(&[
+        "predict",
+        pipe.to_str().unwrap(),
+        "--method",
+        "handcrafted",
+        "--model",
+        model.to_str().unwrap(),
+        "--out",
+        dir.path().join("p").to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("held-out metrics"));
+    let a = product_bands(&dir.path().join("run/synthetic/handcrafted.tif"));
+    let b = product_bands(&dir.path().join("p/synthetic/handcrafted.tif"));
+    assert_same_product(&a, &b, "train + predict vs run");
+}

@@ -76,6 +76,12 @@ fn demo_command_produces_a_valid_cog() {
     ]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains("held-out OA") && out.contains("mIoU"), "{out}");
-    assert!(dir.path().join("demo/handcrafted.tif").exists());
+    assert!(
+        out.contains("held-out metrics") && out.contains("mIoU") && out.contains("learned-kernel"),
+        "{out}"
+    );
+    assert!(
+        dir.path().join("demo/handcrafted.tif").exists()
+            && dir.path().join("demo/learned-kernel.tif").exists()
+    );
 }

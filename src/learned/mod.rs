@@ -450,6 +450,44 @@ impl LearnedModel {
         })
     }
 
+    /// A randomly initialised model (benchmarks and tests of the inference path).
+    pub fn untrained(
+        runtime: &Runtime,
+        config: &TrainConfig,
+        classes: &[ClassDef],
+        optical_bands: &[String],
+    ) -> LearnedModel {
+        let net = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            runtime.device.seed(config.seed);
+            FusionNet::new(config.spec, &runtime.device)
+        };
+        LearnedModel {
+            meta: LearnedMeta {
+                format: LEARNED_FORMAT.into(),
+                geofuse_version: env!("CARGO_PKG_VERSION").into(),
+                config: config.clone(),
+                normalisation: Normalisation {
+                    mean: vec![0.0; RAW_BANDS],
+                    std: vec![1.0; RAW_BANDS],
+                },
+                classes: classes.to_vec(),
+                optical_bands: optical_bands.to_vec(),
+                report: TrainReport {
+                    epochs: 0,
+                    best_epoch: 0,
+                    best_val_miou: 0.0,
+                    history: vec![],
+                    class_weights: vec![],
+                    class_pixels: vec![],
+                },
+                weights_sha256: String::new(),
+            },
+            net: net.valid(),
+            runtime: runtime.clone(),
+        }
+    }
+
     /// Halo a tile needs so its core equals an untiled run (the receptive radius).
     pub fn halo(&self) -> usize {
         self.meta.config.spec.receptive_radius()

@@ -352,6 +352,46 @@ pub fn predict_tile(
     out
 }
 
+/// Trains the forest of a hand-crafted method on a scene's training blocks and saves it as
+/// `<scene_out>/<method>.model`; returns the model, its path and hash.
+pub fn train_handcrafted(
+    p: &Pipeline,
+    src: &SceneSources,
+    method: &MethodDef,
+    scene_out: &Path,
+    log: &Log,
+) -> Result<(HandcraftedModel, PathBuf, String)> {
+    let g = &src.grid;
+    if src.labels.is_none() {
+        return Err(Error::config(
+            &src.optical,
+            format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
+        ));
+    }
+    let split = BlockSplit::new(
+        g.width,
+        g.height,
+        p.split.block_size,
+        p.split.test_fraction,
+        p.seed,
+    );
+    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    let plan = FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &ranges,
+    );
+    let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
+    let m = train(p, src, method, &plan, &tl, &split, log)?;
+    std::fs::create_dir_all(scene_out)
+        .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
+    let path = scene_out.join(format!("{}.model", method.name));
+    let h = m.save(&path)?;
+    Ok((m, path, h))
+}
+
 /// Runs the hand-crafted method on one scene, writing `<scene_out>/<method>.tif`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_handcrafted(
@@ -376,27 +416,7 @@ pub fn run_handcrafted(
             let (m, h) = HandcraftedModel::load(path)?;
             (m, path.clone(), h)
         }
-        None => {
-            let ranges = glcm_ranges(src, &p.features.glcm)?;
-            let plan = FeaturePlan::new(
-                &p.features,
-                &src.optical_bands,
-                src.scale,
-                src.offset,
-                &ranges,
-            );
-            let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
-            if src.labels.is_none() {
-                return Err(Error::config(
-                    &src.optical,
-                    format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
-                ));
-            }
-            let m = train(p, src, method, &plan, &tl, &split, log)?;
-            let path = scene_out.join(format!("{}.model", method.name));
-            let h = m.save(&path)?;
-            (m, path, h)
-        }
+        None => train_handcrafted(p, src, method, scene_out, log)?,
     };
     let plan = FeaturePlan::new(
         &p.features,

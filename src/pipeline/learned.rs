@@ -118,6 +118,100 @@ fn read_patches(src: &SceneSources, ids: &[u8], wins: &[Window]) -> Result<Vec<P
         .collect()
 }
 
+/// Trains a learned method on a scene's training blocks and saves it as
+/// `<scene_out>/<method>.bpk` + `.json`; returns the model, its path stem and hash.
+pub fn train_learned(
+    p: &Pipeline,
+    src: &SceneSources,
+    method: &MethodDef,
+    scene_out: &Path,
+    runtime: &Runtime,
+    log: &Log,
+) -> Result<(LearnedModel, std::path::PathBuf, String)> {
+    let g = &src.grid;
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let k = ids.len();
+    let block = p.split.block_size;
+    let split = BlockSplit::new(g.width, g.height, block, p.split.test_fraction, p.seed);
+    let model_path = scene_out.join(&method.name);
+    std::fs::create_dir_all(scene_out)
+        .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
+    if src.labels.is_none() {
+        return Err(Error::config(&src.optical, format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model`", method.name, src.name)));
+    }
+    let patch = method.patch.min(block).min(g.width).min(g.height);
+    let train_w = patch_windows(src, &split, block, patch, method.patches, false, p.seed);
+    let mut val_w = patch_windows(
+        src,
+        &split,
+        block,
+        patch,
+        (method.patches / 4).max(8),
+        true,
+        p.seed,
+    );
+    if val_w.is_empty() {
+        // Too few blocks for a separate validation group: validate on training blocks.
+        val_w = patch_windows(
+            src,
+            &split,
+            block,
+            patch,
+            (method.patches / 4).max(8),
+            false,
+            p.seed ^ 1,
+        );
+    }
+    if train_w.is_empty() {
+        return Err(Error::config(&src.optical, format!("scene `{}` has no training block of {block} px that fits a patch; lower `split.block_size`", src.name)));
+    }
+    let train = read_patches(src, &ids, &train_w)?;
+    let val = read_patches(src, &ids, &val_w)?;
+    let fusion = Fusion::from_name(method.fusion())
+        .ok_or_else(|| Error::Internal(format!("fusion {}", method.fusion())))?;
+    let config = TrainConfig {
+        spec: NetSpec {
+            fusion,
+            width: method.width,
+            kernel: method.kernel,
+            classes: k,
+        },
+        epochs: method.epochs,
+        patience: method.patience,
+        batch: method.batch,
+        learning_rate: method.learning_rate,
+        modality_dropout: method.modality_dropout,
+        dropout: method.dropout,
+        mc_passes: method.mc_passes,
+        seed: p.seed,
+    };
+    log.info(&format!(
+        "  training {} on {} ({} + {} patches of {patch} px)",
+        method.fusion(),
+        runtime.name,
+        train.len(),
+        val.len()
+    ));
+    let bar = log.progress_in("training", config.epochs, "epochs");
+    let m = LearnedModel::train(
+        runtime,
+        &config,
+        &p.classes,
+        &src.optical_bands,
+        &train,
+        &val,
+        |_, loss, miou| {
+            bar.step(&format!("loss {loss:.4}, validation mIoU {miou:.3}"));
+        },
+    )?;
+    log.info(&format!(
+        "  kept epoch {} (validation mIoU {:.3})",
+        m.meta.report.best_epoch, m.meta.report.best_val_miou
+    ));
+    let h = m.save(&model_path)?;
+    Ok((m, model_path, h))
+}
+
 /// Runs a learned method on one scene, writing `<scene_out>/<method>.tif`.
 pub fn run_learned(
     p: &Pipeline,
@@ -165,81 +259,7 @@ pub fn run_learned(
             (m, h)
         }
         None => {
-            if src.labels.is_none() {
-                return Err(Error::config(&src.optical, format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model`", method.name, src.name)));
-            }
-            let patch = method.patch.min(block).min(g.width).min(g.height);
-            let train_w = patch_windows(src, &split, block, patch, method.patches, false, p.seed);
-            let mut val_w = patch_windows(
-                src,
-                &split,
-                block,
-                patch,
-                (method.patches / 4).max(8),
-                true,
-                p.seed,
-            );
-            if val_w.is_empty() {
-                // Too few blocks for a separate validation group: validate on training blocks.
-                val_w = patch_windows(
-                    src,
-                    &split,
-                    block,
-                    patch,
-                    (method.patches / 4).max(8),
-                    false,
-                    p.seed ^ 1,
-                );
-            }
-            if train_w.is_empty() {
-                return Err(Error::config(&src.optical, format!("scene `{}` has no training block of {block} px that fits a patch; lower `split.block_size`", src.name)));
-            }
-            let train = read_patches(src, &ids, &train_w)?;
-            let val = read_patches(src, &ids, &val_w)?;
-            let fusion = Fusion::from_name(method.fusion())
-                .ok_or_else(|| Error::Internal(format!("fusion {}", method.fusion())))?;
-            let config = TrainConfig {
-                spec: NetSpec {
-                    fusion,
-                    width: method.width,
-                    kernel: method.kernel,
-                    classes: k,
-                },
-                epochs: method.epochs,
-                patience: method.patience,
-                batch: method.batch,
-                learning_rate: method.learning_rate,
-                modality_dropout: method.modality_dropout,
-                dropout: method.dropout,
-                mc_passes: method.mc_passes,
-                seed: p.seed,
-            };
-            log.info(&format!(
-                "  training {} on {} ({} + {} patches of {patch} px)",
-                method.fusion(),
-                runtime.name,
-                train.len(),
-                val.len()
-            ));
-            let m = LearnedModel::train(
-                runtime,
-                &config,
-                &p.classes,
-                &src.optical_bands,
-                &train,
-                &val,
-                |e, loss, miou| {
-                    log.info(&format!(
-                        "    epoch {e:>3}/{}: loss {loss:.4}, validation mIoU {miou:.3}",
-                        config.epochs
-                    ));
-                },
-            )?;
-            log.info(&format!(
-                "  kept epoch {} (validation mIoU {:.3})",
-                m.meta.report.best_epoch, m.meta.report.best_val_miou
-            ));
-            let h = m.save(&model_path)?;
+            let (m, _, h) = train_learned(p, src, method, scene_out, runtime, log)?;
             (m, h)
         }
     };

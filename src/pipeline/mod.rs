@@ -47,13 +47,31 @@ impl Log {
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     what: String,
+    unit: &'static str,
     total: usize,
     done: std::sync::atomic::AtomicUsize,
     log: Log,
 }
 
 impl Progress {
-    /// One tile done.
+    /// One step done, with a status (shown on the bar, or logged on every step when not empty).
+    pub fn step(&self, status: &str) {
+        match &self.bar {
+            Some(b) => {
+                b.set_message(format!("{} {status}", self.what));
+                self.tick();
+            }
+            None => {
+                let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                self.log.info(&format!(
+                    "  {} {d}/{} {}: {status}",
+                    self.what, self.total, self.unit
+                ));
+            }
+        }
+    }
+
+    /// One step done.
     pub fn tick(&self) {
         let d = self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         match &self.bar {
@@ -65,10 +83,20 @@ impl Progress {
             }
             None => {
                 if d == self.total || d.is_multiple_of((self.total / 10).max(1)) {
-                    self.log
-                        .info(&format!("  {}: {d}/{} tiles", self.what, self.total));
+                    self.log.info(&format!(
+                        "  {}: {d}/{} {}",
+                        self.what, self.total, self.unit
+                    ));
                 }
             }
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
         }
     }
 }
@@ -76,11 +104,16 @@ impl Progress {
 impl Log {
     /// A progress reporter for `total` tiles.
     pub fn progress(&self, what: &str, total: usize) -> Progress {
+        self.progress_in(what, total, "tiles")
+    }
+
+    /// A progress reporter for `total` steps of `unit` (tiles, epochs).
+    pub fn progress_in(&self, what: &str, total: usize, unit: &'static str) -> Progress {
         let bar = (!self.quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total as u64);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "  {msg:18} [{bar:40}] {pos}/{len} tiles {elapsed_precise} eta {eta}",
-            ) {
+            if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+                "  {{msg:18}} [{{bar:40}}] {{pos}}/{{len}} {unit} {{elapsed_precise}} eta {{eta}}"
+            )) {
                 b.set_style(style.progress_chars("=> "));
             }
             b.set_message(what.to_string());
@@ -89,6 +122,7 @@ impl Log {
         Progress {
             bar,
             what: what.into(),
+            unit,
             total,
             done: Default::default(),
             log: *self,
@@ -163,6 +197,11 @@ pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
 /// Runs a pipeline file: every scene of this shard, every method.
 pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let p = load_pipeline(pipeline_path, opts.out.as_deref())?;
+    run_pipeline(p, pipeline_path, opts)
+}
+
+/// Runs an already loaded pipeline (`pipeline_path` names it in messages).
+pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let (si, sn) = opts.shard;
     if sn == 0 || si >= sn {
         return Err(Error::config(
@@ -320,6 +359,128 @@ pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
         products,
         report,
     })
+}
+
+/// A model trained by [`train_models`].
+#[derive(Debug, Clone)]
+pub struct TrainedModel {
+    /// Scene.
+    pub scene: String,
+    /// Method.
+    pub method: String,
+    /// Model file (hand-crafted) or path stem (learned: `.bpk` + `.json`).
+    pub path: PathBuf,
+    /// Model hash.
+    pub hash: String,
+}
+
+/// `geofuse train`: trains and saves the models of the selected methods (all when `method` is
+/// None) on the selected scenes, without predicting. A later `run` or `predict` can load them
+/// with `model = "..."` on the method.
+pub fn train_models(
+    pipeline_path: &Path,
+    opts: &RunOptions,
+    scene: Option<&str>,
+    method: Option<&str>,
+) -> Result<Vec<TrainedModel>> {
+    let p = load_pipeline(pipeline_path, opts.out.as_deref())?;
+    let log = Log { quiet: opts.quiet };
+    let scenes: Vec<_> = p
+        .scenes
+        .iter()
+        .filter(|s| scene.is_none_or(|n| s.name == n))
+        .collect();
+    let methods: Vec<_> = p
+        .methods
+        .iter()
+        .filter(|m| method.is_none_or(|n| m.name == n))
+        .collect();
+    if scenes.is_empty() || methods.is_empty() {
+        return Err(Error::config(
+            pipeline_path,
+            format!(
+                "no scene `{}` or method `{}` in the pipeline",
+                scene.unwrap_or("*"),
+                method.unwrap_or("*")
+            ),
+        ));
+    }
+    let mut runtime: Option<crate::learned::Runtime> = None;
+    let mut out = Vec::new();
+    for s in scenes {
+        let scene_out = p.output.join(&s.name);
+        let src = scene::prepare_scene(&p, s, &scene_out.join(".coreg"))?;
+        for m in &methods {
+            log.info(&format!("scene {}: training {}", s.name, m.name));
+            let (path, hash) = if m.kind() == "learned" {
+                if runtime.is_none() {
+                    runtime = Some(crate::learned::Runtime::new(&opts.device)?);
+                }
+                let (_, path, hash) = learned::train_learned(
+                    &p,
+                    &src,
+                    m,
+                    &scene_out,
+                    runtime.as_ref().expect("set"),
+                    &log,
+                )?;
+                (path, hash)
+            } else {
+                let (_, path, hash) =
+                    handcrafted::train_handcrafted(&p, &src, m, &scene_out, &log)?;
+                (path, hash)
+            };
+            out.push(TrainedModel {
+                scene: s.name.clone(),
+                method: m.name.clone(),
+                path,
+                hash,
+            });
+        }
+        let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
+    }
+    Ok(out)
+}
+
+/// `geofuse predict`: writes the products of one method with a saved model (no training), on
+/// the selected scenes; products are always redone.
+pub fn predict(
+    pipeline_path: &Path,
+    opts: &RunOptions,
+    method: &str,
+    model: &Path,
+    scene: Option<&str>,
+) -> Result<RunSummary> {
+    let mut p = load_pipeline(pipeline_path, opts.out.as_deref())?;
+    let Some(mut m) = p.methods.iter().find(|m| m.name == method).cloned() else {
+        return Err(Error::config(
+            pipeline_path,
+            format!("no method `{method}` in the pipeline"),
+        ));
+    };
+    m.model = Some(
+        std::env::current_dir()
+            .map(|d| d.join(model))
+            .unwrap_or_else(|_| model.to_path_buf()),
+    );
+    p.methods = vec![m];
+    if let Some(n) = scene {
+        p.scenes.retain(|s| s.name == n);
+        if p.scenes.is_empty() {
+            return Err(Error::config(
+                pipeline_path,
+                format!("no scene `{n}` in the pipeline"),
+            ));
+        }
+    }
+    run_pipeline(
+        p,
+        pipeline_path,
+        &RunOptions {
+            force: true,
+            ..opts.clone()
+        },
+    )
 }
 
 /// Reads a JSON file if it exists and parses.
