@@ -51,15 +51,8 @@ enum Command {
         /// Only this method.
         #[arg(long)]
         method: Option<String>,
-        /// Output folder (overrides the pipeline's `output`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Compute device for learned methods: auto, cpu or wgpu.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
-        device: String,
-        /// No progress lines.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        common: StageOptions,
     },
     /// Write one method's products with a saved model (no training).
     Predict {
@@ -74,15 +67,8 @@ enum Command {
         /// Only this scene.
         #[arg(long)]
         scene: Option<String>,
-        /// Output folder (overrides the pipeline's `output`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Compute device for learned methods: auto, cpu or wgpu.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
-        device: String,
-        /// No progress lines.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        common: StageOptions,
     },
     /// Write a synthetic scene: optical.tif, sar.tif, labels.tif, cloud_mask.tif, pipeline.toml.
     Synth {
@@ -118,6 +104,31 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Options shared by the stage commands.
+#[derive(clap::Args)]
+struct StageOptions {
+    /// Output folder (overrides the pipeline's `output`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Compute device for learned methods: auto, cpu or wgpu.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
+    device: String,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl StageOptions {
+    fn run_options(self) -> RunOptions {
+        RunOptions {
+            out: self.out,
+            quiet: self.quiet,
+            device: self.device,
+            ..Default::default()
+        }
+    }
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -175,16 +186,9 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             pipeline: path,
             scene,
             method,
-            out,
-            device,
-            quiet,
+            common,
         } => {
-            let opts = RunOptions {
-                out,
-                quiet,
-                device,
-                ..Default::default()
-            };
+            let opts = common.run_options();
             for t in pipeline::train_models(&path, &opts, scene.as_deref(), method.as_deref())? {
                 println!(
                     "{}/{}: {} (hash {})",
@@ -201,16 +205,9 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             method,
             model,
             scene,
-            out,
-            device,
-            quiet,
+            common,
         } => {
-            let opts = RunOptions {
-                out,
-                quiet,
-                device,
-                ..Default::default()
-            };
+            let opts = common.run_options();
             let s = pipeline::predict(&path, &opts, &method, &model, scene.as_deref())?;
             print_summary(&s);
             Ok(())

@@ -117,6 +117,18 @@ pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, 
     Ok(out)
 }
 
+/// The feature plan of a scene, with GLCM quantisation ranges taken from the scene.
+pub fn scene_plan(p: &Pipeline, src: &SceneSources) -> Result<FeaturePlan> {
+    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    Ok(FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &ranges,
+    ))
+}
+
 /// Features of one tile, cropped to its core: `[feature, row, col]`.
 fn tile_features(
     reader: &SceneReader,
@@ -375,14 +387,7 @@ pub fn train_handcrafted(
         p.split.test_fraction,
         p.seed,
     );
-    let ranges = glcm_ranges(src, &p.features.glcm)?;
-    let plan = FeaturePlan::new(
-        &p.features,
-        &src.optical_bands,
-        src.scale,
-        src.offset,
-        &ranges,
-    );
+    let plan = scene_plan(p, src)?;
     let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
     let m = train(p, src, method, &plan, &tl, &split, log)?;
     std::fs::create_dir_all(scene_out)
@@ -504,14 +509,7 @@ fn for_each_tile_features<F>(
 where
     F: Fn(&Tile, Array3<f32>) -> Result<()> + Sync,
 {
-    let ranges = glcm_ranges(src, &p.features.glcm)?;
-    let plan = FeaturePlan::new(
-        &p.features,
-        &src.optical_bands,
-        src.scale,
-        src.offset,
-        &ranges,
-    );
+    let plan = scene_plan(p, src)?;
     let g = &src.grid;
     tiles(g.width, g.height, tile_size, plan.halo)
         .par_iter()
@@ -574,15 +572,7 @@ pub fn write_scene_features(
     out: &Path,
     nodata: f32,
 ) -> Result<Vec<String>> {
-    let ranges = glcm_ranges(src, &p.features.glcm)?;
-    let names = FeaturePlan::new(
-        &p.features,
-        &src.optical_bands,
-        src.scale,
-        src.offset,
-        &ranges,
-    )
-    .names;
+    let names = scene_plan(p, src)?.names;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let writer = std::sync::Mutex::new(crate::io::writer::StreamWriter::create::<f32>(
         out,
