@@ -35,6 +35,8 @@ fn bench(c: &mut Criterion) {
                 width: 16,
                 kernel: 3,
                 classes: 7,
+                extra_opt: 0,
+                extra_sar: 0,
             },
             epochs: 1,
             patience: 1,

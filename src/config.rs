@@ -423,6 +423,10 @@ pub struct MethodDef {
     /// Learned kernel fusion: kernel side (odd).
     #[serde(default = "default_kernel")]
     pub kernel: usize,
+    /// Learned: also feed the hand-crafted features ([features]) to the network, optical ones
+    /// to the optical branch and SAR ones to the SAR branch (hybrid).
+    #[serde(default)]
+    pub hybrid: bool,
     /// Trees in the forest.
     #[serde(default = "default_trees")]
     pub trees: usize,

@@ -44,7 +44,7 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
     let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
     let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
     let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
-    geofuse::pipeline::learned::raw_window(&reader, &src, full)
+    geofuse::pipeline::learned::raw_window(&reader, &src, full, None)
         .unwrap()
         .0
 }
@@ -226,4 +226,65 @@ fn wgpu_equals_cpu_within_tolerance() {
         gpu.name
     );
     assert!(dp < 1e-3 && de < 1e-3, "GPU and CPU disagree: {dp} {de}");
+}
+
+#[test]
+fn hybrid_model_takes_handcrafted_features_and_stays_tile_invariant() {
+    let (dir, pipe) = learned_scene("learned-kernel", 96);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(
+        &pipe,
+        text.replace("mc_passes = 3\n", "mc_passes = 3\nhybrid = true\n"),
+    )
+    .unwrap();
+    cpu_run(&pipe, &dir.path().join("out"));
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("out/synthetic/learned-kernel.json")).unwrap(),
+    )
+    .unwrap();
+    let names = meta["hybrid_features"].as_array().unwrap();
+    let spec = &meta["config"]["spec"];
+    let (eo, es) = (
+        spec["extra_opt"].as_u64().unwrap(),
+        spec["extra_sar"].as_u64().unwrap(),
+    );
+    assert!(
+        eo > 0 && es > 0,
+        "hybrid model takes optical and SAR features: {eo} {es}"
+    );
+    assert_eq!(names.len() as u64, eo + es);
+    assert_eq!(meta["glcm_ranges"].as_array().unwrap().len(), 2);
+    // The same model, another tile size: same classes up to float rounding.
+    for f in ["learned-kernel.bpk", "learned-kernel.json"] {
+        std::fs::copy(
+            dir.path().join("out/synthetic").join(f),
+            dir.path().join(f.replace("learned-kernel", "h")),
+        )
+        .unwrap();
+    }
+    edit(&pipe, "tile_size = 96", "tile_size = 40");
+    edit(&pipe, "hybrid = true\n", "hybrid = true\nmodel = \"h\"\n");
+    cpu_run(&pipe, &dir.path().join("out2"));
+    let a = band_values(&dir.path().join("out/synthetic/learned-kernel.tif"), 1);
+    let b = band_values(&dir.path().join("out2/synthetic/learned-kernel.tif"), 1);
+    let diff = a.iter().zip(&b).filter(|(x, y)| x != y).count();
+    assert!(
+        diff <= a.len() / 1000,
+        "{diff} of {} class pixels differ",
+        a.len()
+    );
+    // Other hand-crafted features: refused.
+    edit(&pipe, "\"NBR\", \"NDRE\"]", "\"NBR\"]");
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "-q",
+        "--device",
+        "cpu",
+        "--out",
+        dir.path().join("out3").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("hybrid"), "{err}");
 }

@@ -20,15 +20,17 @@ use crate::config::{hex_sha256, ClassDef};
 use crate::error::{Error, Result};
 use crate::eval::metrics::Confusion;
 use crate::rng::{hash4, unit, Rng};
+use model::FusionNet;
 pub use model::{Fusion, NetSpec};
-use model::{FusionNet, IN_CH, OPT_CH};
 
 /// Serialises seeding + parameter initialisation (burn's generator is global to a backend).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Raw input bands: 10 optical reflectances then VV, VH in dB.
+/// Raw input bands without hand-crafted features: 10 optical reflectances then VV, VH in dB.
+/// Hybrid models append their optical features, then their SAR features.
 pub const RAW_BANDS: usize = 12;
-const N_OPT: usize = 10;
+/// Optical reflectance bands.
+pub const N_OPT: usize = 10;
 
 /// The compute device for learned methods.
 #[derive(Clone)]
@@ -75,9 +77,10 @@ pub struct Normalisation {
 impl Normalisation {
     /// Statistics of the valid values of `patches` (`[12, h, w]` each).
     pub fn from_patches(patches: &[Patch]) -> Normalisation {
-        let mut sum = [0f64; RAW_BANDS];
-        let mut sq = [0f64; RAW_BANDS];
-        let mut n = [0f64; RAW_BANDS];
+        let nb = patches.first().map_or(RAW_BANDS, |p| p.raw.shape()[0]);
+        let mut sum = vec![0f64; nb];
+        let mut sq = vec![0f64; nb];
+        let mut n = vec![0f64; nb];
         for p in patches {
             for (b, plane) in p.raw.axis_iter(Axis(0)).enumerate() {
                 for &v in plane.iter().filter(|v| !v.is_nan()) {
@@ -87,7 +90,7 @@ impl Normalisation {
                 }
             }
         }
-        let mean: Vec<f32> = (0..RAW_BANDS)
+        let mean: Vec<f32> = (0..nb)
             .map(|b| {
                 if n[b] > 0.0 {
                     (sum[b] / n[b]) as f32
@@ -96,7 +99,7 @@ impl Normalisation {
                 }
             })
             .collect();
-        let std = (0..RAW_BANDS)
+        let std = (0..nb)
             .map(|b| {
                 if n[b] > 1.0 {
                     ((sq[b] / n[b] - (sum[b] / n[b]).powi(2)).max(0.0).sqrt() as f32).max(1e-6)
@@ -109,26 +112,44 @@ impl Normalisation {
     }
 }
 
-/// Network input `[14, h, w]` from raw bands `[12, h, w]` (NaN = missing): normalised bands,
-/// zeros where a modality is missing, and a presence flag per modality.
-pub fn assemble(raw: &Array3<f32>, norm: &Normalisation) -> Array3<f32> {
+/// Network input `[spec.in_ch(), h, w]` from raw bands (NaN = missing): normalised bands and
+/// features, zeros where a modality (or a feature) is missing, and a presence flag per modality.
+/// Raw layout: 10 reflectances, VV, VH, then `spec.extra_opt` optical and `spec.extra_sar` SAR
+/// features.
+pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Array3<f32> {
     let (_, h, w) = raw.dim();
-    let mut x = Array3::<f32>::zeros((IN_CH, h, w));
+    let (eo, es) = (spec.extra_opt, spec.extra_sar);
+    let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+    let mut x = Array3::<f32>::zeros((in_ch, h, w));
+    let z = |b: usize, v: f32| {
+        if v.is_nan() {
+            0.0
+        } else {
+            (v - norm.mean[b]) / norm.std[b]
+        }
+    };
     for r in 0..h {
         for c in 0..w {
             let opt_ok = (0..N_OPT).all(|b| !raw[[b, r, c]].is_nan());
             let sar_ok = (N_OPT..RAW_BANDS).all(|b| !raw[[b, r, c]].is_nan());
             if opt_ok {
                 for b in 0..N_OPT {
-                    x[[b, r, c]] = (raw[[b, r, c]] - norm.mean[b]) / norm.std[b];
+                    x[[b, r, c]] = z(b, raw[[b, r, c]]);
                 }
-                x[[OPT_CH - 1, r, c]] = 1.0;
+                for j in 0..eo {
+                    x[[N_OPT + j, r, c]] = z(RAW_BANDS + j, raw[[RAW_BANDS + j, r, c]]);
+                }
+                x[[opt_ch - 1, r, c]] = 1.0;
             }
             if sar_ok {
                 for b in N_OPT..RAW_BANDS {
-                    x[[b + 1, r, c]] = (raw[[b, r, c]] - norm.mean[b]) / norm.std[b];
+                    x[[opt_ch + b - N_OPT, r, c]] = z(b, raw[[b, r, c]]);
                 }
-                x[[IN_CH - 1, r, c]] = 1.0;
+                for j in 0..es {
+                    x[[opt_ch + 2 + j, r, c]] =
+                        z(RAW_BANDS + eo + j, raw[[RAW_BANDS + eo + j, r, c]]);
+                }
+                x[[in_ch - 1, r, c]] = 1.0;
             }
         }
     }
@@ -215,6 +236,13 @@ pub struct LearnedMeta {
     pub optical_bands: Vec<String>,
     /// Training report.
     pub report: TrainReport,
+    /// Hybrid models: names of the hand-crafted features fed to the network (optical ones,
+    /// then SAR ones), empty otherwise.
+    #[serde(default)]
+    pub hybrid_features: Vec<String>,
+    /// Hybrid models: GLCM quantisation ranges used at training (reused at prediction).
+    #[serde(default)]
+    pub glcm_ranges: Vec<(f64, f64)>,
     /// SHA-256 of the weight values (burn's parameter ids are random, so the `.bpk` bytes of
     /// two identical trainings differ; this hash does not).
     #[serde(default)]
@@ -268,26 +296,28 @@ fn to_vec(t: Tensor<4>) -> Vec<f32> {
 fn batch(
     patches: &[&Patch],
     norm: &Normalisation,
+    spec: &NetSpec,
     class_weights: &[f32],
     aug: &[usize],
     drop: &[u8],
 ) -> (Vec<f32>, Vec<i64>, Vec<f32>, usize) {
     let p = patches[0].labels.dim().0;
-    let mut xs = Vec::with_capacity(patches.len() * IN_CH * p * p);
+    let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+    let mut xs = Vec::with_capacity(patches.len() * in_ch * p * p);
     let mut ys = Vec::with_capacity(patches.len() * p * p);
     let mut ws = Vec::with_capacity(patches.len() * p * p);
     for (i, pt) in patches.iter().enumerate() {
-        let mut x = augment(assemble(&pt.raw, norm).view(), aug[i]);
+        let mut x = augment(assemble(&pt.raw, norm, spec).view(), aug[i]);
         let l = augment(pt.labels.view().insert_axis(Axis(0)), aug[i]);
         if drop[i] == 1 {
-            x.slice_mut(s![0..OPT_CH, .., ..]).fill(0.0);
+            x.slice_mut(s![0..opt_ch, .., ..]).fill(0.0);
         } else if drop[i] == 2 {
-            x.slice_mut(s![OPT_CH..IN_CH, .., ..]).fill(0.0);
+            x.slice_mut(s![opt_ch..in_ch, .., ..]).fill(0.0);
         }
         for r in 0..p {
             for c in 0..p {
                 let y = l[[0, r, c]];
-                let present = x[[OPT_CH - 1, r, c]] > 0.0 || x[[IN_CH - 1, r, c]] > 0.0;
+                let present = x[[opt_ch - 1, r, c]] > 0.0 || x[[in_ch - 1, r, c]] > 0.0;
                 ys.push(y.max(0));
                 ws.push(if y >= 0 && present {
                     class_weights[y as usize]
@@ -375,12 +405,12 @@ impl LearnedModel {
                         }
                     })
                     .collect();
-                let (xs, ys, ws, p) = batch(&pts, &norm, &class_weights, &aug, &drop);
+                let (xs, ys, ws, p) = batch(&pts, &norm, &config.spec, &class_weights, &aug, &drop);
                 let b = pts.len();
                 if ws.iter().all(|&w| w == 0.0) {
                     continue;
                 }
-                let x = to_tensor(xs, [b, IN_CH, p, p], &train_device);
+                let x = to_tensor(xs, [b, config.spec.in_ch(), p, p], &train_device);
                 let y =
                     Tensor::<4, Int>::from_data(TensorData::new(ys, [b, 1, p, p]), &train_device);
                 let wt = to_tensor(ws, [b, 1, p, p], &train_device);
@@ -443,6 +473,8 @@ impl LearnedModel {
                     class_weights,
                     class_pixels: counts.iter().map(|&c| c as usize).collect(),
                 },
+                hybrid_features: Vec::new(),
+                glcm_ranges: Vec::new(),
                 weights_sha256: String::new(),
             },
             net,
@@ -468,8 +500,8 @@ impl LearnedModel {
                 geofuse_version: env!("CARGO_PKG_VERSION").into(),
                 config: config.clone(),
                 normalisation: Normalisation {
-                    mean: vec![0.0; RAW_BANDS],
-                    std: vec![1.0; RAW_BANDS],
+                    mean: vec![0.0; config.spec.in_ch() - 2],
+                    std: vec![1.0; config.spec.in_ch() - 2],
                 },
                 classes: classes.to_vec(),
                 optical_bands: optical_bands.to_vec(),
@@ -481,6 +513,8 @@ impl LearnedModel {
                     class_weights: vec![],
                     class_pixels: vec![],
                 },
+                hybrid_features: Vec::new(),
+                glcm_ranges: Vec::new(),
                 weights_sha256: String::new(),
             },
             net: net.valid(),
@@ -502,8 +536,9 @@ impl LearnedModel {
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
         let dev = &self.runtime.device;
-        let x = assemble(raw, &self.meta.normalisation);
-        let x = to_tensor(x.into_raw_vec_and_offset().0, [1, IN_CH, h, w], dev);
+        let spec = &self.meta.config.spec;
+        let x = assemble(raw, &self.meta.normalisation, spec);
+        let x = to_tensor(x.into_raw_vec_and_offset().0, [1, spec.in_ch(), h, w], dev);
         let latent = self.net.latent(x);
         let cfg = &self.meta.config;
         let passes = if cfg.dropout > 0.0 {
@@ -646,10 +681,20 @@ fn validate(
     for chunk in val.chunks(16) {
         let pts: Vec<&Patch> = chunk.iter().collect();
         let zeros = vec![0usize; pts.len()];
-        let (xs, ys, ws, p) = batch(&pts, norm, &vec![1.0; k], &zeros, &vec![0; pts.len()]);
+        let spec = net.spec();
+        let (xs, ys, ws, p) = batch(
+            &pts,
+            norm,
+            &spec,
+            &vec![1.0; k],
+            &zeros,
+            &vec![0; pts.len()],
+        );
         let b = pts.len();
-        let logp =
-            to_vec(net.log_probs(&net.latent(to_tensor(xs, [b, IN_CH, p, p], device)), None));
+        let logp = to_vec(net.log_probs(
+            &net.latent(to_tensor(xs, [b, spec.in_ch(), p, p], device)),
+            None,
+        ));
         for i in 0..b {
             for px in 0..p * p {
                 let idx = i * p * p + px;
@@ -699,13 +744,22 @@ mod tests {
             mean: vec![0.5; RAW_BANDS],
             std: vec![0.5; RAW_BANDS],
         };
-        let x = assemble(&raw, &norm);
-        assert_eq!(x[[OPT_CH - 1, 0, 0]], 0.0);
+        let spec = NetSpec {
+            fusion: Fusion::Concat,
+            width: 2,
+            kernel: 3,
+            classes: 2,
+            extra_opt: 0,
+            extra_sar: 0,
+        };
+        let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+        let x = assemble(&raw, &norm, &spec);
+        assert_eq!(x[[opt_ch - 1, 0, 0]], 0.0);
         assert_eq!(x[[0, 0, 0]], 0.0);
-        assert_eq!(x[[IN_CH - 1, 0, 0]], 1.0);
+        assert_eq!(x[[in_ch - 1, 0, 0]], 1.0);
         assert_eq!(x[[11, 0, 0]], 1.0);
-        assert_eq!(x[[OPT_CH - 1, 0, 1]], 1.0);
+        assert_eq!(x[[opt_ch - 1, 0, 1]], 1.0);
         assert_eq!(x[[0, 0, 1]], 1.0);
-        assert_eq!(x[[IN_CH - 1, 0, 1]], 0.0);
+        assert_eq!(x[[in_ch - 1, 0, 1]], 0.0);
     }
 }

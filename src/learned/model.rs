@@ -1,8 +1,10 @@
 //! burn modules: per-modality encoders, the fusion strategies and the classification head.
 //!
-//! Input layout `[batch, 14, height, width]`: channels 0..10 normalised optical reflectance
-//! (0 where missing), 10 optical presence flag, 11..13 normalised VV, VH dB (0 where missing),
-//! 13 SAR presence flag. Every layer keeps the 10 m grid (stride 1, same padding).
+//! Input layout `[batch, channels, height, width]`: the optical block (10 normalised
+//! reflectances, then `extra_opt` hand-crafted optical features in hybrid models, then the
+//! optical presence flag) followed by the SAR block (VV, VH dB, `extra_sar` hand-crafted SAR
+//! features, SAR presence flag). Missing values are 0. Every layer keeps the 10 m grid
+//! (stride 1, same padding).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
@@ -11,12 +13,10 @@ use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax};
 use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
-/// Optical input channels (bands + presence flag).
-pub const OPT_CH: usize = 11;
-/// SAR input channels (VV, VH + presence flag).
-pub const SAR_CH: usize = 3;
-/// All input channels.
-pub const IN_CH: usize = OPT_CH + SAR_CH;
+/// Optical input channels without hand-crafted features (10 bands + presence flag).
+pub const BASE_OPT_CH: usize = 11;
+/// SAR input channels without hand-crafted features (VV, VH + presence flag).
+pub const BASE_SAR_CH: usize = 3;
 /// Receptive radius of an encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
 
@@ -80,9 +80,30 @@ pub struct NetSpec {
     pub kernel: usize,
     /// Classes.
     pub classes: usize,
+    /// Hybrid: hand-crafted optical features fed to the optical branch.
+    #[serde(default)]
+    pub extra_opt: usize,
+    /// Hybrid: hand-crafted SAR features fed to the SAR branch.
+    #[serde(default)]
+    pub extra_sar: usize,
 }
 
 impl NetSpec {
+    /// Optical block channels (presence flag included).
+    pub fn opt_ch(&self) -> usize {
+        BASE_OPT_CH + self.extra_opt
+    }
+
+    /// SAR block channels (presence flag included).
+    pub fn sar_ch(&self) -> usize {
+        BASE_SAR_CH + self.extra_sar
+    }
+
+    /// All input channels.
+    pub fn in_ch(&self) -> usize {
+        self.opt_ch() + self.sar_ch()
+    }
+
     /// Receptive radius in pixels: the halo inference needs.
     pub fn receptive_radius(&self) -> usize {
         ENCODER_RADIUS
@@ -160,12 +181,12 @@ impl FusionNet {
         let w = spec.width;
         let taps = 2 * spec.kernel * spec.kernel;
         let (opt, sar) = match spec.fusion {
-            Fusion::Early => (Some(Encoder::new(IN_CH, w, device)), None),
-            Fusion::OpticalOnly => (Some(Encoder::new(OPT_CH, w, device)), None),
-            Fusion::SarOnly => (None, Some(Encoder::new(SAR_CH, w, device))),
+            Fusion::Early => (Some(Encoder::new(spec.in_ch(), w, device)), None),
+            Fusion::OpticalOnly => (Some(Encoder::new(spec.opt_ch(), w, device)), None),
+            Fusion::SarOnly => (None, Some(Encoder::new(spec.sar_ch(), w, device))),
             _ => (
-                Some(Encoder::new(OPT_CH, w, device)),
-                Some(Encoder::new(SAR_CH, w, device)),
+                Some(Encoder::new(spec.opt_ch(), w, device)),
+                Some(Encoder::new(spec.sar_ch(), w, device)),
             ),
         };
         let mix = match spec.fusion {
@@ -215,19 +236,20 @@ impl FusionNet {
 
     /// Encoders and fusion: `[batch, 14, h, w]` -> latent features.
     pub fn latent(&self, x: Tensor<4>) -> Latent {
-        let po = channels(&x, OPT_CH - 1..OPT_CH);
-        let ps = channels(&x, IN_CH - 1..IN_CH);
+        let (opt_ch, in_ch) = (self.spec.opt_ch(), self.spec.in_ch());
+        let po = channels(&x, opt_ch - 1..opt_ch);
+        let ps = channels(&x, in_ch - 1..in_ch);
         let enc = |e: &Option<Encoder>, x: Tensor<4>| {
             e.as_ref().map(|e| e.forward(x)).expect("encoder present")
         };
         match self.spec.fusion {
             Fusion::Early => Latent::One(Box::new(enc(&self.opt, x))),
-            Fusion::OpticalOnly => Latent::One(Box::new(enc(&self.opt, channels(&x, 0..OPT_CH)))),
-            Fusion::SarOnly => Latent::One(Box::new(enc(&self.sar, channels(&x, OPT_CH..IN_CH)))),
+            Fusion::OpticalOnly => Latent::One(Box::new(enc(&self.opt, channels(&x, 0..opt_ch)))),
+            Fusion::SarOnly => Latent::One(Box::new(enc(&self.sar, channels(&x, opt_ch..in_ch)))),
             f => {
                 debug_assert!(f.two_branches());
-                let fo = enc(&self.opt, channels(&x, 0..OPT_CH));
-                let fs = enc(&self.sar, channels(&x, OPT_CH..IN_CH));
+                let fo = enc(&self.opt, channels(&x, 0..opt_ch));
+                let fs = enc(&self.sar, channels(&x, opt_ch..in_ch));
                 let mix = || self.mix.as_ref().expect("mix layer present");
                 Latent::One(Box::new(match f {
                     Fusion::Late => return Latent::Two(Box::new([fo, fs, po, ps])),
@@ -421,10 +443,15 @@ mod tests {
                 width: 4,
                 kernel: 3,
                 classes: 3,
+                extra_opt: 2,
+                extra_sar: 1,
             };
             let net = FusionNet::new(spec, &dev);
-            let x =
-                Tensor::<4>::random([2, IN_CH, 9, 7], burn::tensor::Distribution::Default, &dev);
+            let x = Tensor::<4>::random(
+                [2, spec.in_ch(), 9, 7],
+                burn::tensor::Distribution::Default,
+                &dev,
+            );
             let lp = net.log_probs(&net.latent(x), None);
             assert_eq!(lp.dims(), [2, 3, 9, 7], "{name}");
             let sums = vals(lp.exp().sum_dim(1));

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ndarray::{s, Array2, Array3};
+use ndarray::{s, Array2, Array3, Axis};
 use rayon::prelude::*;
 
 use crate::config::{MethodDef, Pipeline};
@@ -11,8 +11,12 @@ use crate::error::{Error, Result};
 use crate::eval::metrics::Confusion;
 use crate::eval::split::BlockSplit;
 use crate::features::sar::linear_to_db;
+use crate::features::FeaturePlan;
 use crate::io::writer::{ProductSpec, ProductWriter};
-use crate::learned::{Fusion, LearnedModel, NetSpec, Patch, Runtime, TrainConfig, RAW_BANDS};
+use crate::learned::{
+    Fusion, LearnedModel, NetSpec, Patch, Runtime, TrainConfig, N_OPT, RAW_BANDS,
+};
+use crate::pipeline::handcrafted::scene_plan;
 use crate::pipeline::handcrafted::{product_bands, MethodOutcome};
 use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::pipeline::Log;
@@ -21,23 +25,76 @@ use crate::rng::{hash4, unit, Rng};
 use crate::tiler::tiles;
 use crate::uncertainty::{summarise, to_byte};
 
-/// Raw bands `[12, h, w]` of a window (reflectance, then VV and VH in dB; NaN = missing) and
-/// its labels.
+/// Raw bands of a window and its labels: 10 reflectances, VV and VH in dB (NaN = missing),
+/// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
+/// computed on the window grown by the features' own halo so they do not depend on tiling.
 pub fn raw_window(
     reader: &SceneReader,
     src: &SceneSources,
     win: Window,
+    hybrid: Option<&FeaturePlan>,
 ) -> Result<(Array3<f32>, Option<Array2<f32>>)> {
-    let data = reader.read(win)?;
-    let t = data.inputs;
-    let n_opt = t.optical_dn.shape()[0];
-    let mut raw = Array3::<f32>::zeros((n_opt + 2, win.height, win.width));
+    let g = &src.grid;
+    let halo = hybrid.map_or(0, |pl| pl.halo);
+    let (r0, c0) = (win.row.saturating_sub(halo), win.col.saturating_sub(halo));
+    let (r1, c1) = (
+        (win.row + win.height + halo).min(g.height),
+        (win.col + win.width + halo).min(g.width),
+    );
+    let read = Window {
+        col: c0,
+        row: r0,
+        width: c1 - c0,
+        height: r1 - r0,
+    };
+    let (dr, dc) = (win.row - r0, win.col - c0);
+    let data = reader.read(read)?;
+    let t = &data.inputs;
+    let crop = |a: &Array3<f32>| {
+        a.slice(s![.., dr..dr + win.height, dc..dc + win.width])
+            .to_owned()
+    };
     let (scale, offset) = (src.scale as f32, src.offset as f32);
-    raw.slice_mut(s![0..n_opt, .., ..])
-        .assign(&t.optical_dn.mapv(|v| v * scale + offset));
-    raw.slice_mut(s![n_opt.., .., ..])
-        .assign(&t.sar_linear.mapv(linear_to_db));
-    Ok((raw, data.labels))
+    let mut parts = vec![
+        crop(&t.optical_dn.mapv(|v| v * scale + offset)),
+        crop(&t.sar_linear.mapv(linear_to_db)),
+    ];
+    if let Some(plan) = hybrid {
+        let f = crop(&plan.compute(t));
+        let mask = plan.optical_feature_mask();
+        let opt: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
+        let sar: Vec<usize> = (0..mask.len()).filter(|&i| !mask[i]).collect();
+        parts.push(f.select(Axis(0), &opt));
+        parts.push(f.select(Axis(0), &sar));
+    }
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    let raw = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(e.to_string()))?;
+    let labels = data.labels.map(|l| {
+        l.slice(s![dr..dr + win.height, dc..dc + win.width])
+            .to_owned()
+    });
+    Ok((raw, labels))
+}
+
+/// Hand-crafted feature names in the order a hybrid model takes them (optical, then SAR).
+fn hybrid_names(plan: &FeaturePlan) -> (Vec<String>, usize, usize) {
+    let mask = plan.optical_feature_mask();
+    let opt: Vec<String> = plan
+        .names
+        .iter()
+        .zip(&mask)
+        .filter(|(_, &m)| m)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let sar: Vec<String> = plan
+        .names
+        .iter()
+        .zip(&mask)
+        .filter(|(_, &m)| !m)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let (eo, es) = (opt.len(), sar.len());
+    (opt.into_iter().chain(sar).collect(), eo, es)
 }
 
 fn class_index(ids: &[u8], v: f32) -> i64 {
@@ -100,7 +157,12 @@ fn patch_windows(
         .collect()
 }
 
-fn read_patches(src: &SceneSources, ids: &[u8], wins: &[Window]) -> Result<Vec<Patch>> {
+fn read_patches(
+    src: &SceneSources,
+    ids: &[u8],
+    wins: &[Window],
+    hybrid: Option<&FeaturePlan>,
+) -> Result<Vec<Patch>> {
     wins.par_iter()
         .map_init(
             || SceneReader::open(src),
@@ -108,7 +170,7 @@ fn read_patches(src: &SceneSources, ids: &[u8], wins: &[Window]) -> Result<Vec<P
                 let reader = reader
                     .as_ref()
                     .map_err(|e| Error::Internal(format!("{e}")))?;
-                let (raw, labels) = raw_window(reader, src, *w)?;
+                let (raw, labels) = raw_window(reader, src, *w, hybrid)?;
                 let labels = labels
                     .map(|l| l.mapv(|v| class_index(ids, v)))
                     .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
@@ -165,8 +227,15 @@ pub fn train_learned(
     if train_w.is_empty() {
         return Err(Error::config(&src.optical, format!("scene `{}` has no training block of {block} px that fits a patch; lower `split.block_size`", src.name)));
     }
-    let train = read_patches(src, &ids, &train_w)?;
-    let val = read_patches(src, &ids, &val_w)?;
+    let plan = if method.hybrid {
+        Some(scene_plan(p, src)?)
+    } else {
+        None
+    };
+    let (hybrid_features, extra_opt, extra_sar) =
+        plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
+    let train = read_patches(src, &ids, &train_w, plan.as_ref())?;
+    let val = read_patches(src, &ids, &val_w, plan.as_ref())?;
     let fusion = Fusion::from_name(method.fusion())
         .ok_or_else(|| Error::Internal(format!("fusion {}", method.fusion())))?;
     let config = TrainConfig {
@@ -175,6 +244,8 @@ pub fn train_learned(
             width: method.width,
             kernel: method.kernel,
             classes: k,
+            extra_opt,
+            extra_sar,
         },
         epochs: method.epochs,
         patience: method.patience,
@@ -208,6 +279,11 @@ pub fn train_learned(
         "  kept epoch {} (validation mIoU {:.3})",
         m.meta.report.best_epoch, m.meta.report.best_val_miou
     ));
+    let mut m = m;
+    m.meta.hybrid_features = hybrid_features;
+    m.meta.glcm_ranges = plan
+        .map(|pl| pl.glcm_blocks().iter().map(|b| b.range).collect())
+        .unwrap_or_default();
     let h = m.save(&model_path)?;
     Ok((m, model_path, h))
 }
@@ -224,7 +300,7 @@ pub fn run_learned(
 ) -> Result<MethodOutcome> {
     let t0 = Instant::now();
     let g = &src.grid;
-    if src.optical_bands.len() + 2 != RAW_BANDS {
+    if src.optical_bands.len() != N_OPT {
         return Err(Error::config(
             &src.optical,
             format!("learned methods need 10 optical bands (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12); scene `{}` has {}", src.name, src.optical_bands.len()),
@@ -263,6 +339,26 @@ pub fn run_learned(
             (m, h)
         }
     };
+    // Hybrid models rebuild the feature plan with their training-time GLCM ranges and refuse a
+    // pipeline whose features differ.
+    let plan = if model.meta.hybrid_features.is_empty() {
+        None
+    } else {
+        let plan = FeaturePlan::new(
+            &p.features,
+            &src.optical_bands,
+            src.scale,
+            src.offset,
+            &model.meta.glcm_ranges,
+        );
+        if hybrid_names(&plan).0 != model.meta.hybrid_features {
+            return Err(Error::Model {
+                path: model_path.clone(),
+                msg: "it is a hybrid model trained on other hand-crafted features than the pipeline's [features]; use the same [features] or retrain".into(),
+            });
+        }
+        Some(plan)
+    };
     let halo = model.halo();
     let tl = tiles(g.width, g.height, p.tiling.tile_size, halo);
     let final_path = scene_out.join(format!("{}.tif", method.name));
@@ -284,7 +380,7 @@ pub fn run_learned(
     let mut conf = Confusion::new(k);
     // Tiles run one after another: the backend already uses every core inside a tile.
     for t in &tl {
-        let (raw, labels) = raw_window(&reader, src, t.read)?;
+        let (raw, labels) = raw_window(&reader, src, t.read, plan.as_ref())?;
         let (probs, ent) = model.predict(&raw, (t.read.row, t.read.col));
         let (r0, c0) = t.core_offset();
         let (h, w) = (t.core.height, t.core.width);
@@ -293,8 +389,8 @@ pub fn run_learned(
         for r in 0..h {
             for c in 0..w {
                 let (rr, cc) = (r0 + r, c0 + c);
-                let opt = (0..RAW_BANDS - 2).all(|b| !raw[[b, rr, cc]].is_nan());
-                let sar = (RAW_BANDS - 2..RAW_BANDS).all(|b| !raw[[b, rr, cc]].is_nan());
+                let opt = (0..N_OPT).all(|b| !raw[[b, rr, cc]].is_nan());
+                let sar = (N_OPT..RAW_BANDS).all(|b| !raw[[b, rr, cc]].is_nan());
                 let modalities = opt as u8 | (sar as u8) << 1;
                 out[[5, r, c]] = modalities;
                 if modalities == 0 {
