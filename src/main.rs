@@ -264,7 +264,7 @@ fn print_summary(s: &pipeline::RunSummary) {
     );
     println!("held-out metrics (spatial blocks disjoint from training):");
     println!(
-        "  {:<28} {:<16} {:>6} {:>6} {:>6}  product",
+        "  {:<28} {:<22} {:>6} {:>6} {:>6}  product",
         "scene", "method", "OA", "kappa", "mIoU"
     );
     for p in &s.products {
@@ -276,7 +276,7 @@ fn print_summary(s: &pipeline::RunSummary) {
                 .unwrap_or_else(|| "n/a".into())
         };
         println!(
-            "  {:<28} {:<16} {:>6} {:>6} {:>6}  {}{}",
+            "  {:<28} {:<22} {:>6} {:>6} {:>6}  {}{}",
             p.scene,
             p.method,
             f("oa"),
