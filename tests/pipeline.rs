@@ -233,9 +233,33 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
     .unwrap();
     assert_eq!(m["scene"], "synthetic");
     let hc = &m["methods"]["handcrafted"];
-    for k in ["oa", "kappa", "miou", "f1", "seconds", "mpix_per_s"] {
+    for k in [
+        "oa",
+        "kappa",
+        "miou",
+        "f1",
+        "seconds",
+        "mpix_per_s",
+        "ece",
+        "auroc_total",
+        "auroc_epistemic",
+        "masked_accuracy",
+        "masked_epistemic_ratio",
+    ] {
         assert!(!hc[k].is_null(), "metrics lack {k}");
     }
+    // The forest's uncertainty ranks its errors, and is higher where a modality is missing.
+    assert!(
+        hc["auroc_total"].as_f64().unwrap() > 0.7,
+        "{}",
+        hc["auroc_total"]
+    );
+    assert!(
+        hc["masked_epistemic_ratio"].as_f64().unwrap() > 1.0,
+        "{}",
+        hc["masked_epistemic_ratio"]
+    );
+    assert_eq!(hc["reliability"].as_array().unwrap().len(), 15);
     assert!(hc["oa"].as_f64().unwrap() > 0.7, "held-out OA {}", hc["oa"]);
     let stac: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.stac.json")).unwrap(),

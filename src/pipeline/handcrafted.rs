@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::classic::{Forest, ForestParams, HandcraftedModel, MODEL_FORMAT};
 use crate::config::{GlcmConfig, MethodDef, Pipeline, SarUnit};
 use crate::error::{Error, Result};
+use crate::eval::calibration::UncertaintyStats;
 use crate::eval::metrics::Confusion;
 use crate::eval::split::{sampled, BlockSplit};
 use crate::features::{FeaturePlan, GlcmSource};
@@ -30,6 +31,8 @@ pub struct MethodOutcome {
     pub model_hash: String,
     /// Held-out confusion matrix (None without labels).
     pub confusion: Option<Confusion>,
+    /// Held-out uncertainty statistics (None without labels).
+    pub uncertainty: Option<UncertaintyStats>,
     /// Training samples per class.
     pub samples_per_class: Vec<usize>,
     /// (train, test) block counts.
@@ -38,6 +41,24 @@ pub struct MethodOutcome {
     pub predict_seconds: f64,
     /// Wall seconds in total (including training).
     pub seconds: f64,
+}
+
+/// Adds a held-out pixel of a product tile (`[6, row, col]` bytes) to uncertainty statistics.
+pub fn add_product_pixel(
+    stats: &mut UncertaintyStats,
+    bands: &Array3<u8>,
+    r: usize,
+    c: usize,
+    correct: bool,
+) {
+    let confidence = (bands[[1, r, c]] as f64 * BYTE_SCALE) as f32;
+    stats.add(
+        confidence,
+        correct,
+        bands[[4, r, c]],
+        bands[[3, r, c]],
+        bands[[5, r, c]] != 3,
+    );
 }
 
 /// Product band layout (DESIGN.md product contract).
@@ -453,7 +474,7 @@ pub fn run_handcrafted(
         .par_iter()
         .map_init(
             || SceneReader::open(src),
-            |reader, t| -> Result<Confusion> {
+            |reader, t| -> Result<(Confusion, UncertaintyStats)> {
                 let reader = reader
                     .as_ref()
                     .map_err(|e| Error::Internal(format!("{e}")))?;
@@ -461,6 +482,7 @@ pub fn run_handcrafted(
                 let bands = predict_tile(&model, &f, &optical_mask);
                 writer.write_core(t.core, &bands)?;
                 let mut conf = Confusion::new(k);
+                let mut stats = UncertaintyStats::default();
                 if let Some(l) = labels {
                     for ((r, c), &v) in l.indexed_iter() {
                         let pred = bands[[0, r, c]];
@@ -471,26 +493,35 @@ pub fn run_handcrafted(
                             (class_index(&ids, v), ids.iter().position(|&id| id == pred))
                         {
                             conf.add(ri, pi);
+                            add_product_pixel(&mut stats, &bands, r, c, ri == pi);
                         }
                     }
                 }
                 done.tick();
-                Ok(conf)
+                Ok((conf, stats))
             },
         )
         .collect::<Result<Vec<_>>>()?;
     let product = writer.finish()?;
     let predict_seconds = t1.elapsed().as_secs_f64();
-    let confusion = src.labels.as_ref().map(|_| {
-        let mut c = Confusion::new(k);
-        confusions.iter().for_each(|x| c.merge(x));
-        c
-    });
+    let (confusion, uncertainty) = match src.labels {
+        Some(_) => {
+            let mut c = Confusion::new(k);
+            let mut u = UncertaintyStats::default();
+            for (x, y) in &confusions {
+                c.merge(x);
+                u.merge(y);
+            }
+            (Some(c), Some(u))
+        }
+        None => (None, None),
+    };
     Ok(MethodOutcome {
         product,
         model: model_path,
         model_hash,
         confusion,
+        uncertainty,
         samples_per_class: model.samples_per_class.clone(),
         blocks: split.counts(),
         predict_seconds,

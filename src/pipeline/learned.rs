@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::config::{MethodDef, Pipeline};
 use crate::error::{Error, Result};
+use crate::eval::calibration::UncertaintyStats;
 use crate::eval::metrics::Confusion;
 use crate::eval::split::BlockSplit;
 use crate::features::sar::linear_to_db;
@@ -17,7 +18,7 @@ use crate::learned::{
     Fusion, LearnedModel, NetSpec, Patch, Runtime, TrainConfig, N_OPT, RAW_BANDS,
 };
 use crate::pipeline::handcrafted::scene_plan;
-use crate::pipeline::handcrafted::{product_bands, MethodOutcome};
+use crate::pipeline::handcrafted::{add_product_pixel, product_bands, MethodOutcome};
 use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::pipeline::Log;
 use crate::raster::Window;
@@ -378,6 +379,7 @@ pub fn run_learned(
     let progress = log.progress("predicting", tl.len());
     let reader = SceneReader::open(src)?;
     let mut conf = Confusion::new(k);
+    let mut stats = UncertaintyStats::default();
     // Tiles run one after another: the backend already uses every core inside a tile.
     for t in &tl {
         let (raw, labels) = raw_window(&reader, src, t.read, plan.as_ref())?;
@@ -412,6 +414,7 @@ pub fn run_learned(
                     let ci = class_index(&ids, l[[rr, cc]]);
                     if ci >= 0 && split.is_test(t.core.row + r, t.core.col + c) {
                         conf.add(ci as usize, best);
+                        add_product_pixel(&mut stats, &out, r, c, ci as usize == best);
                     }
                 }
             }
@@ -426,6 +429,7 @@ pub fn run_learned(
         model: model_path,
         model_hash,
         confusion: src.labels.as_ref().map(|_| conf),
+        uncertainty: src.labels.as_ref().map(|_| stats),
         samples_per_class: model.meta.report.class_pixels.clone(),
         blocks: split.counts(),
         predict_seconds,
