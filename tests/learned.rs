@@ -8,6 +8,15 @@ use common::*;
 use geofuse::learned::{LearnedModel, Runtime};
 use geofuse::pipeline::{run, RunOptions};
 
+/// Learned tests run one at a time: burn's CPU backend shares one thread pool per process, and
+/// concurrent trainings change how it splits float reductions (a rounding difference, not a
+/// logic one). One `geofuse run` trains one model at a time and is reproducible.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A small scene with one fast learned method; returns (dir, pipeline).
 fn learned_scene(fusion: &str, size: usize) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +60,7 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
 
 #[test]
 fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
+    let _serial = serial();
     let (dir, pipe) = learned_scene("learned-kernel", 96);
     cpu_run(&pipe, &dir.path().join("out"));
     let rt = Runtime::new("cpu").unwrap();
@@ -116,6 +126,7 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
 
 #[test]
 fn learned_training_is_reproducible_on_cpu() {
+    let _serial = serial();
     let (dir, pipe) = learned_scene("concat", 64);
     cpu_run(&pipe, &dir.path().join("a"));
     cpu_run(&pipe, &dir.path().join("b"));
@@ -129,6 +140,7 @@ fn learned_training_is_reproducible_on_cpu() {
 
 #[test]
 fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
+    let _serial = serial();
     let (dir, pipe) = learned_scene("late", 96);
     let text = std::fs::read_to_string(&pipe).unwrap();
     std::fs::write(
@@ -142,10 +154,24 @@ fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
     )
     .unwrap();
     for method in ["late", "handcrafted"] {
-        for key in ["oa", "kappa", "miou", "f1", "seconds", "mpix_per_s"] {
+        for key in [
+            "oa",
+            "kappa",
+            "miou",
+            "f1",
+            "seconds",
+            "mpix_per_s",
+            "ece",
+            "auroc_total",
+            "auroc_epistemic",
+            "masked_accuracy",
+        ] {
             assert!(!m["methods"][method][key].is_null(), "{method} lacks {key}");
         }
     }
+    let t = m["methods"]["late"]["temperature"].as_f64().unwrap();
+    assert!((0.25..=8.0).contains(&t), "temperature {t}");
+    assert!(m["methods"]["late"]["ece_uncalibrated"].as_f64().is_some());
     let tif = dir.path().join("out/synthetic/late.tif");
     let ds = gdal::Dataset::open(&tif).unwrap();
     assert_eq!(ds.raster_count(), 6);
@@ -157,11 +183,14 @@ fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
         .iter()
         .zip(&classes)
         .all(|(m, c)| (*m == 0.0) == (*c == 255.0)));
-    assert!(band_values(&tif, 4).iter().any(|&v| v > 0.0 && v < 255.0));
+    // Uncertainty is not all zero (a 3-epoch model is flat after temperature scaling, so the
+    // total band is the one checked here).
+    assert!(band_values(&tif, 5).iter().any(|&v| v > 0.0 && v < 255.0));
 }
 
 #[test]
 fn a_learned_model_with_other_classes_is_refused() {
+    let _serial = serial();
     let (dir, pipe) = learned_scene("add", 64);
     cpu_run(&pipe, &dir.path().join("out"));
     for f in ["add.bpk", "add.json"] {
@@ -185,6 +214,7 @@ fn a_learned_model_with_other_classes_is_refused() {
 /// the CPU gives the same probabilities within 1e-3.
 #[test]
 fn wgpu_equals_cpu_within_tolerance() {
+    let _serial = serial();
     let icd = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
         .iter()
         .any(|d| {
@@ -230,6 +260,7 @@ fn wgpu_equals_cpu_within_tolerance() {
 
 #[test]
 fn hybrid_model_takes_handcrafted_features_and_stays_tile_invariant() {
+    let _serial = serial();
     let (dir, pipe) = learned_scene("learned-kernel", 96);
     let text = std::fs::read_to_string(&pipe).unwrap();
     std::fs::write(

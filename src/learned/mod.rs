@@ -217,6 +217,13 @@ pub struct TrainReport {
     pub class_weights: Vec<f32>,
     /// Labelled training pixels per class.
     pub class_pixels: Vec<usize>,
+    /// Softmax temperature fitted on the validation blocks (1 = uncalibrated).
+    #[serde(default = "unit_temperature")]
+    pub temperature: f64,
+}
+
+fn unit_temperature() -> f64 {
+    1.0
 }
 
 /// Everything about a learned model except its weights.
@@ -272,6 +279,16 @@ fn weights_sha256(net: &FusionNet) -> String {
 
 /// Model format tag.
 pub const LEARNED_FORMAT: &str = "geofuse-learned-1";
+
+/// Output of [`LearnedModel::predict_full`].
+pub struct Prediction {
+    /// Calibrated mean class probabilities `[K, h, w]`.
+    pub probs: Array3<f32>,
+    /// Uncalibrated (temperature 1) mean class probabilities `[K, h, w]`.
+    pub uncalibrated: Array3<f32>,
+    /// Mean per-pass entropy of the calibrated probabilities (nats) `[h, w]`.
+    pub entropy: Array2<f32>,
+}
 
 /// A trained network with its metadata.
 pub struct LearnedModel {
@@ -457,6 +474,7 @@ impl LearnedModel {
         }
         let (net, best_epoch, best_val_miou) =
             best.ok_or_else(|| Error::Internal("training ran no epoch".into()))?;
+        let temperature = fit_temperature(&val_log_probs(&net, &norm, val, k, &runtime.device));
         Ok(LearnedModel {
             meta: LearnedMeta {
                 format: LEARNED_FORMAT.into(),
@@ -472,6 +490,7 @@ impl LearnedModel {
                     history,
                     class_weights,
                     class_pixels: counts.iter().map(|&c| c as usize).collect(),
+                    temperature,
                 },
                 hybrid_features: Vec::new(),
                 glcm_ranges: Vec::new(),
@@ -512,6 +531,7 @@ impl LearnedModel {
                     history: vec![],
                     class_weights: vec![],
                     class_pixels: vec![],
+                    temperature: 1.0,
                 },
                 hybrid_features: Vec::new(),
                 glcm_ranges: Vec::new(),
@@ -533,6 +553,13 @@ impl LearnedModel {
     /// only the head runs per pass, with dropout masks hashed from scene coordinates (so a
     /// pixel gets the same masks whatever the tiling).
     pub fn predict(&self, raw: &Array3<f32>, origin: (usize, usize)) -> (Array3<f32>, Array2<f32>) {
+        let p = self.predict_full(raw, origin);
+        (p.probs, p.entropy)
+    }
+
+    /// [`predict`](Self::predict) with the calibrated (temperature-scaled, the default) and the
+    /// uncalibrated mean probabilities.
+    pub fn predict_full(&self, raw: &Array3<f32>, origin: (usize, usize)) -> Prediction {
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
         let dev = &self.runtime.device;
@@ -549,7 +576,9 @@ impl LearnedModel {
         let keep = 1.0 - cfg.dropout;
         let hc = self.net.head_channels();
         let mut psum: Option<Tensor<4>> = None;
+        let mut usum: Option<Tensor<4>> = None;
         let mut esum: Option<Tensor<4>> = None;
+        let temperature = self.meta.report.temperature as f32;
         for t in 0..passes {
             let mask = (cfg.dropout > 0.0).then(|| {
                 let mut m = Vec::with_capacity(hc * h * w);
@@ -569,7 +598,17 @@ impl LearnedModel {
                 }
                 to_tensor(m, [1, hc, h, w], dev)
             });
-            let logp = self.net.log_probs(&latent, mask.as_ref());
+            let raw_logp = self.net.log_probs(&latent, mask.as_ref());
+            let u = raw_logp.clone().exp();
+            usum = Some(match usum {
+                Some(a) => a + u,
+                None => u,
+            });
+            let logp = if temperature == 1.0 {
+                raw_logp
+            } else {
+                burn::tensor::activation::log_softmax(raw_logp / temperature, 1)
+            };
             let p = logp.clone().exp();
             let ent = (p.clone() * logp).sum_dim(1).neg();
             psum = Some(match psum {
@@ -583,11 +622,16 @@ impl LearnedModel {
         }
         let n = passes as f32;
         let probs = to_vec(psum.expect("one pass") / n);
+        let uncal = to_vec(usum.expect("one pass") / n);
         let ent = to_vec(esum.expect("one pass") / n);
-        (
-            Array3::from_shape_vec((k, h, w), probs).unwrap_or_else(|_| Array3::zeros((k, h, w))),
-            Array2::from_shape_vec((h, w), ent).unwrap_or_else(|_| Array2::zeros((h, w))),
-        )
+        let a3 = |v: Vec<f32>| {
+            Array3::from_shape_vec((k, h, w), v).unwrap_or_else(|_| Array3::zeros((k, h, w)))
+        };
+        Prediction {
+            probs: a3(probs),
+            uncalibrated: a3(uncal),
+            entropy: Array2::from_shape_vec((h, w), ent).unwrap_or_else(|_| Array2::zeros((h, w))),
+        }
     }
 
     /// Saves weights to `<path>.bpk` and metadata to `<path>.json`; returns the model hash
@@ -669,19 +713,19 @@ pub fn model_hash(path: &Path) -> Result<String> {
     Ok(hex_sha256(&bytes))
 }
 
-/// mIoU of `net` on validation patches (argmax of the deterministic head).
-fn validate(
+/// Log-probabilities `[K]` and label of every labelled validation pixel (deterministic head).
+fn val_log_probs(
     net: &FusionNet,
     norm: &Normalisation,
     val: &[Patch],
     k: usize,
     device: &Device,
-) -> f64 {
-    let mut conf = Confusion::new(k);
+) -> Vec<(Vec<f32>, usize)> {
+    let spec = net.spec();
+    let mut out = Vec::new();
     for chunk in val.chunks(16) {
         let pts: Vec<&Patch> = chunk.iter().collect();
         let zeros = vec![0usize; pts.len()];
-        let spec = net.spec();
         let (xs, ys, ws, p) = batch(
             &pts,
             norm,
@@ -698,25 +742,89 @@ fn validate(
         for i in 0..b {
             for px in 0..p * p {
                 let idx = i * p * p + px;
-                if ws[idx] == 0.0 {
-                    continue;
+                if ws[idx] > 0.0 {
+                    out.push((
+                        (0..k).map(|c| logp[(i * k + c) * p * p + px]).collect(),
+                        ys[idx] as usize,
+                    ));
                 }
-                let best = (0..k)
-                    .max_by(|&a, &c| {
-                        logp[(i * k + a) * p * p + px].total_cmp(&logp[(i * k + c) * p * p + px])
-                    })
-                    .unwrap_or(0);
-                conf.add(ys[idx] as usize, best);
             }
         }
+    }
+    out
+}
+
+/// mIoU of `net` on validation patches (argmax of the deterministic head).
+fn validate(
+    net: &FusionNet,
+    norm: &Normalisation,
+    val: &[Patch],
+    k: usize,
+    device: &Device,
+) -> f64 {
+    let mut conf = Confusion::new(k);
+    for (lp, y) in val_log_probs(net, norm, val, k, device) {
+        let best = (0..k).max_by(|&a, &c| lp[a].total_cmp(&lp[c])).unwrap_or(0);
+        conf.add(y, best);
     }
     let names: Vec<String> = (0..k).map(|i| i.to_string()).collect();
     conf.metrics(&names).miou
 }
 
+/// Temperature scaling (Guo et al. 2017): the T > 0 minimising the negative log-likelihood of
+/// softmax(log p / T) on labelled samples, searched on a log grid over [0.25, 8].
+pub fn fit_temperature(samples: &[(Vec<f32>, usize)]) -> f64 {
+    if samples.is_empty() {
+        return 1.0;
+    }
+    let nll = |t: f64| -> f64 {
+        samples
+            .iter()
+            .map(|(lp, y)| {
+                let z: Vec<f64> = lp.iter().map(|&v| v as f64 / t).collect();
+                let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+                lse - z[*y]
+            })
+            .sum::<f64>()
+            / samples.len() as f64
+    };
+    let grid =
+        (0..=80).map(|i| (0.25f64.ln() + i as f64 / 80.0 * (8.0f64.ln() - 0.25f64.ln())).exp());
+    grid.map(|t| (nll(t), t))
+        .fold((f64::INFINITY, 1.0), |a, b| if b.0 < a.0 { b } else { a })
+        .1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temperature_scaling_recovers_an_overconfidence_factor() {
+        // Samples drawn from softmax(z), reported as log_softmax(3 z): over-confident by 3.
+        let mut r = Rng::new(4);
+        let samples: Vec<(Vec<f32>, usize)> = (0..4000)
+            .map(|_| {
+                let z: Vec<f64> = (0..4).map(|_| r.normal()).collect();
+                let m: f64 = z.iter().map(|v| v.exp()).sum();
+                let u = r.f64();
+                let mut acc = 0.0;
+                let y = (0..4)
+                    .find(|&i| {
+                        acc += z[i].exp() / m;
+                        u < acc
+                    })
+                    .unwrap_or(3);
+                let z3: Vec<f64> = z.iter().map(|v| 3.0 * v).collect();
+                let lse = z3.iter().map(|v| v.exp()).sum::<f64>().ln();
+                (z3.iter().map(|v| (v - lse) as f32).collect(), y)
+            })
+            .collect();
+        let t = fit_temperature(&samples);
+        assert!((t - 3.0).abs() < 0.4, "fitted T = {t}");
+        assert_eq!(fit_temperature(&[]), 1.0);
+    }
 
     #[test]
     fn rotations_and_flips_are_a_group_of_eight() {

@@ -33,6 +33,10 @@ pub struct MethodOutcome {
     pub confusion: Option<Confusion>,
     /// Held-out uncertainty statistics (None without labels).
     pub uncertainty: Option<UncertaintyStats>,
+    /// Held-out ECE of the uncalibrated probabilities (learned methods).
+    pub ece_uncalibrated: Option<f64>,
+    /// Fitted softmax temperature (learned methods).
+    pub temperature: Option<f64>,
     /// Training samples per class.
     pub samples_per_class: Vec<usize>,
     /// (train, test) block counts.
@@ -522,6 +526,8 @@ pub fn run_handcrafted(
         model_hash,
         confusion,
         uncertainty,
+        ece_uncalibrated: None,
+        temperature: None,
         samples_per_class: model.samples_per_class.clone(),
         blocks: split.counts(),
         predict_seconds,

@@ -380,10 +380,12 @@ pub fn run_learned(
     let reader = SceneReader::open(src)?;
     let mut conf = Confusion::new(k);
     let mut stats = UncertaintyStats::default();
+    let mut uncal = UncertaintyStats::default();
     // Tiles run one after another: the backend already uses every core inside a tile.
     for t in &tl {
         let (raw, labels) = raw_window(&reader, src, t.read, plan.as_ref())?;
-        let (probs, ent) = model.predict(&raw, (t.read.row, t.read.col));
+        let pred = model.predict_full(&raw, (t.read.row, t.read.col));
+        let (probs, ent) = (&pred.probs, &pred.entropy);
         let (r0, c0) = t.core_offset();
         let (h, w) = (t.core.height, t.core.width);
         let mut out = Array3::<u8>::from_elem((6, h, w), 255);
@@ -414,6 +416,19 @@ pub fn run_learned(
                     let ci = class_index(&ids, l[[rr, cc]]);
                     if ci >= 0 && split.is_test(t.core.row + r, t.core.col + c) {
                         conf.add(ci as usize, best);
+                        let uk = (0..k)
+                            .max_by(|&a, &b| {
+                                pred.uncalibrated[[a, rr, cc]]
+                                    .total_cmp(&pred.uncalibrated[[b, rr, cc]])
+                            })
+                            .unwrap_or(0);
+                        uncal.add(
+                            pred.uncalibrated[[uk, rr, cc]],
+                            uk == ci as usize,
+                            0,
+                            0,
+                            false,
+                        );
                         add_product_pixel(&mut stats, &out, r, c, ci as usize == best);
                     }
                 }
@@ -430,6 +445,8 @@ pub fn run_learned(
         model_hash,
         confusion: src.labels.as_ref().map(|_| conf),
         uncertainty: src.labels.as_ref().map(|_| stats),
+        ece_uncalibrated: src.labels.as_ref().and_then(|_| uncal.ece()),
+        temperature: Some(model.meta.report.temperature),
         samples_per_class: model.meta.report.class_pixels.clone(),
         blocks: split.counts(),
         predict_seconds,

@@ -306,6 +306,12 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
                 "train_samples_per_class": outcome.samples_per_class,
                 "blocks_train_test": [outcome.blocks.0, outcome.blocks.1],
             });
+            if let Some(v) = outcome.ece_uncalibrated {
+                mj["ece_uncalibrated"] = json!(v);
+            }
+            if let Some(v) = outcome.temperature {
+                mj["temperature"] = json!(v);
+            }
             if let Some(u) = &outcome.uncertainty {
                 let obj = mj.as_object_mut().expect("object");
                 for (k, v) in u.to_json().as_object().into_iter().flatten() {
