@@ -50,6 +50,25 @@ pub struct Tree {
     leaf_entropy: Vec<f32>,
 }
 
+impl Tree {
+    /// Index of the leaf that sample `x` reaches.
+    #[inline]
+    fn leaf(&self, x: &[f32]) -> usize {
+        let mut i = 0usize;
+        loop {
+            let nd = &self.nodes[i];
+            if nd.feature == u32::MAX {
+                return nd.left as usize;
+            }
+            i = if clean(x[nd.feature as usize]) <= nd.threshold {
+                nd.left
+            } else {
+                nd.right
+            } as usize;
+        }
+    }
+}
+
 /// A trained forest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Forest {
@@ -168,18 +187,7 @@ impl Forest {
         let k = self.n_classes;
         let mut ent = 0.0f32;
         for t in &self.trees {
-            let mut i = 0usize;
-            let leaf = loop {
-                let nd = &t.nodes[i];
-                if nd.feature == u32::MAX {
-                    break nd.left as usize;
-                }
-                i = if clean(x[nd.feature as usize]) <= nd.threshold {
-                    nd.left
-                } else {
-                    nd.right
-                } as usize;
-            };
+            let leaf = t.leaf(x);
             for (p, l) in probs.iter_mut().zip(&t.leaf_probs[leaf * k..leaf * k + k]) {
                 *p += l;
             }
@@ -201,19 +209,7 @@ impl Forest {
         entropy[..n].iter_mut().for_each(|e| *e = 0.0);
         for t in &self.trees {
             for s in 0..n {
-                let row = &x[s * nf..s * nf + nf];
-                let mut i = 0usize;
-                let leaf = loop {
-                    let nd = &t.nodes[i];
-                    if nd.feature == u32::MAX {
-                        break nd.left as usize;
-                    }
-                    i = if clean(row[nd.feature as usize]) <= nd.threshold {
-                        nd.left
-                    } else {
-                        nd.right
-                    } as usize;
-                };
+                let leaf = t.leaf(&x[s * nf..s * nf + nf]);
                 for (p, l) in probs[s * k..s * k + k]
                     .iter_mut()
                     .zip(&t.leaf_probs[leaf * k..leaf * k + k])

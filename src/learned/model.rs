@@ -426,18 +426,7 @@ mod tests {
     #[test]
     fn every_fusion_keeps_the_grid_and_gives_log_probabilities() {
         let dev = Device::flex();
-        for name in [
-            "early",
-            "late",
-            "concat",
-            "add",
-            "bilinear",
-            "attention",
-            "learned-kernel",
-            "fixed-kernel",
-            "optical-only",
-            "sar-only",
-        ] {
+        for &name in crate::config::FUSIONS {
             let spec = NetSpec {
                 fusion: Fusion::from_name(name).unwrap(),
                 width: 4,

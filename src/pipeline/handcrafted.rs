@@ -16,7 +16,7 @@ use crate::features::{FeaturePlan, GlcmSource};
 use crate::io::reader::{percentile, RasterReader};
 use crate::io::writer::{ByteBand, ProductSpec, ProductWriter};
 use crate::pipeline::scene::{SceneReader, SceneSources};
-use crate::pipeline::Log;
+use crate::pipeline::{require_labels, scene_split, Log};
 use crate::tiler::{tiles, Tile};
 use crate::uncertainty::{summarise, to_byte, BYTE_SCALE};
 
@@ -399,19 +399,8 @@ pub fn train_handcrafted(
     log: &Log,
 ) -> Result<(HandcraftedModel, PathBuf, String)> {
     let g = &src.grid;
-    if src.labels.is_none() {
-        return Err(Error::config(
-            &src.optical,
-            format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
-        ));
-    }
-    let split = BlockSplit::new(
-        g.width,
-        g.height,
-        p.split.block_size,
-        p.split.test_fraction,
-        p.seed,
-    );
+    require_labels(method, src)?;
+    let split = scene_split(p, src);
     let plan = scene_plan(p, src)?;
     let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
     let m = train(p, src, method, &plan, &tl, &split, log)?;
@@ -434,13 +423,7 @@ pub fn run_handcrafted(
 ) -> Result<MethodOutcome> {
     let t0 = Instant::now();
     let g = &src.grid;
-    let split = BlockSplit::new(
-        g.width,
-        g.height,
-        p.split.block_size,
-        p.split.test_fraction,
-        p.seed,
-    );
+    let split = scene_split(p, src);
     let (model, model_path, model_hash) = match &method.model {
         Some(path) => {
             let (m, h) = HandcraftedModel::load(path)?;

@@ -20,7 +20,7 @@ use crate::learned::{
 use crate::pipeline::handcrafted::scene_plan;
 use crate::pipeline::handcrafted::{add_product_pixel, product_bands, MethodOutcome};
 use crate::pipeline::scene::{SceneReader, SceneSources};
-use crate::pipeline::Log;
+use crate::pipeline::{require_labels, scene_split, Log};
 use crate::raster::Window;
 use crate::rng::{hash4, unit, Rng};
 use crate::tiler::tiles;
@@ -195,13 +195,11 @@ pub fn train_learned(
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let k = ids.len();
     let block = p.split.block_size;
-    let split = BlockSplit::new(g.width, g.height, block, p.split.test_fraction, p.seed);
+    let split = scene_split(p, src);
     let model_path = scene_out.join(&method.name);
     std::fs::create_dir_all(scene_out)
         .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
-    if src.labels.is_none() {
-        return Err(Error::config(&src.optical, format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model`", method.name, src.name)));
-    }
+    require_labels(method, src)?;
     let patch = method.patch.min(block).min(g.width).min(g.height);
     let train_w = patch_windows(src, &split, block, patch, method.patches, false, p.seed);
     let mut val_w = patch_windows(
@@ -309,8 +307,7 @@ pub fn run_learned(
     }
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let k = ids.len();
-    let block = p.split.block_size;
-    let split = BlockSplit::new(g.width, g.height, block, p.split.test_fraction, p.seed);
+    let split = scene_split(p, src);
     let model_path = scene_out.join(&method.name);
     let (model, model_hash) = match &method.model {
         Some(path) => {

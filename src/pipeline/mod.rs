@@ -183,6 +183,29 @@ pub struct RunSummary {
     pub report: PathBuf,
 }
 
+/// The spatial train/test split of a scene (the same for every method).
+pub fn scene_split(p: &Pipeline, src: &scene::SceneSources) -> crate::eval::split::BlockSplit {
+    let g = &src.grid;
+    crate::eval::split::BlockSplit::new(
+        g.width,
+        g.height,
+        p.split.block_size,
+        p.split.test_fraction,
+        p.seed,
+    )
+}
+
+/// Refuses to train `method` on a scene without labels.
+pub fn require_labels(method: &crate::config::MethodDef, src: &scene::SceneSources) -> Result<()> {
+    match src.labels {
+        Some(_) => Ok(()),
+        None => Err(Error::config(
+            &src.optical,
+            format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
+        )),
+    }
+}
+
 /// Loads a pipeline and applies the `--out` override.
 pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
     let mut p = Pipeline::load(path)?;
