@@ -96,3 +96,33 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// Keys every method's metrics object must carry (DESIGN.md names).
+pub const METRIC_KEYS: &[&str] = &[
+    "oa",
+    "kappa",
+    "miou",
+    "f1",
+    "seconds",
+    "mpix_per_s",
+    "ece",
+    "auroc_total",
+    "auroc_epistemic",
+    "masked_accuracy",
+];
+
+/// The scene's metrics.json under an output folder.
+pub fn read_metrics(out: &Path, scene: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join(scene).join("metrics.json")).unwrap())
+        .unwrap()
+}
+
+/// Asserts a method's metrics object has every key of [`METRIC_KEYS`] and `extra`.
+pub fn assert_metric_keys(m: &serde_json::Value, method: &str, extra: &[&str]) {
+    for key in METRIC_KEYS.iter().chain(extra) {
+        assert!(
+            !m["methods"][method][*key].is_null(),
+            "{method} lacks {key}"
+        );
+    }
+}
