@@ -414,10 +414,12 @@ pub struct MethodDef {
     /// Learned: probability of dropping a whole modality for a training patch.
     #[serde(default = "default_modality_dropout")]
     pub modality_dropout: f64,
-    /// Learned: dropout before the head (also used for Monte Carlo passes).
+    /// Learned: dropout rate on the heads' hidden layer, at training and in the Monte Carlo
+    /// passes (epistemic uncertainty); 0 disables Monte Carlo dropout.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
-    /// Learned: Monte Carlo dropout passes at inference (epistemic uncertainty).
+    /// Learned: Monte Carlo dropout passes at inference (epistemic uncertainty). An inference
+    /// setting: it also applies to a model loaded with `model`.
     #[serde(default = "default_mc")]
     pub mc_passes: usize,
     /// Learned kernel fusion: kernel side (odd).
@@ -469,7 +471,7 @@ fn default_modality_dropout() -> f64 {
     0.2
 }
 fn default_dropout() -> f64 {
-    0.2
+    0.5
 }
 fn default_mc() -> usize {
     8

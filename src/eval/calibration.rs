@@ -25,6 +25,7 @@ pub struct UncertaintyStats {
     epi_clear: Vec<u64>,
     masked: (u64, u64),
     clear: (u64, u64),
+    by_modalities: [(u64, u64); 4],
 }
 
 impl Default for UncertaintyStats {
@@ -41,6 +42,7 @@ impl Default for UncertaintyStats {
             epi_clear: vec![0; LEVELS],
             masked: (0, 0),
             clear: (0, 0),
+            by_modalities: [(0, 0); 4],
         }
     }
 }
@@ -93,9 +95,20 @@ fn median(h: &[u64]) -> Option<f64> {
 
 impl UncertaintyStats {
     /// Adds a held-out pixel: its confidence (0..1), whether the prediction is right, its
-    /// total and epistemic uncertainty as product bytes (0..=250), and whether a modality was
-    /// missing there.
-    pub fn add(&mut self, confidence: f32, correct: bool, total: u8, epistemic: u8, masked: bool) {
+    /// total and epistemic uncertainty as product bytes (0..=250), and the modalities present
+    /// there (the product's `modalities` code: bit 1 optical, bit 2 SAR; masked = not both).
+    pub fn add(
+        &mut self,
+        confidence: f32,
+        correct: bool,
+        total: u8,
+        epistemic: u8,
+        modalities: u8,
+    ) {
+        let masked = modalities & 3 != 3;
+        let m = &mut self.by_modalities[(modalities & 3) as usize];
+        m.0 += 1;
+        m.1 += correct as u64;
         let b = ((confidence as f64 * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
         self.bin_n[b] += 1;
         self.bin_conf[b] += confidence as f64;
@@ -146,6 +159,10 @@ impl UncertaintyStats {
         self.masked.1 += o.masked.1;
         self.clear.0 += o.clear.0;
         self.clear.1 += o.clear.1;
+        for (a, b) in self.by_modalities.iter_mut().zip(&o.by_modalities) {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
     }
 
     /// Expected calibration error: sum over bins of |accuracy - confidence| weighted by the
@@ -186,7 +203,8 @@ impl UncertaintyStats {
     /// The metrics DESIGN.md names, as JSON fields (absent values are null).
     pub fn to_json(&self) -> serde_json::Value {
         let acc = |(n, ok): (u64, u64)| (n > 0).then(|| ok as f64 / n as f64);
-        let ratio = match (median(&self.epi_masked), median(&self.epi_clear)) {
+        let (med_m, med_c) = (median(&self.epi_masked), median(&self.epi_clear));
+        let ratio = match (med_m, med_c) {
             (Some(m), Some(c)) => Some(m.max(0.5) / c.max(0.5)),
             _ => None,
         };
@@ -198,6 +216,12 @@ impl UncertaintyStats {
             "clear_accuracy": acc(self.clear),
             "masked_pixels": self.masked.0,
             "masked_epistemic_ratio": ratio,
+            "epistemic_median_masked": med_m.map(|v| v * crate::uncertainty::BYTE_SCALE),
+            "epistemic_median_clear": med_c.map(|v| v * crate::uncertainty::BYTE_SCALE),
+            "sar_gap_accuracy": acc(self.by_modalities[1]),
+            "sar_gap_pixels": self.by_modalities[1].0,
+            "cloud_accuracy": acc(self.by_modalities[2]),
+            "cloud_pixels": self.by_modalities[2].0,
             "reliability": self.reliability(),
         })
     }
@@ -213,10 +237,10 @@ mod tests {
         // Bin [0.933, 1]: 6 pixels at confidence 0.95, 6 correct (gap 0.05).
         let mut s = UncertaintyStats::default();
         for i in 0..4 {
-            s.add(0.65, i < 2, 0, 0, false);
+            s.add(0.65, i < 2, 0, 0, 3);
         }
         for _ in 0..6 {
-            s.add(0.95, true, 0, 0, false);
+            s.add(0.95, true, 0, 0, 3);
         }
         let expect = 0.4 * 0.15 + 0.6 * 0.05;
         assert!((s.ece().unwrap() - expect).abs() < 1e-6, "{:?}", s.ece());
@@ -236,15 +260,19 @@ mod tests {
     fn masked_statistics_and_merge() {
         let mut a = UncertaintyStats::default();
         let mut b = UncertaintyStats::default();
-        a.add(0.9, true, 10, 40, true);
-        a.add(0.9, false, 10, 60, true);
-        b.add(0.9, true, 10, 10, false);
-        b.add(0.9, true, 10, 10, false);
+        a.add(0.9, true, 10, 40, 1);
+        a.add(0.9, false, 10, 60, 2);
+        b.add(0.9, true, 10, 10, 3);
+        b.add(0.9, true, 10, 10, 3);
         a.merge(&b);
         let j = a.to_json();
         assert_eq!(j["masked_accuracy"], 0.5);
         assert_eq!(j["clear_accuracy"], 1.0);
         assert_eq!(j["masked_epistemic_ratio"], 4.0); // median 40 over median 10
+        assert_eq!(j["sar_gap_accuracy"], 1.0);
+        assert_eq!(j["cloud_accuracy"], 0.0);
+        assert_eq!(j["sar_gap_pixels"], 1);
+        assert_eq!(j["cloud_pixels"], 1);
         assert_eq!(j["reliability"].as_array().unwrap().len(), ECE_BINS);
     }
 }

@@ -278,7 +278,7 @@ fn weights_sha256(net: &FusionNet) -> String {
 }
 
 /// Model format tag.
-pub const LEARNED_FORMAT: &str = "geofuse-learned-1";
+pub const LEARNED_FORMAT: &str = "geofuse-learned-2";
 
 /// Output of [`LearnedModel::predict_full`].
 pub struct Prediction {
@@ -432,20 +432,37 @@ impl LearnedModel {
                     Tensor::<4, Int>::from_data(TensorData::new(ys, [b, 1, p, p]), &train_device);
                 let wt = to_tensor(ws, [b, 1, p, p], &train_device);
                 let latent = net.latent(x);
+                let hidden = net.hidden(&latent);
                 let mask = (config.dropout > 0.0).then(|| {
-                    let m: Vec<f32> = (0..b * head_ch * p * p)
-                        .map(|_| {
-                            if rng.f64() < keep {
-                                (1.0 / keep) as f32
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
+                    let m = dropout_mask(&mut rng, b * head_ch * p * p, keep);
                     to_tensor(m, [b, head_ch, p, p], &train_device)
                 });
-                let logp = net.log_probs(&latent, mask.as_ref());
-                let loss = (logp.gather(1, y).neg() * wt.clone()).sum() / wt.sum();
+                // Antithetic standard-normal logit noise for the sampled-softmax loss.
+                let mut eps = Vec::with_capacity(2 * TRAIN_NOISE_PAIRS);
+                for _ in 0..TRAIN_NOISE_PAIRS {
+                    let e: Vec<f32> = (0..b * k * p * p).map(|_| rng.normal() as f32).collect();
+                    let e = to_tensor(e, [b, k, p, p], &train_device);
+                    eps.push(e.clone().neg());
+                    eps.push(e);
+                }
+                let outs = net.expert_outputs(&hidden, mask.as_ref());
+                let fused = model::precision_fuse(&outs, &latent.presence);
+                let wnll = |o: &model::HeadOut, w: Tensor<4>| {
+                    (model::sampled_softmax_nll(o, &y, &eps) * w.clone()).sum()
+                        / w.sum().clamp_min(1e-6)
+                };
+                // The fused prediction's loss, plus each expert's own (deep supervision), so
+                // that every expert is a classifier on its own where the others are missing.
+                let mut loss = wnll(&fused, wt.clone());
+                if outs.len() > 1 {
+                    for (o, pr) in outs.iter().zip(&latent.presence) {
+                        let w = match pr {
+                            Some(pr) => wt.clone() * pr.clone(),
+                            None => wt.clone(),
+                        };
+                        loss = loss + wnll(o, w);
+                    }
+                }
                 loss_sum += loss
                     .clone()
                     .into_data()
@@ -474,7 +491,9 @@ impl LearnedModel {
         }
         let (net, best_epoch, best_val_miou) =
             best.ok_or_else(|| Error::Internal("training ran no epoch".into()))?;
-        let temperature = fit_temperature(&val_log_probs(&net, &norm, val, k, &runtime.device));
+        let cal = calibration_samples(&net, &norm, val, config, &runtime.device);
+        let temperature =
+            fit_temperature(&cal, &inference_noise(config.seed, mc_passes(config), k), k);
         Ok(LearnedModel {
             meta: LearnedMeta {
                 format: LEARNED_FORMAT.into(),
@@ -559,26 +578,27 @@ impl LearnedModel {
 
     /// [`predict`](Self::predict) with the calibrated (temperature-scaled, the default) and the
     /// uncalibrated mean probabilities.
+    ///
+    /// Per pass t the experts' heads run with dropout and are precision-weighted into mean
+    /// logits mu_t and a log-variance; the pass's predictive distribution is
+    /// p_t = mean_s softmax((mu_t + sigma_t eps_s) / T) over [`NOISE_SAMPLES`] fixed logit-noise
+    /// samples. The result is mean_t p_t and mean_t H(p_t) (the expected entropy, aleatoric).
     pub fn predict_full(&self, raw: &Array3<f32>, origin: (usize, usize)) -> Prediction {
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
         let dev = &self.runtime.device;
-        let spec = &self.meta.config.spec;
+        let cfg = &self.meta.config;
+        let spec = &cfg.spec;
         let x = assemble(raw, &self.meta.normalisation, spec);
         let x = to_tensor(x.into_raw_vec_and_offset().0, [1, spec.in_ch(), h, w], dev);
+        // Encoders, fusion and the heads' first layer are deterministic: they run once.
         let latent = self.net.latent(x);
-        let cfg = &self.meta.config;
-        let passes = if cfg.dropout > 0.0 {
-            cfg.mc_passes.max(1)
-        } else {
-            1
-        };
+        let hidden = self.net.hidden(&latent);
+        let passes = mc_passes(cfg);
         let keep = 1.0 - cfg.dropout;
         let hc = self.net.head_channels();
-        let mut psum: Option<Tensor<4>> = None;
-        let mut usum: Option<Tensor<4>> = None;
-        let mut esum: Option<Tensor<4>> = None;
-        let temperature = self.meta.report.temperature as f32;
+        let mut mus = Vec::with_capacity(passes);
+        let mut lvs = Vec::with_capacity(passes);
         for t in 0..passes {
             let mask = (cfg.dropout > 0.0).then(|| {
                 let mut m = Vec::with_capacity(hc * h * w);
@@ -598,40 +618,66 @@ impl LearnedModel {
                 }
                 to_tensor(m, [1, hc, h, w], dev)
             });
-            let raw_logp = self.net.log_probs(&latent, mask.as_ref());
-            let u = raw_logp.clone().exp();
-            usum = Some(match usum {
-                Some(a) => a + u,
-                None => u,
-            });
-            let logp = if temperature == 1.0 {
-                raw_logp
-            } else {
-                burn::tensor::activation::log_softmax(raw_logp / temperature, 1)
-            };
-            let p = logp.clone().exp();
-            let ent = (p.clone() * logp).sum_dim(1).neg();
-            psum = Some(match psum {
-                Some(a) => a + p,
-                None => p,
-            });
-            esum = Some(match esum {
-                Some(a) => a + ent,
-                None => ent,
-            });
+            let outs = self.net.expert_outputs(&hidden, mask.as_ref());
+            let f = model::precision_fuse(&outs, &latent.presence);
+            mus.push(to_vec(f.mu));
+            lvs.push(to_vec(f.logvar));
         }
-        let n = passes as f32;
-        let probs = to_vec(psum.expect("one pass") / n);
-        let uncal = to_vec(usum.expect("one pass") / n);
-        let ent = to_vec(esum.expect("one pass") / n);
+        let eps = inference_noise(cfg.seed, passes, k);
+        let temperature = self.meta.report.temperature as f32;
+        let hw = h * w;
+        let mut pm = vec![0f32; hw * k];
+        let mut um = vec![0f32; hw * k];
+        let mut ent = vec![0f32; hw];
+        use rayon::prelude::*;
+        pm.par_chunks_mut(k)
+            .zip(um.par_chunks_mut(k))
+            .zip(ent.par_iter_mut())
+            .enumerate()
+            .for_each(|(px, ((p, u), e))| {
+                let mu: Vec<f32> = (0..passes)
+                    .flat_map(|t| (0..k).map(move |j| (t, j)))
+                    .map(|(t, j)| mus[t].get(j * hw + px).copied().unwrap_or(0.0))
+                    .collect();
+                let lv: Vec<f32> = (0..passes)
+                    .map(|t| lvs[t].get(px).copied().unwrap_or(0.0))
+                    .collect();
+                *e = mc_predictive(&mu, &lv, &eps, k, temperature, p);
+                mc_predictive(&mu, &lv, &eps, k, 1.0, u);
+            });
         let a3 = |v: Vec<f32>| {
-            Array3::from_shape_vec((k, h, w), v).unwrap_or_else(|_| Array3::zeros((k, h, w)))
+            Array3::from_shape_vec((h, w, k), v)
+                .map(|a| a.permuted_axes([2, 0, 1]).as_standard_layout().to_owned())
+                .unwrap_or_else(|_| Array3::zeros((k, h, w)))
         };
         Prediction {
-            probs: a3(probs),
-            uncalibrated: a3(uncal),
+            probs: a3(pm),
+            uncalibrated: a3(um),
             entropy: Array2::from_shape_vec((h, w), ent).unwrap_or_else(|_| Array2::zeros((h, w))),
         }
+    }
+
+    /// Precision weight of each expert at every pixel of a window of raw bands (deterministic
+    /// heads, no dropout): `[experts][h, w]`, experts ordered optical, SAR, joint (one entry for
+    /// single-branch fusions). Where any expert is present the weights sum to 1; a missing
+    /// modality's experts weigh exactly 0.
+    pub fn expert_weights(&self, raw: &Array3<f32>) -> Vec<Array2<f32>> {
+        let (_, h, w) = raw.dim();
+        let spec = &self.meta.config.spec;
+        let x = assemble(raw, &self.meta.normalisation, spec);
+        let x = to_tensor(
+            x.into_raw_vec_and_offset().0,
+            [1, spec.in_ch(), h, w],
+            &self.runtime.device,
+        );
+        let latent = self.net.latent(x);
+        let outs = self.net.expert_outputs(&self.net.hidden(&latent), None);
+        model::precision_weights(&outs, &latent.presence)
+            .into_iter()
+            .map(|t| {
+                Array2::from_shape_vec((h, w), to_vec(t)).unwrap_or_else(|_| Array2::zeros((h, w)))
+            })
+            .collect()
     }
 
     /// Saves weights to `<path>.bpk` and metadata to `<path>.json`; returns the model hash
@@ -713,48 +759,88 @@ pub fn model_hash(path: &Path) -> Result<String> {
     Ok(hex_sha256(&bytes))
 }
 
-/// Log-probabilities `[K]` and label of every labelled validation pixel (deterministic head).
+/// Log-probabilities `[K]` and label of every labelled validation pixel (deterministic head),
+/// with the modality `drop` code of [`batch`] applied to every patch (0: none, 1: optical
+/// removed, 2: SAR removed).
 fn val_log_probs(
     net: &FusionNet,
     norm: &Normalisation,
     val: &[Patch],
     k: usize,
     device: &Device,
+    drop: u8,
 ) -> Vec<(Vec<f32>, usize)> {
-    let spec = net.spec();
     let mut out = Vec::new();
-    for chunk in val.chunks(16) {
-        let pts: Vec<&Patch> = chunk.iter().collect();
-        let zeros = vec![0usize; pts.len()];
-        let (xs, ys, ws, p) = batch(
-            &pts,
-            norm,
-            &spec,
-            &vec![1.0; k],
-            &zeros,
-            &vec![0; pts.len()],
-        );
-        let b = pts.len();
-        let logp = to_vec(net.log_probs(
-            &net.latent(to_tensor(xs, [b, spec.in_ch(), p, p], device)),
-            None,
-        ));
-        for i in 0..b {
-            for px in 0..p * p {
-                let idx = i * p * p + px;
-                if ws[idx] > 0.0 {
-                    out.push((
-                        (0..k).map(|c| logp[(i * k + c) * p * p + px]).collect(),
-                        ys[idx] as usize,
-                    ));
-                }
-            }
+    for vb in val_batches(net, norm, val, drop, device) {
+        let logp = to_vec(net.log_probs(&vb.latent, None));
+        let pp = vb.p * vb.p;
+        for &(i, px, y) in &vb.labelled {
+            out.push(((0..k).map(|c| logp[(i * k + c) * pp + px]).collect(), y));
         }
     }
     out
 }
 
-/// mIoU of `net` on validation patches (argmax of the deterministic head).
+/// A batch of validation patches: latent features, patch side, and the labelled pixels as
+/// (patch in batch, pixel in patch, class).
+struct ValBatch {
+    latent: model::Latent,
+    b: usize,
+    p: usize,
+    labelled: Vec<(usize, usize, usize)>,
+}
+
+/// Validation patches in batches of 16 with the modality `drop` code of [`batch`] applied.
+fn val_batches<'a>(
+    net: &'a FusionNet,
+    norm: &'a Normalisation,
+    val: &'a [Patch],
+    drop: u8,
+    device: &'a Device,
+) -> impl Iterator<Item = ValBatch> + 'a {
+    let spec = net.spec();
+    let k = spec.classes;
+    val.chunks(16).map(move |chunk| {
+        let pts: Vec<&Patch> = chunk.iter().collect();
+        let b = pts.len();
+        let (xs, ys, ws, p) = batch(
+            &pts,
+            norm,
+            &spec,
+            &vec![1.0; k],
+            &vec![0; b],
+            &vec![drop; b],
+        );
+        let labelled = (0..b * p * p)
+            .filter(|&idx| ws[idx] > 0.0)
+            .map(|idx| (idx / (p * p), idx % (p * p), ys[idx] as usize))
+            .collect();
+        ValBatch {
+            latent: net.latent(to_tensor(xs, [b, spec.in_ch(), p, p], device)),
+            b,
+            p,
+            labelled,
+        }
+    })
+}
+
+/// Inverted-dropout mask values: 1 / keep with probability `keep`, else 0.
+fn dropout_mask(rng: &mut Rng, n: usize, keep: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            if rng.f64() < keep {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Validation mIoU of `net` (argmax of the deterministic head) for early stopping. Two-branch
+/// models are scored on the validation patches as they are and with each modality removed in
+/// turn (one confusion matrix over the three), so the kept epoch is the one whose fallback
+/// experts work too, not only the fused prediction.
 fn validate(
     net: &FusionNet,
     norm: &Normalisation,
@@ -763,37 +849,225 @@ fn validate(
     device: &Device,
 ) -> f64 {
     let mut conf = Confusion::new(k);
-    for (lp, y) in val_log_probs(net, norm, val, k, device) {
-        let best = (0..k).max_by(|&a, &c| lp[a].total_cmp(&lp[c])).unwrap_or(0);
-        conf.add(y, best);
+    let drops: &[u8] = if net.spec().experts() > 1 {
+        &[0, 1, 2]
+    } else {
+        &[0]
+    };
+    for &d in drops {
+        for (lp, y) in val_log_probs(net, norm, val, k, device, d) {
+            let best = (0..k).max_by(|&a, &c| lp[a].total_cmp(&lp[c])).unwrap_or(0);
+            conf.add(y, best);
+        }
     }
     let names: Vec<String> = (0..k).map(|i| i.to_string()).collect();
     conf.metrics(&names).miou
 }
 
-/// Temperature scaling (Guo et al. 2017): the T > 0 minimising the negative log-likelihood of
-/// softmax(log p / T) on labelled samples, searched on a log grid over [0.25, 8].
-pub fn fit_temperature(samples: &[(Vec<f32>, usize)]) -> f64 {
+/// Logit-noise sample pairs per training step (antithetic: each draw and its negation).
+const TRAIN_NOISE_PAIRS: usize = 2;
+
+/// Logit-noise samples per Monte Carlo pass at inference (antithetic pairs).
+pub const NOISE_SAMPLES: usize = 8;
+
+/// Monte Carlo passes a model runs at inference (1 without dropout).
+pub fn mc_passes(cfg: &TrainConfig) -> usize {
+    if cfg.dropout > 0.0 {
+        cfg.mc_passes.max(1)
+    } else {
+        1
+    }
+}
+
+/// Standard-normal logit noise for inference, `[passes][NOISE_SAMPLES][k]` flattened:
+/// antithetic pairs, fixed by the seed and shared by every pixel (so tiling cannot change it).
+pub fn inference_noise(seed: u64, passes: usize, k: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(passes * NOISE_SAMPLES * k);
+    for t in 0..passes {
+        for s in 0..NOISE_SAMPLES / 2 {
+            let draw: Vec<f32> = (0..k)
+                .map(|j| {
+                    // Box-Muller from two hashed uniforms in (0, 1).
+                    let u1 = unit(hash4(seed ^ 0xE95, t as u64, s as u64, j as u64, 0)).max(1e-12);
+                    let u2 = unit(hash4(seed ^ 0xE95, t as u64, s as u64, j as u64, 1));
+                    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                })
+                .collect();
+            v.extend(draw.iter().copied());
+            v.extend(draw.iter().map(|x| -x));
+        }
+    }
+    v
+}
+
+/// Predictive distribution of one pixel from `passes` Monte Carlo passes: `mu` holds each
+/// pass's K mean logits, `logvar` its log-variance, `eps` the noise of [`inference_noise`].
+/// Writes p = mean_t p_t into `out`, with p_t = mean_s softmax((mu_t + sigma_t eps_ts) / T),
+/// and returns mean_t H(p_t) in nats.
+pub fn mc_predictive(
+    mu: &[f32],
+    logvar: &[f32],
+    eps: &[f32],
+    k: usize,
+    temperature: f32,
+    out: &mut [f32],
+) -> f32 {
+    let passes = logvar.len();
+    let inv_t = 1.0 / temperature;
+    out.iter_mut().for_each(|v| *v = 0.0);
+    let mut pt = vec![0f32; k];
+    let mut z = vec![0f32; k];
+    let mut ent = 0.0;
+    for t in 0..passes {
+        let sigma = (0.5 * logvar[t]).exp();
+        pt.iter_mut().for_each(|v| *v = 0.0);
+        for s in 0..NOISE_SAMPLES {
+            let e = &eps[(t * NOISE_SAMPLES + s) * k..(t * NOISE_SAMPLES + s + 1) * k];
+            let mut m = f32::NEG_INFINITY;
+            for j in 0..k {
+                z[j] = (mu[t * k + j] + sigma * e[j]) * inv_t;
+                m = m.max(z[j]);
+            }
+            let mut sum = 0.0;
+            for v in z.iter_mut() {
+                *v = (*v - m).exp();
+                sum += *v;
+            }
+            for j in 0..k {
+                pt[j] += z[j] / sum;
+            }
+        }
+        for j in 0..k {
+            pt[j] /= NOISE_SAMPLES as f32;
+            out[j] += pt[j] / passes as f32;
+        }
+        ent += crate::uncertainty::entropy(&pt);
+    }
+    ent / passes as f32
+}
+
+/// A labelled validation pixel for temperature fitting: every Monte Carlo pass's mean logits
+/// (`passes * K`) and log-variance.
+#[derive(Debug, Clone)]
+pub struct CalSample {
+    /// Mean logits per pass.
+    pub mu: Vec<f32>,
+    /// Log-variance per pass.
+    pub logvar: Vec<f32>,
+    /// Class index.
+    pub label: usize,
+}
+
+/// Validation pixels used for temperature fitting (at most this many, evenly strided).
+const MAX_CAL_SAMPLES: usize = 20_000;
+
+/// The model's Monte Carlo outputs on the labelled pixels of the validation patches.
+fn calibration_samples(
+    net: &FusionNet,
+    norm: &Normalisation,
+    val: &[Patch],
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Vec<CalSample> {
+    let spec = net.spec();
+    let k = spec.classes;
+    let passes = mc_passes(cfg);
+    let keep = 1.0 - cfg.dropout;
+    let hc = net.head_channels();
+    let mut rng = Rng::new(cfg.seed ^ 0xCA1B);
+    let mut out = Vec::new();
+    for vb in val_batches(net, norm, val, 0, device) {
+        let (b, p) = (vb.b, vb.p);
+        let hidden = net.hidden(&vb.latent);
+        let mut mus = Vec::with_capacity(passes);
+        let mut lvs = Vec::with_capacity(passes);
+        for _ in 0..passes {
+            let mask = (cfg.dropout > 0.0).then(|| {
+                to_tensor(
+                    dropout_mask(&mut rng, b * hc * p * p, keep),
+                    [b, hc, p, p],
+                    device,
+                )
+            });
+            let f = model::precision_fuse(
+                &net.expert_outputs(&hidden, mask.as_ref()),
+                &vb.latent.presence,
+            );
+            mus.push(to_vec(f.mu));
+            lvs.push(to_vec(f.logvar));
+        }
+        let pp = p * p;
+        for &(i, px, label) in &vb.labelled {
+            out.push(CalSample {
+                mu: (0..passes)
+                    .flat_map(|t| (0..k).map(move |c| (t, c)))
+                    .map(|(t, c)| mus[t][(i * k + c) * pp + px])
+                    .collect(),
+                logvar: (0..passes).map(|t| lvs[t][i * pp + px]).collect(),
+                label,
+            });
+        }
+    }
+    let stride = out.len().div_ceil(MAX_CAL_SAMPLES).max(1);
+    out.into_iter().step_by(stride).collect()
+}
+
+/// Temperature scaling (Guo et al. 2017) of the full predictive distribution
+/// ([`mc_predictive`]): the T > 0 minimising the negative log-likelihood of the labelled
+/// samples, searched on a log grid over [0.05, 10] and refined by golden section.
+pub fn fit_temperature(samples: &[CalSample], eps: &[f32], k: usize) -> f64 {
+    use rayon::prelude::*;
     if samples.is_empty() {
         return 1.0;
     }
     let nll = |t: f64| -> f64 {
         samples
-            .iter()
-            .map(|(lp, y)| {
-                let z: Vec<f64> = lp.iter().map(|&v| v as f64 / t).collect();
-                let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-                lse - z[*y]
-            })
+            .par_iter()
+            .map_init(
+                || vec![0f32; k],
+                |p, s| {
+                    mc_predictive(&s.mu, &s.logvar, eps, k, t as f32, p);
+                    -(p[s.label].max(1e-12) as f64).ln()
+                },
+            )
             .sum::<f64>()
             / samples.len() as f64
     };
-    let grid =
-        (0..=80).map(|i| (0.25f64.ln() + i as f64 / 80.0 * (8.0f64.ln() - 0.25f64.ln())).exp());
-    grid.map(|t| (nll(t), t))
-        .fold((f64::INFINITY, 1.0), |a, b| if b.0 < a.0 { b } else { a })
-        .1
+    let (lo, hi) = (0.05f64.ln(), 10f64.ln());
+    let n = 40;
+    let grid: Vec<f64> = (0..=n)
+        .map(|i| lo + i as f64 / n as f64 * (hi - lo))
+        .collect();
+    let vals: Vec<f64> = grid.iter().map(|&g| nll(g.exp())).collect();
+    let best = (0..=n)
+        .min_by(|&a, &b| vals[a].total_cmp(&vals[b]))
+        .unwrap_or(n / 2);
+    // Golden-section search on log T between the best grid point's neighbours.
+    let (mut a, mut b) = (grid[best.saturating_sub(1)], grid[(best + 1).min(n)]);
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    let (mut fc, mut fd) = (nll(c.exp()), nll(d.exp()));
+    for _ in 0..12 {
+        if fc < fd {
+            b = d;
+            d = c;
+            fd = fc;
+            c = b - g * (b - a);
+            fc = nll(c.exp());
+        } else {
+            a = c;
+            c = d;
+            fc = fd;
+            d = a + g * (b - a);
+            fd = nll(d.exp());
+        }
+    }
+    let t = ((a + b) / 2.0).exp();
+    if nll(t) <= vals[best] {
+        t
+    } else {
+        grid[best].exp()
+    }
 }
 
 #[cfg(test)]
@@ -804,7 +1078,7 @@ mod tests {
     fn temperature_scaling_recovers_an_overconfidence_factor() {
         // Samples drawn from softmax(z), reported as log_softmax(3 z): over-confident by 3.
         let mut r = Rng::new(4);
-        let samples: Vec<(Vec<f32>, usize)> = (0..4000)
+        let samples: Vec<CalSample> = (0..4000)
             .map(|_| {
                 let z: Vec<f64> = (0..4).map(|_| r.normal()).collect();
                 let m: f64 = z.iter().map(|v| v.exp()).sum();
@@ -816,14 +1090,60 @@ mod tests {
                         u < acc
                     })
                     .unwrap_or(3);
-                let z3: Vec<f64> = z.iter().map(|v| 3.0 * v).collect();
-                let lse = z3.iter().map(|v| v.exp()).sum::<f64>().ln();
-                (z3.iter().map(|v| (v - lse) as f32).collect(), y)
+                CalSample {
+                    mu: z.iter().map(|v| (3.0 * v) as f32).collect(),
+                    logvar: vec![-40.0], // no logit noise: plain softmax
+                    label: y,
+                }
             })
             .collect();
-        let t = fit_temperature(&samples);
+        let eps = inference_noise(1, 1, 4);
+        let t = fit_temperature(&samples, &eps, 4);
         assert!((t - 3.0).abs() < 0.4, "fitted T = {t}");
-        assert_eq!(fit_temperature(&[]), 1.0);
+        assert_eq!(fit_temperature(&[], &eps, 4), 1.0);
+    }
+
+    #[test]
+    fn predictive_of_hand_computed_passes() {
+        // Two passes without logit noise: softmax([ln 3, 0]) = [0.75, 0.25] and [0.25, 0.75];
+        // mean [0.5, 0.5]; mean member entropy H(0.75, 0.25).
+        let eps = inference_noise(3, 2, 2);
+        let mut p = [0f32; 2];
+        let mu = [3f32.ln(), 0.0, 0.0, 3f32.ln()];
+        let e = mc_predictive(&mu, &[-40.0, -40.0], &eps, 2, 1.0, &mut p);
+        assert!(
+            (p[0] - 0.5).abs() < 1e-6 && (p[1] - 0.5).abs() < 1e-6,
+            "{p:?}"
+        );
+        let h = -(0.75f32 * 0.75f32.ln() + 0.25 * 0.25f32.ln());
+        assert!((e - h).abs() < 1e-6, "{e} vs {h}");
+        // Temperature 2 on one pass: softmax([ln 3, 0] / 2) = [sqrt3, 1] / (sqrt3 + 1).
+        mc_predictive(&mu[..2], &[-40.0], &eps, 2, 2.0, &mut p);
+        let s3 = 3f32.sqrt();
+        assert!((p[0] - s3 / (s3 + 1.0)).abs() < 1e-6, "{p:?}");
+        // Logit noise spreads the prediction: with a large variance the distribution is flatter
+        // (aleatoric), and the antithetic noise keeps equal logits at exactly [0.5, 0.5].
+        let sharp = mc_predictive(&[2.0, 0.0], &[-40.0], &eps, 2, 1.0, &mut p);
+        let noisy = mc_predictive(&[2.0, 0.0], &[3.0], &eps, 2, 1.0, &mut p);
+        assert!(noisy > sharp, "{noisy} <= {sharp}");
+        mc_predictive(&[0.7, 0.7], &[3.0], &eps, 2, 1.0, &mut p);
+        assert!((p[0] - 0.5).abs() < 1e-6, "{p:?}");
+    }
+
+    #[test]
+    fn inference_noise_is_antithetic_standard_normal() {
+        let e = inference_noise(9, 400, 5);
+        assert_eq!(e.len(), 400 * NOISE_SAMPLES * 5);
+        let n = e.len() as f64;
+        let mean = e.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = e.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 1e-6, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
+        assert_eq!(
+            e[..5].iter().map(|v| -v).collect::<Vec<_>>(),
+            e[5..10].to_vec()
+        );
+        assert_eq!(inference_noise(9, 400, 5), e);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub const ENCODER_RADIUS: usize = 4;
 pub enum Fusion {
     /// Stacked inputs, one encoder.
     Early,
-    /// Per-branch heads, probabilities averaged over the present modalities.
+    /// Per-branch heads only, combined by precision weighting.
     Late,
     /// Latent vectors concatenated, mixed by a 1x1 convolution.
     Concat,
@@ -104,6 +104,16 @@ impl NetSpec {
         self.opt_ch() + self.sar_ch()
     }
 
+    /// Heads whose outputs are precision-weighted: 1 for single-branch fusions, 2 (optical,
+    /// SAR) for late fusion, 3 (optical, SAR, joint) for the others.
+    pub fn experts(&self) -> usize {
+        match self.fusion {
+            Fusion::Early | Fusion::OpticalOnly | Fusion::SarOnly => 1,
+            Fusion::Late => 2,
+            _ => 3,
+        }
+    }
+
     /// Receptive radius in pixels: the halo inference needs.
     pub fn receptive_radius(&self) -> usize {
         ENCODER_RADIUS
@@ -148,16 +158,50 @@ impl Encoder {
     }
 }
 
-/// Latent features before the head.
+/// Clamp of a head's log-variance (keeps precisions finite: exp(8) ~ 3000).
+pub const LOGVAR_RANGE: (f32, f32) = (-8.0, 8.0);
+
+/// Latent features, one map per expert (the heads that see them), with each expert's presence
+/// mask `[batch, 1, h, w]` (1 where its modalities are present; `None` = everywhere).
 #[derive(Debug, Clone)]
-pub enum Latent {
-    /// One fused map `[batch, width, h, w]`.
-    One(Box<Tensor<4>>),
-    /// Late fusion: optical and SAR maps and presence flags `[batch, 1, h, w]` each.
-    Two(Box<[Tensor<4>; 4]>),
+pub struct Latent {
+    /// Feature map of each expert `[batch, channels, h, w]`.
+    pub maps: Vec<Tensor<4>>,
+    /// Presence of each expert.
+    pub presence: Vec<Option<Tensor<4>>>,
 }
 
-/// The whole network.
+/// One expert's output: mean logits `[batch, K, h, w]` and log-variance `[batch, 1, h, w]`.
+#[derive(Debug, Clone)]
+pub struct HeadOut {
+    /// Mean logits.
+    pub mu: Tensor<4>,
+    /// Log-variance of the logits (one per pixel, clamped to [`LOGVAR_RANGE`]).
+    pub logvar: Tensor<4>,
+}
+
+/// A heteroscedastic head: 1x1 convolution + ReLU (deterministic, run once), then dropout (the
+/// Monte Carlo part) and a 1x1 convolution to K mean logits and one log-variance.
+#[derive(Module, Debug)]
+pub struct Head {
+    hidden: Conv2d,
+    out: Conv2d,
+}
+
+impl Head {
+    fn new(cin: usize, width: usize, classes: usize, device: &Device) -> Self {
+        Head {
+            hidden: conv(cin, width, 1, 1, device),
+            out: conv(width, classes + 1, 1, 1, device),
+        }
+    }
+}
+
+/// The whole network: encoders, fusion, and one heteroscedastic head per expert. Experts:
+/// single-branch fusions (early, optical-only, sar-only) have one; late fusion has an optical
+/// and a SAR expert; the other fusions have an optical, a SAR and a joint expert (the fused
+/// latent, present where both modalities are). Experts are combined by precision weighting
+/// ([`precision_fuse`]).
 #[derive(Module, Debug)]
 pub struct FusionNet {
     opt: Option<Encoder>,
@@ -165,14 +209,71 @@ pub struct FusionNet {
     mix: Option<Conv2d>,
     bil_a: Option<Conv2d>,
     bil_b: Option<Conv2d>,
-    head: Conv2d,
-    head_sar: Option<Conv2d>,
+    heads: Vec<Head>,
     #[module(skip)]
     spec: NetSpec,
 }
 
 fn channels(x: &Tensor<4>, r: std::ops::Range<usize>) -> Tensor<4> {
     x.clone().slice(s![.., r, .., ..])
+}
+
+/// Each expert's precision presence * exp(-logvar) `[batch, 1, h, w]`.
+fn precisions(outs: &[HeadOut], presence: &[Option<Tensor<4>>]) -> Vec<Tensor<4>> {
+    outs.iter()
+        .zip(presence)
+        .map(|(o, pr)| {
+            let pi = o.logvar.clone().neg().exp();
+            match pr {
+                Some(p) => pi * p.clone(),
+                None => pi,
+            }
+        })
+        .collect()
+}
+
+/// Precision-weighted fusion of expert logits (inverse-variance weighting, the product of the
+/// experts' Gaussian logit estimates): with precision pi_e = presence_e * exp(-logvar_e),
+/// mu = sum_e pi_e mu_e / sum_e pi_e and logvar = -ln(sum_e pi_e). A missing expert has
+/// presence 0, so its weight is exactly zero and the others carry the pixel. Where no expert is
+/// present the result is mu = 0 with the widest variance.
+pub fn precision_fuse(outs: &[HeadOut], presence: &[Option<Tensor<4>>]) -> HeadOut {
+    if outs.len() == 1 {
+        return outs[0].clone();
+    }
+    let pis = precisions(outs, presence);
+    let total = pis
+        .iter()
+        .cloned()
+        .reduce(|a, b| a + b)
+        .expect("one expert");
+    let mut num: Option<Tensor<4>> = None;
+    for (o, pi) in outs.iter().zip(&pis) {
+        let term = o.mu.clone() * pi.clone();
+        num = Some(match num {
+            Some(a) => a + term,
+            None => term,
+        });
+    }
+    let floor = (-LOGVAR_RANGE.1).exp() * 1e-3;
+    let total = total.clamp_min(floor);
+    HeadOut {
+        mu: num.expect("one expert") / total.clone(),
+        logvar: total.log().neg(),
+    }
+}
+
+/// Precision weights of the experts `[batch, 1, h, w]` each (they sum to 1 where any expert is
+/// present): what [`precision_fuse`] uses.
+pub fn precision_weights(outs: &[HeadOut], presence: &[Option<Tensor<4>>]) -> Vec<Tensor<4>> {
+    let pis = precisions(outs, presence);
+    let total = pis
+        .iter()
+        .cloned()
+        .reduce(|a, b| a + b)
+        .expect("one expert")
+        .clamp_min(1e-30);
+    pis.into_iter().map(|p| p / total.clone()).collect()
 }
 
 impl FusionNet {
@@ -193,7 +294,6 @@ impl FusionNet {
             Fusion::Concat => Some(conv(2 * w, w, 1, 1, device)),
             Fusion::Attention => Some(conv(2 * w + 2, w, 1, 1, device)),
             Fusion::LearnedKernel => Some(conv(2 * w + 2, taps, 3, 1, device)),
-            Fusion::Bilinear => Some(conv(w, w, 1, 1, device)),
             _ => None,
         };
         let rank = w.div_ceil(2).max(2);
@@ -205,17 +305,21 @@ impl FusionNet {
         } else {
             (None, None)
         };
-        let head_in = if spec.fusion == Fusion::Bilinear {
+        // The joint expert of bilinear fusion sees the rank-r product.
+        let joint_in = if spec.fusion == Fusion::Bilinear {
             rank
         } else {
             w
         };
-        // Bilinear: the rank-r product feeds `mix` (r -> w) only when r == w; keep it simple:
-        // the product goes straight to the head.
-        let mix = if spec.fusion == Fusion::Bilinear {
-            None
-        } else {
-            mix
+        let k = spec.classes;
+        let heads = match spec.experts() {
+            1 => vec![Head::new(w, w, k, device)],
+            2 => vec![Head::new(w, w, k, device), Head::new(w, w, k, device)],
+            _ => vec![
+                Head::new(w, w, k, device),
+                Head::new(w, w, k, device),
+                Head::new(joint_in, w, k, device),
+            ],
         };
         FusionNet {
             opt,
@@ -223,8 +327,7 @@ impl FusionNet {
             mix,
             bil_a,
             bil_b,
-            head: conv(head_in, spec.classes, 1, 1, device),
-            head_sar: (spec.fusion == Fusion::Late).then(|| conv(w, spec.classes, 1, 1, device)),
+            heads,
             spec,
         }
     }
@@ -234,7 +337,7 @@ impl FusionNet {
         self.spec
     }
 
-    /// Encoders and fusion: `[batch, 14, h, w]` -> latent features.
+    /// Encoders and fusion: `[batch, in_ch, h, w]` -> each expert's latent map and presence.
     pub fn latent(&self, x: Tensor<4>) -> Latent {
         let (opt_ch, in_ch) = (self.spec.opt_ch(), self.spec.in_ch());
         let po = channels(&x, opt_ch - 1..opt_ch);
@@ -242,77 +345,135 @@ impl FusionNet {
         let enc = |e: &Option<Encoder>, x: Tensor<4>| {
             e.as_ref().map(|e| e.forward(x)).expect("encoder present")
         };
+        let one = |m: Tensor<4>| Latent {
+            maps: vec![m],
+            presence: vec![None],
+        };
         match self.spec.fusion {
-            Fusion::Early => Latent::One(Box::new(enc(&self.opt, x))),
-            Fusion::OpticalOnly => Latent::One(Box::new(enc(&self.opt, channels(&x, 0..opt_ch)))),
-            Fusion::SarOnly => Latent::One(Box::new(enc(&self.sar, channels(&x, opt_ch..in_ch)))),
+            Fusion::Early => one(enc(&self.opt, x)),
+            Fusion::OpticalOnly => one(enc(&self.opt, channels(&x, 0..opt_ch))),
+            Fusion::SarOnly => one(enc(&self.sar, channels(&x, opt_ch..in_ch))),
             f => {
                 debug_assert!(f.two_branches());
                 let fo = enc(&self.opt, channels(&x, 0..opt_ch));
                 let fs = enc(&self.sar, channels(&x, opt_ch..in_ch));
                 let mix = || self.mix.as_ref().expect("mix layer present");
-                Latent::One(Box::new(match f {
-                    Fusion::Late => return Latent::Two(Box::new([fo, fs, po, ps])),
-                    Fusion::Concat => relu(mix().forward(Tensor::cat(vec![fo, fs], 1))),
-                    Fusion::Add => fo + fs,
+                let joint = match f {
+                    Fusion::Late => None,
+                    Fusion::Concat => Some(relu(
+                        mix().forward(Tensor::cat(vec![fo.clone(), fs.clone()], 1)),
+                    )),
+                    Fusion::Add => Some(fo.clone() + fs.clone()),
                     Fusion::Bilinear => {
-                        let a = self.bil_a.as_ref().expect("bilinear").forward(fo);
-                        let b = self.bil_b.as_ref().expect("bilinear").forward(fs);
-                        a * b
+                        let a = self.bil_a.as_ref().expect("bilinear").forward(fo.clone());
+                        let b = self.bil_b.as_ref().expect("bilinear").forward(fs.clone());
+                        Some(a * b)
                     }
                     Fusion::Attention => {
-                        let g = sigmoid(
-                            mix().forward(Tensor::cat(vec![fo.clone(), fs.clone(), po, ps], 1)),
-                        );
-                        fo * g.clone() + fs * (g.neg() + 1.0)
+                        let g = sigmoid(mix().forward(Tensor::cat(
+                            vec![fo.clone(), fs.clone(), po.clone(), ps.clone()],
+                            1,
+                        )));
+                        Some(fo.clone() * g.clone() + fs.clone() * (g.neg() + 1.0))
                     }
                     Fusion::LearnedKernel => {
                         let logits = mix().forward(Tensor::cat(
                             vec![fo.clone(), fs.clone(), po.clone(), ps.clone()],
                             1,
                         ));
-                        kernel_fuse(&fo, &fs, &po, &ps, Some(logits), self.spec.kernel)
+                        Some(kernel_fuse(
+                            &fo,
+                            &fs,
+                            &po,
+                            &ps,
+                            Some(logits),
+                            self.spec.kernel,
+                        ))
                     }
-                    Fusion::FixedKernel => kernel_fuse(&fo, &fs, &po, &ps, None, self.spec.kernel),
+                    Fusion::FixedKernel => {
+                        Some(kernel_fuse(&fo, &fs, &po, &ps, None, self.spec.kernel))
+                    }
                     _ => unreachable!("single-branch fusions handled above"),
-                }))
+                };
+                let both = po.clone() * ps.clone();
+                let mut l = Latent {
+                    maps: vec![fo, fs],
+                    presence: vec![Some(po), Some(ps)],
+                };
+                if let Some(j) = joint {
+                    l.maps.push(j);
+                    l.presence.push(Some(both));
+                }
+                l
             }
         }
     }
 
-    /// Head: latent (times an optional dropout `mask` of the same shape as each latent map)
-    /// -> log class probabilities `[batch, classes, h, w]`.
+    /// The deterministic part of every head (run once per window).
+    pub fn hidden(&self, latent: &Latent) -> Vec<Tensor<4>> {
+        self.heads
+            .iter()
+            .zip(&latent.maps)
+            .map(|(h, m)| relu(h.hidden.forward(m.clone())))
+            .collect()
+    }
+
+    /// The Monte Carlo part of every head: hidden maps times the dropout `mask`
+    /// (`[batch, experts * width, h, w]`, expert e using channels `e * width..(e + 1) * width`)
+    /// -> each expert's mean logits and log-variance.
+    pub fn expert_outputs(&self, hidden: &[Tensor<4>], mask: Option<&Tensor<4>>) -> Vec<HeadOut> {
+        let w = self.spec.width;
+        let k = self.spec.classes;
+        self.heads
+            .iter()
+            .zip(hidden)
+            .enumerate()
+            .map(|(e, (h, z))| {
+                let z = match mask {
+                    Some(m) => z.clone() * channels(m, e * w..(e + 1) * w),
+                    None => z.clone(),
+                };
+                let o = h.out.forward(z);
+                HeadOut {
+                    mu: channels(&o, 0..k),
+                    logvar: channels(&o, k..k + 1).clamp(LOGVAR_RANGE.0, LOGVAR_RANGE.1),
+                }
+            })
+            .collect()
+    }
+
+    /// Mean logits and log-variance of the precision-weighted experts.
+    pub fn fused(&self, latent: &Latent, mask: Option<&Tensor<4>>) -> HeadOut {
+        let outs = self.expert_outputs(&self.hidden(latent), mask);
+        precision_fuse(&outs, &latent.presence)
+    }
+
+    /// Log class probabilities of the fused mean logits `[batch, classes, h, w]` (no logit
+    /// noise): what validation and the argmax use.
     pub fn log_probs(&self, latent: &Latent, mask: Option<&Tensor<4>>) -> Tensor<4> {
-        let drop = |t: Tensor<4>| match mask {
-            Some(m) => t * m.clone(),
-            None => t,
-        };
-        match latent {
-            Latent::One(f) => log_softmax(self.head.forward(drop(f.as_ref().clone())), 1),
-            Latent::Two(maps) => {
-                let [fo, fs, po, ps] = maps.as_ref();
-                // Average the branch probabilities over the modalities present at each pixel.
-                let p_o = softmax(self.head.forward(drop(fo.clone())), 1);
-                let p_s = softmax(
-                    self.head_sar
-                        .as_ref()
-                        .expect("late head")
-                        .forward(drop(fs.clone())),
-                    1,
-                );
-                let n = (po.clone() + ps.clone()).clamp_min(1e-6);
-                ((p_o * po.clone() + p_s * ps.clone()) / n + 1e-8).log()
-            }
-        }
+        log_softmax(self.fused(latent, mask).mu, 1)
     }
 
-    /// Latent channels the head's dropout mask must have.
+    /// Dropout mask channels: experts x width.
     pub fn head_channels(&self) -> usize {
-        match self.spec.fusion {
-            Fusion::Bilinear => self.spec.width.div_ceil(2).max(2),
-            _ => self.spec.width,
-        }
+        self.heads.len() * self.spec.width
     }
+}
+
+/// Heteroscedastic classification loss (Kendall & Gal 2017): the negative log of the mean over
+/// noise samples of softmax(mu + sigma eps)_y, per pixel `[batch, 1, h, w]`. `eps` holds the
+/// standard-normal samples, each `[batch, K, h, w]`.
+pub fn sampled_softmax_nll(out: &HeadOut, y: &Tensor<4, Int>, eps: &[Tensor<4>]) -> Tensor<4> {
+    let sigma = (out.logvar.clone() * 0.5).exp();
+    let lps: Vec<Tensor<4>> = eps
+        .iter()
+        .map(|e| log_softmax(out.mu.clone() + sigma.clone() * e.clone(), 1).gather(1, y.clone()))
+        .collect();
+    let n = lps.len() as f64;
+    let stacked = Tensor::cat(lps, 1);
+    let m = stacked.clone().max_dim(1).detach();
+    let lse = (stacked - m.clone()).exp().sum_dim(1).log() + m;
+    (lse - n.ln()).neg()
 }
 
 /// Kernel fusion: for every pixel p, fused(p) = sum over taps t = (modality m, offset o) of
@@ -413,6 +574,97 @@ mod tests {
         }
         // The centre pixel sees all 9 optical taps with equal logits: their mean, 4.
         assert!((out[4] - 4.0).abs() < 1e-4, "{}", out[4]);
+    }
+
+    fn head(mu: Vec<f32>, logvar: f32, k: usize) -> HeadOut {
+        HeadOut {
+            mu: t4(mu, [1, k, 1, 1]),
+            logvar: t4(vec![logvar], [1, 1, 1, 1]),
+        }
+    }
+
+    #[test]
+    fn precision_weights_by_hand() {
+        // Variances 1 and 4 (log-variances 0 and ln 4): precisions 1 and 0.25, weights 0.8 and
+        // 0.2; fused logits 0.8 * [2, 0] + 0.2 * [0, 1] = [1.6, 0.2]; fused variance
+        // 1 / 1.25 = 0.8.
+        let outs = [
+            head(vec![2.0, 0.0], 0.0, 2),
+            head(vec![0.0, 1.0], 4f32.ln(), 2),
+        ];
+        let pres = [Some(t4(vec![1.0], [1, 1, 1, 1])), None];
+        let w: Vec<f32> = precision_weights(&outs, &pres)
+            .into_iter()
+            .flat_map(vals)
+            .collect();
+        assert!(
+            (w[0] - 0.8).abs() < 1e-6 && (w[1] - 0.2).abs() < 1e-6,
+            "{w:?}"
+        );
+        let f = precision_fuse(&outs, &pres);
+        let mu = vals(f.mu);
+        assert!(
+            (mu[0] - 1.6).abs() < 1e-5 && (mu[1] - 0.2).abs() < 1e-5,
+            "{mu:?}"
+        );
+        assert!((vals(f.logvar)[0] - 0.8f32.ln()).abs() < 1e-5);
+        // Three experts with variances 1, 1 and 0.5: weights 0.25, 0.25, 0.5.
+        let outs3 = [
+            head(vec![0.0], 0.0, 1),
+            head(vec![4.0], 0.0, 1),
+            head(vec![8.0], 0.5f32.ln(), 1),
+        ];
+        let f3 = precision_fuse(&outs3, &[None, None, None]);
+        assert!((vals(f3.mu)[0] - 5.0).abs() < 1e-5);
+        assert!((vals(f3.logvar)[0] - 0.25f32.ln()).abs() < 1e-5);
+    }
+
+    #[test]
+    fn a_missing_modality_gets_exactly_zero_weight() {
+        // The SAR expert claims a tiny variance but is absent: the result is the optical
+        // expert's, bit for bit, and its weight is exactly 0.
+        let outs = [
+            head(vec![0.3, -1.2, 2.0], 1.5, 3),
+            head(vec![50.0, 0.0, 0.0], -8.0, 3),
+        ];
+        let pres = [
+            Some(t4(vec![1.0], [1, 1, 1, 1])),
+            Some(t4(vec![0.0], [1, 1, 1, 1])),
+        ];
+        let w = precision_weights(&outs, &pres);
+        assert_eq!(vals(w[1].clone())[0], 0.0);
+        assert_eq!(vals(w[0].clone())[0], 1.0);
+        let f = precision_fuse(&outs, &pres);
+        let mu = vals(f.mu);
+        for (a, b) in mu.iter().zip([0.3f32, -1.2, 2.0]) {
+            assert!((a - b).abs() < 1e-6, "{mu:?}");
+        }
+        assert!((vals(f.logvar)[0] - 1.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn sampled_softmax_loss_by_hand() {
+        let y =
+            Tensor::<4, Int>::from_data(TensorData::new(vec![0i64], [1, 1, 1, 1]), &Device::flex());
+        let e = t4(vec![0.7, -1.3], [1, 2, 1, 1]);
+        // Zero variance: plain cross-entropy, -log softmax([1, 0])_0 = ln(1 + e^-1).
+        let sharp = head(vec![1.0, 0.0], LOGVAR_RANGE.0, 2);
+        let l = vals(sampled_softmax_nll(&sharp, &y, std::slice::from_ref(&e)))[0];
+        assert!((l - (1.0 + (-1f32).exp()).ln()).abs() < 2e-2, "{l}");
+        // Equal means, antithetic noise: softmax(s e)_0 + softmax(-s e)_0 = 1 for two classes, so
+        // the mean probability is exactly 1/2 and the loss ln 2, whatever the variance.
+        let flat = head(vec![0.5, 0.5], 2.0, 2);
+        let l = vals(sampled_softmax_nll(&flat, &y, &[e.clone(), e.neg()]))[0];
+        assert!((l - 2f32.ln()).abs() < 1e-6, "{l}");
+        // One sample, hand-computed: mu = [1, 0], sigma = 2, eps = [0.7, -1.3]:
+        // logits [2.4, -2.6], loss ln(1 + e^-5).
+        let h = head(vec![1.0, 0.0], 4f32.ln(), 2);
+        let l = vals(sampled_softmax_nll(
+            &h,
+            &y,
+            &[t4(vec![0.7, -1.3], [1, 2, 1, 1])],
+        ))[0];
+        assert!((l - (1.0 + (-5f32).exp()).ln()).abs() < 1e-6, "{l}");
     }
 
     #[test]

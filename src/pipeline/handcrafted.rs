@@ -61,7 +61,7 @@ pub fn add_product_pixel(
         correct,
         bands[[4, r, c]],
         bands[[3, r, c]],
-        bands[[5, r, c]] != 3,
+        bands[[5, r, c]],
     );
 }
 

@@ -337,6 +337,10 @@ pub fn run_learned(
             (m, h)
         }
     };
+    // Monte Carlo passes are an inference setting: the pipeline's value applies to a loaded
+    // model too (its temperature was fitted with the passes it was trained with).
+    let mut model = model;
+    model.meta.config.mc_passes = method.mc_passes;
     // Hybrid models rebuild the feature plan with their training-time GLCM ranges and refuse a
     // pipeline whose features differ.
     let plan = if model.meta.hybrid_features.is_empty() {
@@ -424,7 +428,7 @@ pub fn run_learned(
                             uk == ci as usize,
                             0,
                             0,
-                            false,
+                            modalities,
                         );
                         add_product_pixel(&mut stats, &out, r, c, ci as usize == best);
                     }
