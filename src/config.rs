@@ -474,7 +474,7 @@ fn default_dropout() -> f64 {
     0.5
 }
 fn default_mc() -> usize {
-    8
+    16
 }
 fn default_kernel() -> usize {
     3
@@ -531,6 +531,8 @@ pub const INDEX_BANDS: &[(&str, &[&str])] = &[
     ("EVI", &["B02", "B04", "B08"]),
     ("NBR", &["B08", "B12"]),
     ("NDRE", &["B05", "B08"]),
+    ("NDMI", &["B08", "B11"]),
+    ("BI", &["B03", "B04"]),
 ];
 /// SAR feature names.
 pub const SAR_FEATURES: &[&str] = &[

@@ -13,6 +13,7 @@
 //! - [`eval`]: spatial block split and accuracy metrics.
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
 //! - [`synth`]: the synthetic scene generator.
+//! - [`tools`]: standalone one-stage raster tools (texture, indices).
 
 pub mod classic;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod raster;
 pub mod rng;
 pub mod synth;
 pub mod tiler;
+pub mod tools;
 pub mod uncertainty;
 
 pub use error::{Error, Result};

@@ -104,6 +104,126 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// GLCM (Haralick) texture of one band of any raster, like Orfeo ToolBox's
+    /// HaralickTextureExtraction: a Float32 GeoTIFF with one band per feature (NaN = nodata).
+    Texture {
+        /// Input raster.
+        input: PathBuf,
+        /// Output GeoTIFF.
+        #[arg(long)]
+        out: PathBuf,
+        /// Input band (1-based).
+        #[arg(long, default_value_t = 1)]
+        band: usize,
+        /// Window radius (window = 2 radius + 1).
+        #[arg(long, default_value_t = 2)]
+        radius: usize,
+        /// Offset dx,dy (x = column, y = row going down).
+        #[arg(long, default_value = "1,0", value_parser = parse_offset, allow_hyphen_values = true)]
+        offset: (i32, i32),
+        /// Grey levels (2..=64).
+        #[arg(long, default_value_t = 8)]
+        levels: usize,
+        /// Quantisation range min,max in the band's units (default: its exact min and max).
+        #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+        range: Option<(f64, f64)>,
+        /// Feature definitions: otb (Orfeo ToolBox) or standard (textbook).
+        #[arg(long, default_value = "otb", value_parser = ["otb", "standard"])]
+        definitions: String,
+        /// Comma-separated feature names, `simple` (OTB's 8, in its order) or `all` (13).
+        #[arg(long, default_value = "simple")]
+        features: String,
+        /// Tile side in pixels.
+        #[arg(long, default_value_t = 512)]
+        tile: usize,
+        /// Output compression.
+        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+        compress: String,
+    },
+    /// Spectral indices of a multi-band optical raster, like Orfeo ToolBox's
+    /// RadiometricIndices: a Float32 GeoTIFF with one band per index (NaN = nodata).
+    Indices {
+        /// Input raster.
+        input: PathBuf,
+        /// Output GeoTIFF.
+        #[arg(long)]
+        out: PathBuf,
+        /// Names of the input bands in file order, comma-separated.
+        #[arg(long, default_value = "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12")]
+        bands: String,
+        /// Indices, comma-separated (NDVI NDWI MNDWI NDBI SAVI EVI NBR NDRE NDMI BI).
+        #[arg(long, default_value = "NDVI,NDMI,MNDWI,BI")]
+        list: String,
+        /// Reflectance = value x scale + offset.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Reflectance offset.
+        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+        offset: f64,
+        /// Tile side in pixels.
+        #[arg(long, default_value_t = 512)]
+        tile: usize,
+        /// Output compression.
+        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+        compress: String,
+    },
+    /// Random forest on a feature stack: trains on a label raster, writes class + confidence,
+    /// aleatoric, epistemic and total uncertainty (Byte, scale 0.004), like Orfeo ToolBox's
+    /// TrainImagesClassifier + ImageClassifier -confmap.
+    Classify {
+        /// Feature stack (any number of bands).
+        stack: PathBuf,
+        /// Label raster on the same grid (values 1..254; 0 and 255 unlabelled).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Output GeoTIFF.
+        #[arg(long)]
+        out: PathBuf,
+        /// Trees.
+        #[arg(long, default_value_t = 100)]
+        trees: usize,
+        /// Maximum tree depth.
+        #[arg(long, default_value_t = 18)]
+        max_depth: usize,
+        /// Minimum samples per leaf.
+        #[arg(long, default_value_t = 1)]
+        min_samples_leaf: usize,
+        /// Training pixels per class (at most).
+        #[arg(long, default_value_t = 2000)]
+        samples_per_class: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Tile side in pixels.
+        #[arg(long, default_value_t = 512)]
+        tile: usize,
+        /// Output compression.
+        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+        compress: String,
+    },
+    /// Times a learned network's forward pass on one tile with random weights and inputs
+    /// (CPU or wgpu); prints `ms <median>` (benches/peers/run.sh compares it with PyTorch).
+    BenchNet {
+        /// Fusion strategy.
+        #[arg(long, default_value = "learned-kernel")]
+        fusion: String,
+        /// Tile side (the receptive-radius halo is added).
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Latent width.
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+        /// Classes.
+        #[arg(long, default_value_t = 7)]
+        classes: usize,
+        /// Monte Carlo passes: 0 times the deterministic forward pass only; N > 0 the full
+        /// prediction with N passes.
+        #[arg(long, default_value_t = 0)]
+        passes: usize,
+        /// Device: cpu, wgpu or auto.
+        #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "wgpu"])]
+        device: String,
+    },
 }
 
 /// Options shared by the stage commands.
@@ -131,6 +251,33 @@ impl StageOptions {
     }
 }
 
+fn parse_pair<T: std::str::FromStr>(s: &str, what: &str) -> Result<(T, T), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("use {what}, e.g. 1,0"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<T>()
+            .map_err(|_| format!("`{v}` is not a number"))
+    };
+    Ok((p(a)?, p(b)?))
+}
+
+fn parse_offset(s: &str) -> Result<(i32, i32), String> {
+    parse_pair(s, "dx,dy")
+}
+
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    parse_pair(s, "min,max")
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (a, b) = s.split_once('/').ok_or("use I/N, e.g. 0/4")?;
     let i: usize = a.trim().parse().map_err(|_| "I must be a number")?;
@@ -139,6 +286,80 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err("need 0 <= I < N".into());
     }
     Ok((i, n))
+}
+
+fn bench_net(
+    fusion: &str,
+    size: usize,
+    width: usize,
+    classes: usize,
+    passes: usize,
+    device: &str,
+) -> geofuse::Result<()> {
+    use geofuse::learned::{Fusion, LearnedModel, NetSpec, Runtime, TrainConfig, RAW_BANDS};
+    let f = Fusion::from_name(fusion)
+        .ok_or_else(|| geofuse::Error::config("--fusion", format!("unknown fusion `{fusion}`")))?;
+    let rt = Runtime::new(device)?;
+    let cfg = TrainConfig {
+        spec: NetSpec {
+            fusion: f,
+            width,
+            kernel: 3,
+            classes,
+            extra_opt: 0,
+            extra_sar: 0,
+        },
+        epochs: 0,
+        patience: 0,
+        batch: 1,
+        learning_rate: 0.0,
+        modality_dropout: 0.0,
+        dropout: if passes > 1 { 0.5 } else { 0.0 },
+        mc_passes: passes.max(1),
+        seed: 1,
+    };
+    let class_defs: Vec<geofuse::config::ClassDef> = (1..=classes)
+        .map(|i| geofuse::config::ClassDef {
+            id: i as u8,
+            name: format!("class {i}"),
+            color: "#808080".into(),
+        })
+        .collect();
+    let bands: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
+    let model = LearnedModel::untrained(&rt, &cfg, &class_defs, &bands);
+    let side = size + 2 * model.halo();
+    let mut rng = geofuse::rng::Rng::new(7);
+    let raw = ndarray::Array3::from_shape_fn((RAW_BANDS, side, side), |_| rng.f64() as f32);
+    let mut times = Vec::new();
+    for i in 0..9 {
+        let t = std::time::Instant::now();
+        if passes == 0 {
+            std::hint::black_box(model.forward(&raw));
+        } else {
+            std::hint::black_box(model.predict(&raw, (0, 0)));
+        }
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{fusion} on {}, tile {size}^2 + halo {}, {}",
+        rt.name,
+        model.halo(),
+        if passes == 0 {
+            "forward pass".to_string()
+        } else {
+            format!("prediction with {passes} MC passes")
+        }
+    );
+    println!("ms {:.2}", times[times.len() / 2]);
+    Ok(())
+}
+
+fn compression(name: &str) -> geofuse::io::writer::Compression {
+    geofuse::io::writer::Compression::from_name(name)
+        .unwrap_or(geofuse::io::writer::Compression::Deflate)
 }
 
 fn main() -> ExitCode {
@@ -233,6 +454,137 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             Ok(())
         }
         Command::Inspect { input, json } => inspect(&input, json),
+        Command::Texture {
+            input,
+            out,
+            band,
+            radius,
+            offset,
+            levels,
+            range,
+            definitions,
+            features,
+            tile,
+            compress,
+        } => {
+            use geofuse::features::glcm::{Definitions, FEATURE_NAMES};
+            let features = match features.as_str() {
+                "simple" => geofuse::tools::otb_simple()
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+                "all" => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+                other => split_list(other),
+            };
+            let t = std::time::Instant::now();
+            let names = geofuse::tools::texture(
+                &input,
+                &out,
+                &geofuse::tools::TextureOptions {
+                    band,
+                    radius,
+                    offset,
+                    levels,
+                    range,
+                    definitions: if definitions == "otb" {
+                        Definitions::Otb
+                    } else {
+                        Definitions::Standard
+                    },
+                    features,
+                    output: geofuse::tools::OutputOptions {
+                        tile: tile.max(16),
+                        compression: compression(&compress),
+                    },
+                },
+            )?;
+            println!(
+                "{} texture feature(s) -> {} in {:.2} s",
+                names.len(),
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Classify {
+            stack,
+            labels,
+            out,
+            trees,
+            max_depth,
+            min_samples_leaf,
+            samples_per_class,
+            seed,
+            tile,
+            compress,
+        } => {
+            let r = geofuse::tools::classify(
+                &stack,
+                &labels,
+                &out,
+                &geofuse::tools::ClassifyOptions {
+                    trees,
+                    max_depth,
+                    min_samples_leaf,
+                    samples_per_class,
+                    seed,
+                    output: geofuse::tools::OutputOptions {
+                        tile: tile.max(16),
+                        compression: compression(&compress),
+                    },
+                },
+            )?;
+            println!(
+                "classes {:?}, training pixels {:?}; train {:.2} s, predict {:.2} s -> {}",
+                r.classes,
+                r.samples,
+                r.train_seconds,
+                r.predict_seconds,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::BenchNet {
+            fusion,
+            size,
+            width,
+            classes,
+            passes,
+            device,
+        } => bench_net(&fusion, size, width, classes, passes, &device),
+        Command::Indices {
+            input,
+            out,
+            bands,
+            list,
+            scale,
+            offset,
+            tile,
+            compress,
+        } => {
+            let t = std::time::Instant::now();
+            let names = geofuse::tools::indices(
+                &input,
+                &out,
+                &geofuse::tools::IndicesOptions {
+                    band_names: split_list(&bands),
+                    list: split_list(&list),
+                    scale,
+                    offset,
+                    output: geofuse::tools::OutputOptions {
+                        tile: tile.max(16),
+                        compression: compression(&compress),
+                    },
+                },
+            )?;
+            println!(
+                "{} index band(s) -> {} in {:.2} s",
+                names.len(),
+                out.display(),
+                t.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Features {
             pipeline: path,
             scene: name,

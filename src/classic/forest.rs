@@ -119,6 +119,22 @@ fn bin_of(edges: &[f32], v: f32) -> u8 {
     edges.partition_point(|&e| e < v) as u8
 }
 
+/// Class weights that balance the classes: n / (K_present x n_c), 0 for absent classes.
+pub fn balanced_weights(per_class: &[usize]) -> Vec<f64> {
+    let n: usize = per_class.iter().sum();
+    let present = per_class.iter().filter(|&&c| c > 0).count().max(1);
+    per_class
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                0.0
+            } else {
+                n as f64 / (present as f64 * c as f64)
+            }
+        })
+        .collect()
+}
+
 /// Entropy (nats) of a distribution.
 pub fn entropy(p: &[f32]) -> f32 {
     -p.iter()

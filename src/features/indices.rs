@@ -58,6 +58,14 @@ pub fn spectral_index(name: &str, inputs: &[ArrayView2<f32>]) -> Option<Array2<f
         "NDRE" => Zip::from(&inputs[0])
             .and(&inputs[1])
             .map_collect(|&re1, &nir| normalised_difference(nir, re1)),
+        // Gao's NDWI (Orfeo ToolBox's Water:NDWI): moisture from NIR and SWIR.
+        "NDMI" => Zip::from(&inputs[0])
+            .and(&inputs[1])
+            .map_collect(|&nir, &swir| normalised_difference(nir, swir)),
+        // Brightness index (Orfeo ToolBox's Soil:BI): sqrt((R^2 + G^2) / 2).
+        "BI" => Zip::from(&inputs[0])
+            .and(&inputs[1])
+            .map_collect(|&g, &r| ((r * r + g * g) / 2.0).sqrt()),
         _ => return None,
     };
     Some(out)
@@ -85,6 +93,16 @@ mod tests {
             let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
             assert!(spectral_index(name, &views).is_some(), "{name}");
         }
+    }
+
+    #[test]
+    fn ndmi_and_brightness_by_hand() {
+        let (nir, swir) = (arr2(&[[0.4f32]]), arr2(&[[0.2f32]]));
+        let v = spectral_index("NDMI", &[nir.view(), swir.view()]).unwrap();
+        assert!((v[[0, 0]] - 0.2 / 0.6).abs() < 1e-6);
+        let (g, r) = (arr2(&[[0.3f32]]), arr2(&[[0.4f32]]));
+        let v = spectral_index("BI", &[g.view(), r.view()]).unwrap();
+        assert!((v[[0, 0]] - (0.25f32 / 2.0).sqrt()).abs() < 1e-6);
     }
 
     #[test]

@@ -295,6 +295,29 @@ fn set_class_sidecar(path: &Path, classes: &[ClassDef], nodata: u8) -> Result<()
     Ok(())
 }
 
+/// Compression of a streamed GeoTIFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed (fastest to write, what Orfeo ToolBox writes by default).
+    None,
+    /// DEFLATE level 6 with a predictor.
+    Deflate,
+    /// ZSTD level 1 with a predictor (fast, lossless).
+    Zstd,
+}
+
+impl Compression {
+    /// Parses `none`, `deflate` or `zstd`.
+    pub fn from_name(s: &str) -> Option<Compression> {
+        match s {
+            "none" => Some(Compression::None),
+            "deflate" => Some(Compression::Deflate),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
 /// Streams a multi-band GeoTIFF (tiled, deflate) strip by strip; the file appears under its
 /// final name only after [`StreamWriter::finish`].
 pub struct StreamWriter {
@@ -304,12 +327,44 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    /// Creates a `bands`-band raster of type `T` on `grid`.
+    /// Creates a `bands`-band raster of type `T` on `grid` (DEFLATE level 9).
     pub fn create<T: gdal::raster::GdalType + Copy>(
         path: &Path,
         grid: &Grid,
         descriptions: &[&str],
         nodata: Option<f64>,
+    ) -> Result<Self> {
+        Self::create_opts::<T>(
+            path,
+            grid,
+            descriptions,
+            nodata,
+            &[("COMPRESS", "DEFLATE"), ("ZLEVEL", "9")],
+        )
+    }
+
+    /// [`create`](Self::create) with a choice of compression.
+    pub fn create_with<T: gdal::raster::GdalType + Copy>(
+        path: &Path,
+        grid: &Grid,
+        descriptions: &[&str],
+        nodata: Option<f64>,
+        compression: Compression,
+    ) -> Result<Self> {
+        let c: &[(&str, &str)] = match compression {
+            Compression::None => &[("COMPRESS", "NONE")],
+            Compression::Deflate => &[("COMPRESS", "DEFLATE"), ("ZLEVEL", "6")],
+            Compression::Zstd => &[("COMPRESS", "ZSTD"), ("ZSTD_LEVEL", "1")],
+        };
+        Self::create_opts::<T>(path, grid, descriptions, nodata, c)
+    }
+
+    fn create_opts<T: gdal::raster::GdalType + Copy>(
+        path: &Path,
+        grid: &Grid,
+        descriptions: &[&str],
+        nodata: Option<f64>,
+        compression: &[(&str, &str)],
     ) -> Result<Self> {
         let tmp = append_ext(path, ".partial.tif");
         if let Some(parent) = path.parent() {
@@ -322,15 +377,20 @@ impl StreamWriter {
         } else {
             "2"
         };
-        let opts = options(&[
+        let mut list = vec![
             ("TILED", "YES"),
             ("BLOCKXSIZE", "256"),
             ("BLOCKYSIZE", "256"),
-            ("COMPRESS", "DEFLATE"),
-            ("PREDICTOR", predictor),
-            ("ZLEVEL", "9"),
             ("BIGTIFF", "IF_SAFER"),
-        ])?;
+        ];
+        list.extend_from_slice(compression);
+        if compression
+            .iter()
+            .any(|(k, v)| *k == "COMPRESS" && *v != "NONE")
+        {
+            list.push(("PREDICTOR", predictor));
+        }
+        let opts = options(&list)?;
         let mut ds = drv
             .create_with_band_type_with_options::<T, _>(
                 &tmp,

@@ -284,10 +284,51 @@ pub const LEARNED_FORMAT: &str = "geofuse-learned-2";
 pub struct Prediction {
     /// Calibrated mean class probabilities `[K, h, w]`.
     pub probs: Array3<f32>,
-    /// Uncalibrated (temperature 1) mean class probabilities `[K, h, w]`.
-    pub uncalibrated: Array3<f32>,
     /// Mean per-pass entropy of the calibrated probabilities (nats) `[h, w]`.
     pub entropy: Array2<f32>,
+    /// Each pass's fused mean logits `[K * h * w]`, for [`Prediction::uncalibrated`].
+    mus: Vec<Vec<f32>>,
+    /// Each pass's fused log-variance `[h * w]`.
+    lvs: Vec<Vec<f32>>,
+    eps: Vec<f32>,
+    width: usize,
+}
+
+impl Prediction {
+    /// Uncalibrated (temperature 1) mean class probabilities at pixel (`r`, `c`), computed on
+    /// demand (only the held-out pixels need them, for `ece_uncalibrated`).
+    pub fn uncalibrated(&self, r: usize, c: usize) -> Vec<f32> {
+        let k = self.probs.shape()[0];
+        let (mu, lv) = pixel_passes(
+            &self.mus,
+            &self.lvs,
+            k,
+            self.probs.shape()[1] * self.width,
+            r * self.width + c,
+        );
+        let mut p = vec![0f32; k];
+        mc_predictive(&mu, &lv, &self.eps, k, 1.0, &mut p);
+        p
+    }
+}
+
+/// One pixel's per-pass mean logits (`passes * K`) and log-variances from per-pass planes.
+fn pixel_passes(
+    mus: &[Vec<f32>],
+    lvs: &[Vec<f32>],
+    k: usize,
+    hw: usize,
+    px: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mu = mus
+        .iter()
+        .flat_map(|m| (0..k).map(move |j| m.get(j * hw + px).copied().unwrap_or(0.0)))
+        .collect();
+    let lv = lvs
+        .iter()
+        .map(|l| l.get(px).copied().unwrap_or(0.0))
+        .collect();
+    (mu, lv)
 }
 
 /// A trained network with its metadata.
@@ -576,8 +617,7 @@ impl LearnedModel {
         (p.probs, p.entropy)
     }
 
-    /// [`predict`](Self::predict) with the calibrated (temperature-scaled, the default) and the
-    /// uncalibrated mean probabilities.
+    /// [`predict`](Self::predict) with access to the uncalibrated probabilities.
     ///
     /// Per pass t the experts' heads run with dropout and are precision-weighted into mean
     /// logits mu_t and a log-variance; the pass's predictive distribution is
@@ -588,9 +628,7 @@ impl LearnedModel {
         let k = self.meta.classes.len();
         let dev = &self.runtime.device;
         let cfg = &self.meta.config;
-        let spec = &cfg.spec;
-        let x = assemble(raw, &self.meta.normalisation, spec);
-        let x = to_tensor(x.into_raw_vec_and_offset().0, [1, spec.in_ch(), h, w], dev);
+        let x = self.input_tensor(raw);
         // Encoders, fusion and the heads' first layer are deterministic: they run once.
         let latent = self.net.latent(x);
         let hidden = self.net.hidden(&latent);
@@ -627,34 +665,54 @@ impl LearnedModel {
         let temperature = self.meta.report.temperature as f32;
         let hw = h * w;
         let mut pm = vec![0f32; hw * k];
-        let mut um = vec![0f32; hw * k];
         let mut ent = vec![0f32; hw];
         use rayon::prelude::*;
         pm.par_chunks_mut(k)
-            .zip(um.par_chunks_mut(k))
             .zip(ent.par_iter_mut())
             .enumerate()
-            .for_each(|(px, ((p, u), e))| {
-                let mu: Vec<f32> = (0..passes)
-                    .flat_map(|t| (0..k).map(move |j| (t, j)))
-                    .map(|(t, j)| mus[t].get(j * hw + px).copied().unwrap_or(0.0))
-                    .collect();
-                let lv: Vec<f32> = (0..passes)
-                    .map(|t| lvs[t].get(px).copied().unwrap_or(0.0))
-                    .collect();
+            .for_each(|(px, (p, e))| {
+                let (mu, lv) = pixel_passes(&mus, &lvs, k, hw, px);
                 *e = mc_predictive(&mu, &lv, &eps, k, temperature, p);
-                mc_predictive(&mu, &lv, &eps, k, 1.0, u);
             });
-        let a3 = |v: Vec<f32>| {
-            Array3::from_shape_vec((h, w, k), v)
-                .map(|a| a.permuted_axes([2, 0, 1]).as_standard_layout().to_owned())
-                .unwrap_or_else(|_| Array3::zeros((k, h, w)))
-        };
+        let probs = Array3::from_shape_vec((h, w, k), pm)
+            .map(|a| a.permuted_axes([2, 0, 1]).as_standard_layout().to_owned())
+            .unwrap_or_else(|_| Array3::zeros((k, h, w)));
         Prediction {
-            probs: a3(pm),
-            uncalibrated: a3(um),
+            probs,
             entropy: Array2::from_shape_vec((h, w), ent).unwrap_or_else(|_| Array2::zeros((h, w))),
+            mus,
+            lvs,
+            eps,
+            width: w,
         }
+    }
+
+    /// The network input of a window of raw bands `[1, in_ch, h, w]`.
+    fn input_tensor(&self, raw: &Array3<f32>) -> Tensor<4> {
+        let (_, h, w) = raw.dim();
+        let spec = &self.meta.config.spec;
+        let x = assemble(raw, &self.meta.normalisation, spec);
+        to_tensor(
+            x.into_raw_vec_and_offset().0,
+            [1, spec.in_ch(), h, w],
+            &self.runtime.device,
+        )
+    }
+
+    /// Deterministic forward pass (no dropout, no logit noise) from raw bands: the
+    /// precision-weighted mean logits `[K, h, w]` and log-variance `[h, w]`. What
+    /// `geofuse bench-net` times against the same network in PyTorch.
+    pub fn forward(&self, raw: &Array3<f32>) -> (Array3<f32>, Array2<f32>) {
+        let (_, h, w) = raw.dim();
+        let k = self.meta.classes.len();
+        let x = self.input_tensor(raw);
+        let f = self.net.fused(&self.net.latent(x), None);
+        (
+            Array3::from_shape_vec((k, h, w), to_vec(f.mu))
+                .unwrap_or_else(|_| Array3::zeros((k, h, w))),
+            Array2::from_shape_vec((h, w), to_vec(f.logvar))
+                .unwrap_or_else(|_| Array2::zeros((h, w))),
+        )
     }
 
     /// Precision weight of each expert at every pixel of a window of raw bands (deterministic
@@ -663,14 +721,7 @@ impl LearnedModel {
     /// modality's experts weigh exactly 0.
     pub fn expert_weights(&self, raw: &Array3<f32>) -> Vec<Array2<f32>> {
         let (_, h, w) = raw.dim();
-        let spec = &self.meta.config.spec;
-        let x = assemble(raw, &self.meta.normalisation, spec);
-        let x = to_tensor(
-            x.into_raw_vec_and_offset().0,
-            [1, spec.in_ch(), h, w],
-            &self.runtime.device,
-        );
-        let latent = self.net.latent(x);
+        let latent = self.net.latent(self.input_tensor(raw));
         let outs = self.net.expert_outputs(&self.net.hidden(&latent), None);
         model::precision_weights(&outs, &latent.presence)
             .into_iter()

@@ -288,17 +288,7 @@ fn train(
     }
     let mut per_class = vec![0usize; k];
     y.iter().for_each(|&c| per_class[c as usize] += 1);
-    let n = y.len() as f64;
-    let weights: Vec<f64> = per_class
-        .iter()
-        .map(|&c| {
-            if c == 0 {
-                0.0
-            } else {
-                n / (present as f64 * c as f64)
-            }
-        })
-        .collect();
+    let weights = crate::classic::forest::balanced_weights(&per_class);
     let params = ForestParams {
         trees: method.trees,
         max_depth: method.max_depth,

@@ -417,19 +417,9 @@ pub fn run_learned(
                     let ci = class_index(&ids, l[[rr, cc]]);
                     if ci >= 0 && split.is_test(t.core.row + r, t.core.col + c) {
                         conf.add(ci as usize, best);
-                        let uk = (0..k)
-                            .max_by(|&a, &b| {
-                                pred.uncalibrated[[a, rr, cc]]
-                                    .total_cmp(&pred.uncalibrated[[b, rr, cc]])
-                            })
-                            .unwrap_or(0);
-                        uncal.add(
-                            pred.uncalibrated[[uk, rr, cc]],
-                            uk == ci as usize,
-                            0,
-                            0,
-                            modalities,
-                        );
+                        let up = pred.uncalibrated(rr, cc);
+                        let uk = (0..k).max_by(|&a, &b| up[a].total_cmp(&up[b])).unwrap_or(0);
+                        uncal.add(up[uk], uk == ci as usize, 0, 0, modalities);
                         add_product_pixel(&mut stats, &out, r, c, ci as usize == best);
                     }
                 }

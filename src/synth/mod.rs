@@ -429,7 +429,7 @@ epochs = 30
 patience = 8
 patches = 256
 patch = 32
-mc_passes = 8
+mc_passes = 16
 "#
     ));
     s
