@@ -46,8 +46,12 @@ fi
 max=$(gdalinfo -mm data/nir_dn.tif | sed -n 's/.*Computed Min\/Max=[0-9.]*,\([0-9.]*\).*/\1/p' | cut -d. -f1)
 mpix=$($py -c "print($size * $size / 1e6)")
 
-# ms wall time of a command (output discarded)
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+# ms wall time of a command (output discarded; a failure stops the script with its message)
+ms() {
+  local s e log; log=$(mktemp); s=$(date +%s%N)
+  if ! "$@" >"$log" 2>&1; then echo "run.sh: failed: $*" >&2; tail -5 "$log" >&2; rm -f "$log"; exit 1; fi
+  e=$(date +%s%N); rm -f "$log"; echo $(( (e - s) / 1000000 ))
+}
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 declare -A T
 time_runs() { # name command...

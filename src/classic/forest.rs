@@ -54,7 +54,13 @@ impl Tree {
     /// Index of the leaf that sample `x` reaches.
     #[inline]
     fn leaf(&self, x: &[f32]) -> usize {
-        let mut i = 0usize;
+        self.leaf_from(0, x)
+    }
+
+    /// Index of the leaf that sample `x` reaches from node `start`.
+    #[inline]
+    fn leaf_from(&self, start: usize, x: &[f32]) -> usize {
+        let mut i = start;
         loop {
             let nd = &self.nodes[i];
             if nd.feature == u32::MAX {
@@ -79,6 +85,66 @@ pub struct Forest {
     /// Parameters it was trained with.
     pub params: ForestParams,
     trees: Vec<Tree>,
+    /// The trees' top levels laid out for branch-free traversal, built on first use.
+    #[serde(skip)]
+    flat: std::sync::OnceLock<Vec<FlatTop>>,
+}
+
+/// Levels of a tree laid out as a complete binary tree for [`Forest::predict_block`].
+const FLAT_LEVELS: usize = 10;
+
+/// The top `depth` levels of a tree as a complete binary tree (node i has children 2i + 1 and
+/// 2i + 2): descending it is `i = 2i + 1 + (x[feature[i]] > threshold[i])`, with no branch to
+/// mispredict. A leaf above the last level is padded with always-left nodes (threshold +inf;
+/// NaN and +inf compare false, so they go left too, as in [`Tree::leaf`]). Each of the 2^depth
+/// slots names the original node reached there: a leaf, or a deeper subtree that the pointer
+/// walk finishes.
+#[derive(Debug, Clone)]
+struct FlatTop {
+    depth: usize,
+    feature: Vec<u32>,
+    threshold: Vec<f32>,
+    slot: Vec<u32>,
+}
+
+impl FlatTop {
+    fn new(tree: &Tree) -> FlatTop {
+        fn height(t: &Tree, i: usize) -> usize {
+            let nd = &t.nodes[i];
+            if nd.feature == u32::MAX {
+                0
+            } else {
+                1 + height(t, nd.left as usize).max(height(t, nd.right as usize))
+            }
+        }
+        let depth = height(tree, 0).min(FLAT_LEVELS);
+        let inner = (1usize << depth) - 1;
+        let mut f = FlatTop {
+            depth,
+            feature: vec![0; inner],
+            threshold: vec![f32::INFINITY; inner],
+            slot: vec![0; 1 << depth],
+        };
+        // (flat index, original node, level)
+        let mut stack = vec![(0usize, 0u32, 0usize)];
+        while let Some((fi, node, level)) = stack.pop() {
+            if level == depth {
+                f.slot[fi - inner] = node;
+                continue;
+            }
+            let nd = &tree.nodes[node as usize];
+            let (l, r) = if nd.feature == u32::MAX {
+                (node, node) // padding: both children carry the leaf
+            } else {
+                f.feature[fi] = nd.feature;
+                f.threshold[fi] = nd.threshold;
+                (nd.left, nd.right)
+            };
+            stack.push((2 * fi + 1, l, level + 1));
+            stack.push((2 * fi + 2, r, level + 1));
+        }
+        f
+    }
 }
 
 /// Per-sample prediction summary.
@@ -194,6 +260,7 @@ impl Forest {
             n_classes,
             params: params.clone(),
             trees,
+            flat: std::sync::OnceLock::new(),
         }
     }
 
@@ -216,23 +283,43 @@ impl Forest {
 
     /// Predicts `n` samples (row-major `x`, `n` x `n_features`) tree by tree, so each tree
     /// stays in cache while it visits the whole block. Writes mean class probabilities to
-    /// `probs` (`n` x K) and mean per-tree entropies (nats) to `entropy` (`n`). Same result
-    /// as [`predict_into`](Self::predict_into) per sample, summed in the same tree order.
+    /// `probs` (`n` x K) and mean per-tree entropies (nats) to `entropy` (`n`). Same result,
+    /// bit for bit, as [`predict_into`](Self::predict_into) per sample (its slow twin): the same
+    /// leaves, summed in the same tree order. The top levels of every tree are descended
+    /// branch-free for 16 samples at a time ([`FlatTop`]); deeper trees finish with the
+    /// pointer walk.
     pub fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], entropy: &mut [f32]) {
+        const G: usize = 16;
         let k = self.n_classes;
         let nf = self.n_features;
         probs[..n * k].iter_mut().for_each(|p| *p = 0.0);
         entropy[..n].iter_mut().for_each(|e| *e = 0.0);
-        for t in &self.trees {
-            for s in 0..n {
-                let leaf = t.leaf(&x[s * nf..s * nf + nf]);
-                for (p, l) in probs[s * k..s * k + k]
-                    .iter_mut()
-                    .zip(&t.leaf_probs[leaf * k..leaf * k + k])
-                {
-                    *p += l;
+        let flat = self
+            .flat
+            .get_or_init(|| self.trees.iter().map(FlatTop::new).collect());
+        for (t, ft) in self.trees.iter().zip(flat) {
+            let inner = (1usize << ft.depth) - 1;
+            for g0 in (0..n).step_by(G) {
+                let m = G.min(n - g0);
+                let mut idx = [0usize; G];
+                for _ in 0..ft.depth {
+                    for (s, i) in idx.iter_mut().enumerate().take(m) {
+                        let v = x[(g0 + s) * nf + ft.feature[*i] as usize];
+                        *i = 2 * *i + 1 + (v > ft.threshold[*i]) as usize;
+                    }
                 }
-                entropy[s] += t.leaf_entropy[leaf];
+                for (s, &i) in idx.iter().enumerate().take(m) {
+                    let smp = g0 + s;
+                    let node = ft.slot[i - inner] as usize;
+                    let leaf = t.leaf_from(node, &x[smp * nf..smp * nf + nf]);
+                    for (p, l) in probs[smp * k..smp * k + k]
+                        .iter_mut()
+                        .zip(&t.leaf_probs[leaf * k..leaf * k + k])
+                    {
+                        *p += l;
+                    }
+                    entropy[smp] += t.leaf_entropy[leaf];
+                }
             }
         }
         let nt = self.trees.len() as f32;
@@ -460,6 +547,52 @@ mod tests {
             let e = f.predict_into(&xt[s * 3..s * 3 + 3], &mut p);
             assert_eq!(&probs[s * 3..s * 3 + 3], &p, "sample {s}");
             assert_eq!(ent[s].to_bits(), e.to_bits());
+        }
+    }
+
+    #[test]
+    fn flat_top_traversal_equals_the_pointer_walk_at_every_depth() {
+        // Noise labels grow full trees (deeper than the flat levels), shallow limits pad leaves
+        // above the last flat level; NaN and infinities take the missing-value path; 301
+        // samples leave a partial group of 16.
+        let mut r = Rng::new(11);
+        let n = 1200;
+        let nf = 5;
+        let x: Vec<f32> = (0..n * nf).map(|_| r.f64() as f32).collect();
+        let y: Vec<u8> = (0..n).map(|_| r.below(4) as u8).collect();
+        let mut xt: Vec<f32> = (0..301 * nf).map(|_| r.f64() as f32).collect();
+        for (i, v) in xt.iter_mut().enumerate() {
+            match i % 23 {
+                0 => *v = f32::NAN,
+                1 => *v = f32::INFINITY,
+                2 => *v = f32::NEG_INFINITY,
+                _ => {}
+            }
+        }
+        for depth in [1, 3, 10, 11, 30] {
+            let f = Forest::train(
+                &x,
+                &y,
+                nf,
+                4,
+                &[1.0; 4],
+                &ForestParams {
+                    trees: 7,
+                    max_depth: depth,
+                    min_samples_leaf: 1,
+                    mtry: 2,
+                    seed: depth as u64,
+                },
+            );
+            let mut probs = vec![0f32; 301 * 4];
+            let mut ent = vec![0f32; 301];
+            f.predict_block(&xt, 301, &mut probs, &mut ent);
+            for s in 0..301 {
+                let mut p = [0f32; 4];
+                let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
+                assert_eq!(&probs[s * 4..s * 4 + 4], &p, "depth {depth}, sample {s}");
+                assert_eq!(ent[s].to_bits(), e.to_bits(), "depth {depth}, sample {s}");
+            }
         }
     }
 

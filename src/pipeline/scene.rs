@@ -12,6 +12,19 @@ use crate::io::reader::{grid_of, open, same_crs, RasterReader};
 use crate::io::warp::{warp_to_grid, Resampling};
 use crate::raster::{Grid, Window};
 
+/// Sentinel-2 band names compare without case and without a leading zero (`B2` = `B02`,
+/// `b8a` = `B8A`).
+pub fn same_band_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let u = s.trim().to_ascii_uppercase();
+        match u.strip_prefix("B0") {
+            Some(rest) if !rest.is_empty() => format!("B{rest}"),
+            _ => u,
+        }
+    };
+    norm(a) == norm(b)
+}
+
 /// A scene whose rasters are known to share the optical grid.
 #[derive(Debug, Clone, Serialize)]
 pub struct SceneSources {
@@ -97,7 +110,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         if !desc.is_empty()
             && desc.len() <= 4
             && desc.to_ascii_uppercase().starts_with('B')
-            && !desc.eq_ignore_ascii_case(name)
+            && !same_band_name(&desc, name)
         {
             return Err(Error::input(
                 &s.optical.path,
@@ -331,5 +344,19 @@ impl SceneReader {
             },
             labels: self.read_labels(win)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_band_name;
+
+    #[test]
+    fn band_names_compare_without_leading_zero_or_case() {
+        assert!(same_band_name("B2", "B02"));
+        assert!(same_band_name("b8a", "B8A"));
+        assert!(same_band_name("B12", "B12"));
+        assert!(!same_band_name("B2", "B12"));
+        assert!(!same_band_name("B8", "B8A"));
     }
 }
