@@ -82,6 +82,16 @@ pub fn quantise(
     })
 }
 
+/// i128 to f64 with the same rounding as `as f64`, through the hardware i64 conversion when
+/// the value fits (the i128 one is a slow software routine).
+#[inline]
+fn to_f64(v: i128) -> f64 {
+    match i64::try_from(v) {
+        Ok(x) => x as f64,
+        Err(_) => v as f64,
+    }
+}
+
 /// Fixed-point scale for the irrational parts of the state.
 const FX: f64 = 4294967296.0; // 2^32
 
@@ -95,11 +105,12 @@ struct Cooc {
     sum_c2: u64,
     sum_clogc: i64,
     sum_r2: u64,
-    m: [u128; 5], // sum over cell entries of s^k, s = i + j
-    d1: u64,      // sum |i - j|
-    d2: u64,      // sum (i - j)^2
-    idm: u64,     // fixed-point sum 1 / (1 + d^2)
-    hom: u64,     // fixed-point sum 1 / (1 + d)
+    m: [u64; 5],        // sum over cell entries of s^k, s = i + j
+    pow: Vec<[u64; 5]>, // 2 s^k for s = 0..2n
+    d1: u64,            // sum |i - j|
+    d2: u64,            // sum (i - j)^2
+    idm: u64,           // fixed-point sum 1 / (1 + d^2)
+    hom: u64,           // fixed-point sum 1 / (1 + d)
     clogc: Vec<i64>,
     idm_w: Vec<u64>,
     hom_w: Vec<u64>,
@@ -126,6 +137,9 @@ impl Cooc {
             sum_clogc: 0,
             sum_r2: 0,
             m: [0; 5],
+            pow: (0..2 * n as u64)
+                .map(|s| [2, 2 * s, 2 * s * s, 2 * s * s * s, 2 * s * s * s * s])
+                .collect(),
             d1: 0,
             d2: 0,
             idm: 0,
@@ -183,25 +197,22 @@ impl Cooc {
         }
         self.bump_row(a, sign);
         self.bump_row(b, sign);
-        let s = (a + b) as u128;
+        let p = self.pow[a + b];
         let d = a.abs_diff(b);
-        let w = |x: u128| -> u128 { 2 * x };
         if sign > 0 {
             self.total += 2;
-            self.m[1] += w(s);
-            self.m[2] += w(s * s);
-            self.m[3] += w(s * s * s);
-            self.m[4] += w(s * s * s * s);
+            for (m, v) in self.m.iter_mut().zip(p).skip(1) {
+                *m += v;
+            }
             self.d1 += 2 * d as u64;
             self.d2 += 2 * (d * d) as u64;
             self.idm += 2 * self.idm_w[d];
             self.hom += 2 * self.hom_w[d];
         } else {
             self.total -= 2;
-            self.m[1] -= w(s);
-            self.m[2] -= w(s * s);
-            self.m[3] -= w(s * s * s);
-            self.m[4] -= w(s * s * s * s);
+            for (m, v) in self.m.iter_mut().zip(p).skip(1) {
+                *m -= v;
+            }
             self.d1 -= 2 * d as u64;
             self.d2 -= 2 * (d * d) as u64;
             self.idm -= 2 * self.idm_w[d];
@@ -224,8 +235,8 @@ impl Cooc {
         let m4 = self.m[4] as i128;
         let b = self.d2 as i128;
         // Exact integer numerators: var = (T(A+B) - M1^2) / (4 T^2), cov = (T(A-B) - M1^2) / (4 T^2).
-        let var = (ti * (m2 + b) - m1 * m1) as f64 / (4.0 * t * t);
-        let cov = (ti * (m2 - b) - m1 * m1) as f64 / (4.0 * t * t);
+        let var = to_f64(ti * (m2 + b) - m1 * m1) / (4.0 * t * t);
+        let cov = to_f64(ti * (m2 - b) - m1 * m1) / (4.0 * t * t);
         let mean = m1 as f64 / (2.0 * t);
         let energy = self.sum_c2 as f64 / (t * t);
         // T log2 T from the same fixed-point table, so the difference is an exact integer and a
@@ -234,11 +245,12 @@ impl Cooc {
             ((self.clogc[self.total as usize] - self.sum_clogc) as f64 / FX / t).max(0.0);
         let inertia = b as f64 / t;
         let idm = self.idm as f64 / FX / t;
-        let shade = (m3 * ti * ti - 3 * m1 * m2 * ti + 2 * m1 * m1 * m1) as f64 / (t * t * t);
-        let prominence = (m4 * ti * ti * ti - 4 * m1 * m3 * ti * ti + 6 * m1 * m1 * m2 * ti
-            - 3 * m1 * m1 * m1 * m1) as f64
-            / (t * t * t * t);
-        let sij = ((m2 - b) / 4) as f64 / t; // sum i j p
+        let shade = to_f64(m3 * ti * ti - 3 * m1 * m2 * ti + 2 * m1 * m1 * m1) / (t * t * t);
+        let prominence = to_f64(
+            m4 * ti * ti * ti - 4 * m1 * m3 * ti * ti + 6 * m1 * m1 * m2 * ti
+                - 3 * m1 * m1 * m1 * m1,
+        ) / (t * t * t * t);
+        let sij = to_f64((m2 - b) / 4) / t; // sum i j p
         let rows_var = self.sum_r2 as f64 / (n * t * t) - 1.0 / (n * n);
         let haralick = if rows_var.abs() > 1e-8 {
             (sij - 1.0 / (n * n)) / rows_var
@@ -273,10 +285,28 @@ impl Cooc {
     }
 }
 
+/// A quantised image as one row-major slice (borrowed when the view is contiguous).
+struct Img<'a> {
+    d: std::borrow::Cow<'a, [u8]>,
+    h: usize,
+    w: usize,
+}
+
+impl<'a> Img<'a> {
+    fn new(q: &'a ArrayView2<'a, u8>) -> Self {
+        let (h, w) = q.dim();
+        let d = match q.as_slice() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(q.iter().copied().collect()),
+        };
+        Img { d, h, w }
+    }
+}
+
 /// Adds or removes all pairs whose first pixel lies in column `col`, rows `r0..=r1`.
 #[inline]
 fn column_pairs(
-    q: &ArrayView2<u8>,
+    q: &Img,
     st: &mut Cooc,
     col: usize,
     r0: usize,
@@ -284,18 +314,18 @@ fn column_pairs(
     off: (i32, i32),
     sign: i32,
 ) {
-    let (h, w) = q.dim();
+    let (h, w) = (q.h as i64, q.w as i64);
     let pc = col as i64 + off.0 as i64;
-    if pc < 0 || pc >= w as i64 {
+    if pc < 0 || pc >= w {
         return;
     }
-    for r in r0..=r1 {
-        let pr = r as i64 + off.1 as i64;
-        if pr < 0 || pr >= h as i64 {
-            continue;
-        }
-        let a = q[[r, col]];
-        let b = q[[pr as usize, pc as usize]];
+    // Rows whose partner row r + dy lies inside the image.
+    let lo = (r0 as i64).max(-(off.1 as i64));
+    let hi = (r1 as i64).min(h - 1 - off.1 as i64);
+    let d = &q.d[..];
+    for r in lo..=hi {
+        let a = d[(r * w) as usize + col];
+        let b = d[((r + off.1 as i64) * w + pc) as usize];
         if a != INVALID && b != INVALID {
             st.pair(a, b, sign);
         }
@@ -313,20 +343,21 @@ pub fn glcm_features(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32> {
     let win = 2 * r + 1;
     let mut st = Cooc::new(p.levels, 2 * win * win);
     let mut f = [0f32; 13];
+    let img = Img::new(&q);
     for y in 0..h {
         let r0 = y.saturating_sub(r);
         let r1 = (y + r).min(h - 1);
         st.clear();
         for c in 0..=r.min(w - 1) {
-            column_pairs(&q, &mut st, c, r0, r1, p.offset, 1);
+            column_pairs(&img, &mut st, c, r0, r1, p.offset, 1);
         }
         for x in 0..w {
             if x > 0 {
                 if x > r {
-                    column_pairs(&q, &mut st, x - r - 1, r0, r1, p.offset, -1);
+                    column_pairs(&img, &mut st, x - r - 1, r0, r1, p.offset, -1);
                 }
                 if x + r < w {
-                    column_pairs(&q, &mut st, x + r, r0, r1, p.offset, 1);
+                    column_pairs(&img, &mut st, x + r, r0, r1, p.offset, 1);
                 }
             }
             if q[[y, x]] == INVALID {
@@ -350,6 +381,7 @@ pub fn glcm_features_rebuilt(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32> {
     let mut out = Array3::<f32>::from_elem((13, h, w), f32::NAN);
     let mut st = Cooc::new(p.levels, 2 * win * win);
     let mut f = [0f32; 13];
+    let img = Img::new(&q);
     for y in 0..h {
         for x in 0..w {
             if q[[y, x]] == INVALID {
@@ -358,7 +390,7 @@ pub fn glcm_features_rebuilt(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32> {
             st.clear();
             for c in x.saturating_sub(r)..=(x + r).min(w - 1) {
                 column_pairs(
-                    &q,
+                    &img,
                     &mut st,
                     c,
                     y.saturating_sub(r),

@@ -17,3 +17,16 @@ pub fn quiet_gdal_errors() {
         gdal_sys::CPLSetErrorHandler(Some(gdal_sys::CPLQuietErrorHandler));
     }
 }
+
+/// GDAL block cache used when the environment does not set `GDAL_CACHEMAX` (MB). GDAL's own
+/// default is 5 % of physical memory, which lets the cache of a large product being written
+/// grow with the scene; geofuse writes tile by tile, so a fixed cache keeps peak memory flat.
+pub const DEFAULT_CACHE_MB: usize = 256;
+
+/// Process-wide GDAL settings: a bounded block cache (unless `GDAL_CACHEMAX` is set).
+pub fn configure_gdal() {
+    if std::env::var_os("GDAL_CACHEMAX").is_none() {
+        // Ignoring the result: a refused option leaves GDAL's default in place.
+        let _ = gdal::config::set_config_option("GDAL_CACHEMAX", &DEFAULT_CACHE_MB.to_string());
+    }
+}
