@@ -452,25 +452,20 @@ pub fn classify(
             || RasterReader::open(stack),
             |s, t| -> Result<()> {
                 let s = s.as_ref().map_err(|e| Error::Internal(e.to_string()))?;
-                let feats = s.read(&(1..=nf).collect::<Vec<_>>(), t.read)?;
+                let x = s.read_interleaved(&(1..=nf).collect::<Vec<_>>(), t.read)?;
                 let (h, w) = (t.read.height, t.read.width);
                 let mut outb = Array3::<u8>::from_elem((5, h, w), 255);
-                let mut xb = vec![0f32; BLOCK * nf];
                 let mut probs = vec![0f32; BLOCK * k];
                 let mut ent = vec![0f32; BLOCK];
-                let px: Vec<(usize, usize)> =
-                    (0..h).flat_map(|r| (0..w).map(move |c| (r, c))).collect();
-                for chunk in px.chunks(BLOCK) {
-                    for (i, &(r, c)) in chunk.iter().enumerate() {
-                        for j in 0..nf {
-                            xb[i * nf + j] = feats[[j, r, c]];
-                        }
-                    }
-                    forest.predict_block(&xb, chunk.len(), &mut probs, &mut ent);
-                    for (i, &(r, c)) in chunk.iter().enumerate() {
-                        if (0..nf).all(|j| feats[[j, r, c]].is_nan()) {
+                for (b0, chunk) in x.chunks(BLOCK * nf).enumerate() {
+                    let n = chunk.len() / nf;
+                    forest.predict_block(chunk, n, &mut probs, &mut ent);
+                    for i in 0..n {
+                        if chunk[i * nf..(i + 1) * nf].iter().all(|v| v.is_nan()) {
                             continue;
                         }
+                        let px = b0 * BLOCK + i;
+                        let (r, c) = (px / w, px % w);
                         let p = &probs[i * k..i * k + k];
                         let best = (0..k)
                             .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))

@@ -19,9 +19,10 @@ pub fn quiet_gdal_errors() {
 }
 
 /// GDAL block cache used when the environment does not set `GDAL_CACHEMAX` (MB). GDAL's own
-/// default is 5 % of physical memory, which lets the cache of a large product being written
-/// grow with the scene; geofuse writes tile by tile, so a fixed cache keeps peak memory flat.
-pub const DEFAULT_CACHE_MB: usize = 256;
+/// default is 5 % of physical memory (1.2 GB here), and the freed blocks of a full cache stay
+/// in the allocator's per-thread arenas, so peak memory grew with the scene (BENCHMARKS.md).
+/// geofuse reads each tile once, plus its halo: 64 MB holds every worker's blocks.
+pub const DEFAULT_CACHE_MB: usize = 64;
 
 /// Process-wide GDAL settings: a bounded block cache (unless `GDAL_CACHEMAX` is set).
 pub fn configure_gdal() {

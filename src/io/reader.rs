@@ -151,14 +151,90 @@ impl RasterReader {
         self.ds.raster_count()
     }
 
-    /// Reads 1-based `bands` over `win` as `[band, row, col]` f32; nodata becomes NaN.
+    /// Reads 1-based `bands` over `win` as `[band, row, col]` f32; nodata becomes NaN. One
+    /// dataset-level read for all bands, so a pixel-interleaved file decodes each block once
+    /// (band-by-band reads would decode it once per band when the block cache is small).
     pub fn read(&self, bands: &[usize], win: Window) -> Result<Array3<f32>> {
-        let mut out = Array3::<f32>::zeros((bands.len(), win.height, win.width));
-        for (k, &b) in bands.iter().enumerate() {
-            let plane = self.read_band(b, win, (win.width, win.height))?;
-            out.index_axis_mut(ndarray::Axis(0), k).assign(&plane);
+        let buf = self.raw_read(bands, win, false)?;
+        Array3::from_shape_vec((bands.len(), win.height, win.width), buf)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Reads 1-based `bands` over `win` pixel-interleaved: `[row][col][band]` f32 in one
+    /// vector (a classifier's sample-major input); nodata becomes NaN.
+    pub fn read_interleaved(&self, bands: &[usize], win: Window) -> Result<Vec<f32>> {
+        self.raw_read(bands, win, true)
+    }
+
+    fn raw_read(&self, bands: &[usize], win: Window, interleaved: bool) -> Result<Vec<f32>> {
+        let (h, w, nb) = (win.height, win.width, bands.len());
+        let mut buf = vec![0f32; nb * h * w];
+        if buf.is_empty() {
+            return Ok(buf);
         }
-        Ok(out)
+        let count = self.ds.raster_count();
+        if let Some(&b) = bands.iter().find(|&&b| b == 0 || b > count) {
+            return Err(Error::Internal(format!(
+                "{}: no band {b}",
+                self.path.display()
+            )));
+        }
+        let mut map: Vec<std::ffi::c_int> = bands.iter().map(|&b| b as std::ffi::c_int).collect();
+        let (pixel, line, band) = if interleaved {
+            (4 * nb, 4 * nb * w, 4)
+        } else {
+            (4, 4 * w, 4 * w * h)
+        };
+        // SAFETY: the buffer holds nb x h x w f32 values and the spacings address exactly
+        // that layout (band-sequential or pixel-interleaved); the band map lists nb valid
+        // 1-based bands (checked above); the dataset handle is owned by `self.ds` for the
+        // duration of the call.
+        let err = unsafe {
+            gdal_sys::GDALDatasetRasterIO(
+                self.ds.c_dataset(),
+                gdal_sys::GDALRWFlag::GF_Read,
+                win.col as std::ffi::c_int,
+                win.row as std::ffi::c_int,
+                w as std::ffi::c_int,
+                h as std::ffi::c_int,
+                buf.as_mut_ptr() as *mut std::ffi::c_void,
+                w as std::ffi::c_int,
+                h as std::ffi::c_int,
+                gdal_sys::GDALDataType::GDT_Float32,
+                nb as std::ffi::c_int,
+                map.as_mut_ptr(),
+                pixel as std::ffi::c_int,
+                line as std::ffi::c_int,
+                band as std::ffi::c_int,
+            )
+        };
+        if err != gdal_sys::CPLErr::CE_None {
+            return Err(Error::Input {
+                path: self.path.clone(),
+                msg: format!(
+                    "cannot read bands {bands:?} {win}; the file may be truncated or corrupt"
+                ),
+            });
+        }
+        for (k, &b) in bands.iter().enumerate() {
+            if let Some(nd) = self.nodata.get(b - 1).copied().flatten() {
+                let ndf = nd as f32;
+                let idx = |i: usize| {
+                    if interleaved {
+                        i * nb + k
+                    } else {
+                        k * h * w + i
+                    }
+                };
+                for i in 0..h * w {
+                    let v = &mut buf[idx(i)];
+                    if *v == ndf {
+                        *v = f32::NAN;
+                    }
+                }
+            }
+        }
+        Ok(buf)
     }
 
     /// Reads one band over `win` resampled (nearest) to `size` = (cols, rows).
