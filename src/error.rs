@@ -105,3 +105,10 @@ impl Error {
         }
     }
 }
+
+/// Locks a mutex shared by worker threads; a poisoned lock (a worker panicked) is an
+/// internal error.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| Error::Internal("lock poisoned".into()))
+}

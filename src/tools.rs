@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use ndarray::{s, Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{lock, Error, Result};
 use crate::features::glcm::{glcm_features, quantise, Definitions, GlcmParams, FEATURE_NAMES};
 use crate::features::indices::{index_bands, spectral_index};
 use crate::io::reader::{grid_of, open, RasterReader};
@@ -30,6 +30,51 @@ pub struct OutputOptions {
     pub tile: usize,
     /// Compression of the GeoTIFF.
     pub compression: Compression,
+}
+
+/// Runs `tile_fn` on every tile of `grid` in parallel (each worker with its own reader of
+/// `input`) and streams the returned core arrays `[band, row, col]` into one GeoTIFF at `out`,
+/// which appears under its name only once complete.
+#[allow(clippy::too_many_arguments)]
+fn stream_tiles<T, F>(
+    input: &Path,
+    out: &Path,
+    grid: &crate::raster::Grid,
+    names: &[&str],
+    nodata: f64,
+    output: OutputOptions,
+    halo: usize,
+    tile_fn: F,
+) -> Result<()>
+where
+    T: gdal::raster::GdalType + Copy + Send,
+    F: Fn(&RasterReader, &crate::tiler::Tile) -> Result<Array3<T>> + Sync,
+{
+    let writer = Mutex::new(StreamWriter::create_with::<T>(
+        out,
+        grid,
+        names,
+        Some(nodata),
+        output.compression,
+    )?);
+    tiles(grid.width, grid.height, output.tile, halo)
+        .par_iter()
+        .map_init(
+            || RasterReader::open(input),
+            |reader, t| -> Result<()> {
+                let reader = reader
+                    .as_ref()
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let data = tile_fn(reader, t)?;
+                lock(&writer)?.write(t.core.row, t.core.col, &data)
+            },
+        )
+        .collect::<Result<Vec<()>>>()?;
+    writer
+        .into_inner()
+        .map_err(|_| Error::Internal("lock poisoned".into()))?
+        .finish()?;
+    Ok(())
 }
 
 /// Settings of [`texture`].
@@ -114,35 +159,23 @@ pub fn texture(input: &Path, out: &Path, o: &TextureOptions) -> Result<Vec<Strin
     };
     let halo = o.radius + o.offset.0.unsigned_abs().max(o.offset.1.unsigned_abs()) as usize;
     let names: Vec<&str> = idx.iter().map(|&i| FEATURE_NAMES[i]).collect();
-    let writer = Mutex::new(StreamWriter::create_with::<f32>(
+    stream_tiles(
+        input,
         out,
         &grid,
         &names,
-        Some(f64::NAN),
-        o.output.compression,
-    )?);
-    tiles(grid.width, grid.height, o.output.tile, halo)
-        .par_iter()
-        .map_init(
-            || RasterReader::open(input),
-            |reader, t| -> Result<()> {
-                let reader = reader
-                    .as_ref()
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                let img = reader.read_band(o.band, t.read, (t.read.width, t.read.height))?;
-                let q = quantise(img.view(), min, max, o.levels, o.definitions);
-                let f = glcm_features(q.view(), &params);
-                let (r0, c0) = t.core_offset();
-                let core = f.slice(s![.., r0..r0 + t.core.height, c0..c0 + t.core.width]);
-                let sel = core.select(Axis(0), &idx);
-                lock(&writer)?.write(t.core.row, t.core.col, &sel)
-            },
-        )
-        .collect::<Result<Vec<()>>>()?;
-    writer
-        .into_inner()
-        .map_err(|_| Error::Internal("lock poisoned".into()))?
-        .finish()?;
+        f64::NAN,
+        o.output,
+        halo,
+        |reader, t| {
+            let img = reader.read_band(o.band, t.read, (t.read.width, t.read.height))?;
+            let q = quantise(img.view(), min, max, o.levels, o.definitions);
+            let f = glcm_features(q.view(), &params);
+            let (r0, c0) = t.core_offset();
+            let core = f.slice(s![.., r0..r0 + t.core.height, c0..c0 + t.core.width]);
+            Ok(core.select(Axis(0), &idx))
+        },
+    )?;
     Ok(names.iter().map(|s| s.to_string()).collect())
 }
 
@@ -213,51 +246,35 @@ pub fn indices(input: &Path, out: &Path, o: &IndicesOptions) -> Result<Vec<Strin
     used.sort_unstable();
     used.dedup();
     let names: Vec<&str> = plan.iter().map(|(n, _)| n.as_str()).collect();
-    let writer = Mutex::new(StreamWriter::create_with::<f32>(
+    let (scale, offset) = (o.scale as f32, o.offset as f32);
+    stream_tiles(
+        input,
         out,
         &grid,
         &names,
-        Some(f64::NAN),
-        o.output.compression,
-    )?);
-    let (scale, offset) = (o.scale as f32, o.offset as f32);
-    tiles(grid.width, grid.height, o.output.tile, 0)
-        .par_iter()
-        .map_init(
-            || RasterReader::open(input),
-            |reader, t| -> Result<()> {
-                let reader = reader
-                    .as_ref()
-                    .map_err(|e| Error::Internal(e.to_string()))?;
-                let mut raw = reader.read(&used, t.read)?;
-                if scale != 1.0 || offset != 0.0 {
-                    raw.mapv_inplace(|v| v * scale + offset);
-                }
-                let plane = |b: usize| -> ArrayView2<f32> {
-                    let k = used.iter().position(|&u| u == b).unwrap_or(0);
-                    raw.index_axis(Axis(0), k)
-                };
-                let mut outp = Array3::<f32>::zeros((plan.len(), t.read.height, t.read.width));
-                for (k, (name, bands)) in plan.iter().enumerate() {
-                    let inputs: Vec<ArrayView2<f32>> = bands.iter().map(|&b| plane(b)).collect();
-                    let v = spectral_index(name, &inputs)
-                        .ok_or_else(|| Error::Internal(format!("index {name}")))?;
-                    outp.index_axis_mut(Axis(0), k).assign(&v);
-                }
-                lock(&writer)?.write(t.core.row, t.core.col, &outp)
-            },
-        )
-        .collect::<Result<Vec<()>>>()?;
-    writer
-        .into_inner()
-        .map_err(|_| Error::Internal("lock poisoned".into()))?
-        .finish()?;
+        f64::NAN,
+        o.output,
+        0,
+        |reader, t| {
+            let mut raw = reader.read(&used, t.read)?;
+            if scale != 1.0 || offset != 0.0 {
+                raw.mapv_inplace(|v| v * scale + offset);
+            }
+            let plane = |b: usize| -> ArrayView2<f32> {
+                let k = used.iter().position(|&u| u == b).unwrap_or(0);
+                raw.index_axis(Axis(0), k)
+            };
+            let mut outp = Array3::<f32>::zeros((plan.len(), t.read.height, t.read.width));
+            for (k, (name, bands)) in plan.iter().enumerate() {
+                let inputs: Vec<ArrayView2<f32>> = bands.iter().map(|&b| plane(b)).collect();
+                let v = spectral_index(name, &inputs)
+                    .ok_or_else(|| Error::Internal(format!("index {name}")))?;
+                outp.index_axis_mut(Axis(0), k).assign(&v);
+            }
+            Ok(outp)
+        },
+    )?;
     Ok(names.iter().map(|s| s.to_string()).collect())
-}
-
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| Error::Internal("lock poisoned".into()))
 }
 
 /// Settings of [`classify`].
@@ -314,7 +331,7 @@ pub fn classify(
 ) -> Result<ClassifyReport> {
     use crate::classic::forest::{Forest, ForestParams};
     use crate::rng::{hash4, unit};
-    use crate::uncertainty::{summarise, to_byte};
+    use crate::uncertainty::write_pixel;
     let t0 = std::time::Instant::now();
     let ds = open(stack)?;
     let grid = grid_of(&ds, stack)?;
@@ -439,53 +456,38 @@ pub fn classify(
     );
     let train_seconds = t0.elapsed().as_secs_f64();
     let t1 = std::time::Instant::now();
-    let writer = Mutex::new(StreamWriter::create_with::<u8>(
+    const BLOCK: usize = 1024;
+    let bands: Vec<usize> = (1..=nf).collect();
+    let names = ["class", "confidence", "aleatoric", "epistemic", "total"];
+    stream_tiles(
+        stack,
         out,
         &grid,
-        &["class", "confidence", "aleatoric", "epistemic", "total"],
-        Some(255.0),
-        o.output.compression,
-    )?);
-    const BLOCK: usize = 1024;
-    tl.par_iter()
-        .map_init(
-            || RasterReader::open(stack),
-            |s, t| -> Result<()> {
-                let s = s.as_ref().map_err(|e| Error::Internal(e.to_string()))?;
-                let x = s.read_interleaved(&(1..=nf).collect::<Vec<_>>(), t.read)?;
-                let (h, w) = (t.read.height, t.read.width);
-                let mut outb = Array3::<u8>::from_elem((5, h, w), 255);
-                let mut probs = vec![0f32; BLOCK * k];
-                let mut ent = vec![0f32; BLOCK];
-                for (b0, chunk) in x.chunks(BLOCK * nf).enumerate() {
-                    let n = chunk.len() / nf;
-                    forest.predict_block(chunk, n, &mut probs, &mut ent);
-                    for i in 0..n {
-                        if chunk[i * nf..(i + 1) * nf].iter().all(|v| v.is_nan()) {
-                            continue;
-                        }
-                        let px = b0 * BLOCK + i;
-                        let (r, c) = (px / w, px % w);
-                        let p = &probs[i * k..i * k + k];
-                        let best = (0..k)
-                            .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
-                            .unwrap_or(0);
-                        let u = summarise(p, ent[i]);
-                        outb[[0, r, c]] = classes[best];
-                        outb[[1, r, c]] = to_byte(u.confidence);
-                        outb[[2, r, c]] = to_byte(u.aleatoric);
-                        outb[[3, r, c]] = to_byte(u.epistemic);
-                        outb[[4, r, c]] = to_byte(u.total);
+        &names,
+        255.0,
+        o.output,
+        0,
+        |reader, t| {
+            let x = reader.read_interleaved(&bands, t.read)?;
+            let (h, w) = (t.read.height, t.read.width);
+            let mut outb = Array3::<u8>::from_elem((5, h, w), 255);
+            let mut probs = vec![0f32; BLOCK * k];
+            let mut ent = vec![0f32; BLOCK];
+            for (b0, chunk) in x.chunks(BLOCK * nf).enumerate() {
+                let n = chunk.len() / nf;
+                forest.predict_block(chunk, n, &mut probs, &mut ent);
+                for i in 0..n {
+                    if chunk[i * nf..(i + 1) * nf].iter().all(|v| v.is_nan()) {
+                        continue;
                     }
+                    let px = b0 * BLOCK + i;
+                    let (r, c) = (px / w, px % w);
+                    write_pixel(&mut outb, r, c, &classes, &probs[i * k..i * k + k], ent[i]);
                 }
-                lock(&writer)?.write(t.core.row, t.core.col, &outb)
-            },
-        )
-        .collect::<Result<Vec<()>>>()?;
-    writer
-        .into_inner()
-        .map_err(|_| Error::Internal("lock poisoned".into()))?
-        .finish()?;
+            }
+            Ok(outb)
+        },
+    )?;
     Ok(ClassifyReport {
         classes,
         samples: per_class,

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::classic::{Forest, ForestParams, HandcraftedModel, MODEL_FORMAT};
 use crate::config::{GlcmConfig, MethodDef, Pipeline, SarUnit};
-use crate::error::{Error, Result};
+use crate::error::{lock, Error, Result};
 use crate::eval::calibration::UncertaintyStats;
 use crate::eval::metrics::Confusion;
 use crate::eval::split::{sampled, BlockSplit};
@@ -18,7 +18,7 @@ use crate::io::writer::{ByteBand, ProductSpec, ProductWriter};
 use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::pipeline::{require_labels, scene_split, Log};
 use crate::tiler::{tiles, Tile};
-use crate::uncertainty::{summarise, to_byte, BYTE_SCALE};
+use crate::uncertainty::{write_pixel, BYTE_SCALE};
 
 /// What one method run produced.
 #[derive(Debug, Clone)]
@@ -327,6 +327,7 @@ pub fn predict_tile(
     const BLOCK: usize = 1024;
     let (nf, h, w) = features.dim();
     let k = model.classes.len();
+    let ids: Vec<u8> = model.classes.iter().map(|c| c.id).collect();
     let mut out = Array3::<u8>::from_elem((6, h, w), 255);
     // Gather pixels with at least one modality, then predict them in blocks (tree-major).
     let mut pixels: Vec<(usize, usize, u8)> = Vec::with_capacity(h * w);
@@ -363,16 +364,7 @@ pub fn predict_tile(
             .forest
             .predict_block(&x, chunk.len(), &mut probs, &mut ent);
         for (s, &(r, c, modalities)) in chunk.iter().enumerate() {
-            let p = &probs[s * k..s * k + k];
-            let best = (0..k)
-                .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
-                .unwrap_or(0);
-            let u = summarise(p, ent[s]);
-            out[[0, r, c]] = model.classes[best].id;
-            out[[1, r, c]] = to_byte(u.confidence);
-            out[[2, r, c]] = to_byte(u.aleatoric);
-            out[[3, r, c]] = to_byte(u.epistemic);
-            out[[4, r, c]] = to_byte(u.total);
+            write_pixel(&mut out, r, c, &ids, &probs[s * k..s * k + k], ent[s]);
             out[[5, r, c]] = modalities;
         }
     }
@@ -534,11 +526,6 @@ where
         )
         .collect::<Result<Vec<_>>>()?;
     Ok(plan.names)
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
-    m.lock()
-        .map_err(|_| Error::Internal("lock poisoned".into()))
 }
 
 /// Computes the full feature stack of a scene in memory (small scenes and tests):

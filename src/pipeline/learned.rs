@@ -24,7 +24,7 @@ use crate::pipeline::{require_labels, scene_split, Log};
 use crate::raster::Window;
 use crate::rng::{hash4, unit, Rng};
 use crate::tiler::tiles;
-use crate::uncertainty::{summarise, to_byte};
+use crate::uncertainty::write_pixel;
 
 /// Raw bands of a window and its labels: 10 reflectances, VV and VH in dB (NaN = missing),
 /// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
@@ -404,15 +404,7 @@ pub fn run_learned(
                 for (j, v) in pv.iter_mut().enumerate() {
                     *v = probs[[j, rr, cc]];
                 }
-                let best = (0..k)
-                    .max_by(|&a, &b| pv[a].total_cmp(&pv[b]).then(b.cmp(&a)))
-                    .unwrap_or(0);
-                let u = summarise(&pv, ent[[rr, cc]]);
-                out[[0, r, c]] = ids[best];
-                out[[1, r, c]] = to_byte(u.confidence);
-                out[[2, r, c]] = to_byte(u.aleatoric);
-                out[[3, r, c]] = to_byte(u.epistemic);
-                out[[4, r, c]] = to_byte(u.total);
+                let best = write_pixel(&mut out, r, c, &ids, &pv, ent[[rr, cc]]);
                 if let Some(l) = &labels {
                     let ci = class_index(&ids, l[[rr, cc]]);
                     if ci >= 0 && split.is_test(t.core.row + r, t.core.col + c) {
