@@ -220,8 +220,9 @@ enum Command {
         /// prediction with N passes.
         #[arg(long, default_value_t = 0)]
         passes: usize,
-        /// Device: cpu, wgpu or auto.
-        #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "wgpu"])]
+        /// Device: cpu, wgpu or auto; cpu-burn runs inference through burn's Flex operators
+        /// instead of geofuse's native CPU kernels (for comparison).
+        #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "cpu-burn", "wgpu"])]
         device: String,
     },
 }
@@ -296,37 +297,12 @@ fn bench_net(
     passes: usize,
     device: &str,
 ) -> geofuse::Result<()> {
-    use geofuse::learned::{Fusion, LearnedModel, NetSpec, Runtime, TrainConfig, RAW_BANDS};
+    use geofuse::learned::{Fusion, LearnedModel, NetSpec, Runtime, RAW_BANDS};
     let f = Fusion::from_name(fusion)
         .ok_or_else(|| geofuse::Error::config("--fusion", format!("unknown fusion `{fusion}`")))?;
     let rt = Runtime::new(device)?;
-    let cfg = TrainConfig {
-        spec: NetSpec {
-            fusion: f,
-            width,
-            kernel: 3,
-            classes,
-            extra_opt: 0,
-            extra_sar: 0,
-        },
-        epochs: 0,
-        patience: 0,
-        batch: 1,
-        learning_rate: 0.0,
-        modality_dropout: 0.0,
-        dropout: if passes > 1 { 0.5 } else { 0.0 },
-        mc_passes: passes.max(1),
-        seed: 1,
-    };
-    let class_defs: Vec<geofuse::config::ClassDef> = (1..=classes)
-        .map(|i| geofuse::config::ClassDef {
-            id: i as u8,
-            name: format!("class {i}"),
-            color: "#808080".into(),
-        })
-        .collect();
-    let bands: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
-    let model = LearnedModel::untrained(&rt, &cfg, &class_defs, &bands);
+    let dropout = if passes > 1 { 0.5 } else { 0.0 };
+    let model = LearnedModel::random(&rt, NetSpec::raw(f, width, classes), dropout, passes, 1);
     let side = size + 2 * model.halo();
     let mut rng = geofuse::rng::Rng::new(7);
     let raw = ndarray::Array3::from_shape_fn((RAW_BANDS, side, side), |_| rng.f64() as f32);

@@ -16,11 +16,27 @@ pub fn mix64(mut z: u64) -> u64 {
 /// Hash of a seed and up to four coordinates.
 #[inline]
 pub fn hash4(seed: u64, a: u64, b: u64, c: u64, d: u64) -> u64 {
-    let mut h = mix64(seed ^ 0x5EED);
-    h = mix64(h ^ a);
-    h = mix64(h ^ b.wrapping_mul(0x9E37_79B9));
-    h = mix64(h ^ c.wrapping_mul(0x85EB_CA6B));
-    mix64(h ^ d.wrapping_mul(0xC2B2_AE35))
+    hash4_last(hash4_third(hash4_prefix(seed, a, b), c), d)
+}
+
+/// The part of [`hash4`] that depends on `seed`, `a` and `b` only: hoisted out of loops over
+/// `c` and `d` (`hash4_last(hash4_third(hash4_prefix(s, a, b), c), d) == hash4(s, a, b, c, d)`).
+#[inline]
+pub fn hash4_prefix(seed: u64, a: u64, b: u64) -> u64 {
+    let h = mix64(mix64(seed ^ 0x5EED) ^ a);
+    mix64(h ^ b.wrapping_mul(0x9E37_79B9))
+}
+
+/// [`hash4`]'s step for `c`, from [`hash4_prefix`].
+#[inline]
+pub fn hash4_third(prefix: u64, c: u64) -> u64 {
+    mix64(prefix ^ c.wrapping_mul(0x85EB_CA6B))
+}
+
+/// [`hash4`]'s last step, for `d`, from [`hash4_third`].
+#[inline]
+pub fn hash4_last(third: u64, d: u64) -> u64 {
+    mix64(third ^ d.wrapping_mul(0xC2B2_AE35))
 }
 
 /// Uniform in [0, 1) from a hash.

@@ -7,6 +7,7 @@
 //! - [`Runtime`]: the compute device (`cpu` = burn's Flex backend, `wgpu` = GPU through wgpu).
 
 pub mod model;
+pub mod native;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{hex_sha256, ClassDef};
 use crate::error::{Error, Result};
 use crate::eval::metrics::Confusion;
-use crate::rng::{hash4, unit, Rng};
+use crate::rng::{hash4, hash4_last, hash4_prefix, hash4_third, unit, Rng};
 use model::FusionNet;
 pub use model::{Fusion, NetSpec};
 
@@ -36,8 +37,10 @@ pub const N_OPT: usize = 10;
 #[derive(Clone)]
 pub struct Runtime {
     device: Device,
-    /// Human description (`cpu (flex)`, `wgpu`).
+    /// Human description (`cpu`, `wgpu`).
     pub name: String,
+    /// Inference runs through [`native`] (CPU) rather than burn's operators.
+    native: bool,
 }
 
 impl Runtime {
@@ -46,21 +49,37 @@ impl Runtime {
     /// initialises, else the CPU.
     pub fn new(choice: &str) -> Result<Runtime> {
         match choice {
-            "cpu" => Ok(Runtime { device: Device::flex(), name: "cpu (flex)".into() }),
+            "cpu" => Ok(Runtime::cpu()),
+            // burn's Flex operators for inference too: what `native` is compared against.
+            "cpu-burn" => Ok(Runtime { device: Device::flex(), name: "cpu (burn flex)".into(), native: false }),
             "wgpu" => Device::wgpu_options()
                 .init()
-                .map(|device| Runtime { device, name: "wgpu".into() })
+                .map(|device| Runtime { device, name: "wgpu".into(), native: false })
                 .map_err(|e| Error::config("--device wgpu", format!("no wgpu adapter could be initialised ({e}); install a GPU driver or Mesa's lavapipe (mesa-vulkan-drivers, libvulkan1), or use --device cpu"))),
             "auto" => {
                 for kind in [burn::tensor::DeviceKind::DiscreteGpu(0), burn::tensor::DeviceKind::IntegratedGpu(0)] {
                     let k = format!("{kind:?}");
                     if let Ok(device) = Device::wgpu_options().device_kind(kind).init() {
-                        return Ok(Runtime { device, name: format!("wgpu ({k})") });
+                        return Ok(Runtime { device, name: format!("wgpu ({k})"), native: false });
                     }
                 }
-                Ok(Runtime { device: Device::flex(), name: "cpu (flex)".into() })
+                Ok(Runtime::cpu())
             }
             other => Err(Error::config("--device", format!("`{other}` is not a device; use auto, cpu or wgpu"))),
+        }
+    }
+
+    /// The CPU: burn's Flex backend trains, [`native`] predicts.
+    fn cpu() -> Runtime {
+        let simd = if native::simd_available() {
+            "avx2+fma"
+        } else {
+            "scalar"
+        };
+        Runtime {
+            device: Device::flex(),
+            name: format!("cpu (flex training, native {simd} inference)"),
+            native: true,
         }
     }
 }
@@ -118,9 +137,20 @@ impl Normalisation {
 /// features.
 pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Array3<f32> {
     let (_, h, w) = raw.dim();
+    Array3::from_shape_vec(
+        (spec.in_ch(), h, w),
+        assemble_pixels(raw, norm, spec).to_planes(),
+    )
+    .expect("planes of the assembled map")
+}
+
+/// [`assemble`] in pixel-major layout (`[h][w][in_ch]`), what [`native`] computes on.
+pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> native::Map {
+    use rayon::prelude::*;
+    let (_, h, w) = raw.dim();
     let (eo, es) = (spec.extra_opt, spec.extra_sar);
     let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
-    let mut x = Array3::<f32>::zeros((in_ch, h, w));
+    let mut m = native::Map::zeros(h, w, in_ch);
     let z = |b: usize, v: f32| {
         if v.is_nan() {
             0.0
@@ -128,32 +158,32 @@ pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Arra
             (v - norm.mean[b]) / norm.std[b]
         }
     };
-    for r in 0..h {
-        for c in 0..w {
-            let opt_ok = (0..N_OPT).all(|b| !raw[[b, r, c]].is_nan());
-            let sar_ok = (N_OPT..RAW_BANDS).all(|b| !raw[[b, r, c]].is_nan());
-            if opt_ok {
-                for b in 0..N_OPT {
-                    x[[b, r, c]] = z(b, raw[[b, r, c]]);
+    m.v.par_chunks_mut(w * in_ch)
+        .enumerate()
+        .for_each(|(r, row)| {
+            for (c, x) in row.chunks_exact_mut(in_ch).enumerate() {
+                let v = |b: usize| raw[[b, r, c]];
+                if (0..N_OPT).all(|b| !v(b).is_nan()) {
+                    for (b, o) in x[..N_OPT].iter_mut().enumerate() {
+                        *o = z(b, v(b));
+                    }
+                    for j in 0..eo {
+                        x[N_OPT + j] = z(RAW_BANDS + j, v(RAW_BANDS + j));
+                    }
+                    x[opt_ch - 1] = 1.0;
                 }
-                for j in 0..eo {
-                    x[[N_OPT + j, r, c]] = z(RAW_BANDS + j, raw[[RAW_BANDS + j, r, c]]);
+                if (N_OPT..RAW_BANDS).all(|b| !v(b).is_nan()) {
+                    for b in N_OPT..RAW_BANDS {
+                        x[opt_ch + b - N_OPT] = z(b, v(b));
+                    }
+                    for j in 0..es {
+                        x[opt_ch + 2 + j] = z(RAW_BANDS + eo + j, v(RAW_BANDS + eo + j));
+                    }
+                    x[in_ch - 1] = 1.0;
                 }
-                x[[opt_ch - 1, r, c]] = 1.0;
             }
-            if sar_ok {
-                for b in N_OPT..RAW_BANDS {
-                    x[[opt_ch + b - N_OPT, r, c]] = z(b, raw[[b, r, c]]);
-                }
-                for j in 0..es {
-                    x[[opt_ch + 2 + j, r, c]] =
-                        z(RAW_BANDS + eo + j, raw[[RAW_BANDS + eo + j, r, c]]);
-                }
-                x[[in_ch - 1, r, c]] = 1.0;
-            }
-        }
-    }
-    x
+        });
+    m
 }
 
 /// A training patch: raw bands `[12, p, p]` and class indices `[p, p]` (-1 = unlabelled).
@@ -337,6 +367,8 @@ pub struct LearnedModel {
     pub meta: LearnedMeta,
     net: FusionNet,
     runtime: Runtime,
+    /// The weights in [`native`] layout, copied on the first CPU prediction.
+    native: std::sync::OnceLock<native::NativeNet>,
 }
 
 fn to_tensor(data: Vec<f32>, shape: [usize; 4], device: &Device) -> Tensor<4> {
@@ -558,6 +590,7 @@ impl LearnedModel {
             },
             net,
             runtime: runtime.clone(),
+            native: Default::default(),
         })
     }
 
@@ -599,7 +632,40 @@ impl LearnedModel {
             },
             net: net.valid(),
             runtime: runtime.clone(),
+            native: Default::default(),
         }
+    }
+
+    /// A randomly initialised network (benchmarks and tests of the inference path) with
+    /// classes numbered 1..=`spec.classes`, the synthetic scene's band names, dropout `dropout`
+    /// and `passes` Monte Carlo passes.
+    pub fn random(
+        runtime: &Runtime,
+        spec: NetSpec,
+        dropout: f64,
+        passes: usize,
+        seed: u64,
+    ) -> LearnedModel {
+        let config = TrainConfig {
+            spec,
+            epochs: 0,
+            patience: 0,
+            batch: 1,
+            learning_rate: 0.0,
+            modality_dropout: 0.0,
+            dropout,
+            mc_passes: passes.max(1),
+            seed,
+        };
+        let classes: Vec<ClassDef> = (1..=spec.classes)
+            .map(|i| ClassDef {
+                id: i as u8,
+                name: format!("class {i}"),
+                color: "#808080".into(),
+            })
+            .collect();
+        let bands: Vec<String> = crate::synth::BANDS.iter().map(|s| s.to_string()).collect();
+        LearnedModel::untrained(runtime, &config, &classes, &bands)
     }
 
     /// Halo a tile needs so its core equals an untiled run (the receptive radius).
@@ -626,41 +692,12 @@ impl LearnedModel {
     pub fn predict_full(&self, raw: &Array3<f32>, origin: (usize, usize)) -> Prediction {
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
-        let dev = &self.runtime.device;
         let cfg = &self.meta.config;
-        let x = self.input_tensor(raw);
-        // Encoders, fusion and the heads' first layer are deterministic: they run once.
-        let latent = self.net.latent(x);
-        let hidden = self.net.hidden(&latent);
         let passes = mc_passes(cfg);
-        let keep = 1.0 - cfg.dropout;
-        let hc = self.net.head_channels();
-        let mut mus = Vec::with_capacity(passes);
-        let mut lvs = Vec::with_capacity(passes);
-        for t in 0..passes {
-            let mask = (cfg.dropout > 0.0).then(|| {
-                let mut m = Vec::with_capacity(hc * h * w);
-                for ch in 0..hc {
-                    for r in 0..h {
-                        for c in 0..w {
-                            let u = unit(hash4(
-                                cfg.seed ^ 0xD80,
-                                t as u64,
-                                ch as u64,
-                                (origin.0 + r) as u64,
-                                (origin.1 + c) as u64,
-                            ));
-                            m.push(if u < keep { (1.0 / keep) as f32 } else { 0.0 });
-                        }
-                    }
-                }
-                to_tensor(m, [1, hc, h, w], dev)
-            });
-            let outs = self.net.expert_outputs(&hidden, mask.as_ref());
-            let f = model::precision_fuse(&outs, &latent.presence);
-            mus.push(to_vec(f.mu));
-            lvs.push(to_vec(f.logvar));
-        }
+        let (mus, lvs) = match self.native_net() {
+            Some(n) => self.passes_native(n, raw, origin),
+            None => self.passes_burn(raw, origin),
+        };
         let eps = inference_noise(cfg.seed, passes, k);
         let temperature = self.meta.report.temperature as f32;
         let hw = h * w;
@@ -687,6 +724,111 @@ impl LearnedModel {
         }
     }
 
+    /// The native weights when inference runs on the CPU.
+    fn native_net(&self) -> Option<&native::NativeNet> {
+        self.runtime.native.then(|| {
+            self.native
+                .get_or_init(|| native::NativeNet::from_burn(&self.net))
+        })
+    }
+
+    /// Dropout keep-mask value of head channel `ch` (all experts' hidden channels numbered in
+    /// order) in pass `t` at scene pixel (`row`, `col`): 1 / keep or 0, hashed from the scene
+    /// coordinates so that tiling cannot change it. Returns, for one (`t`, `ch`, `row`), the
+    /// function of `col`.
+    fn mask_row(&self, t: usize, ch: usize, row: usize) -> impl Fn(usize) -> f32 {
+        let cfg = &self.meta.config;
+        let keep = 1.0 - cfg.dropout;
+        let third = hash4_third(
+            hash4_prefix(cfg.seed ^ 0xD80, t as u64, ch as u64),
+            row as u64,
+        );
+        let scale = (1.0 / keep) as f32;
+        move |col| {
+            if unit(hash4_last(third, col as u64)) < keep {
+                scale
+            } else {
+                0.0
+            }
+        }
+    }
+
+    /// Every Monte Carlo pass's fused mean logits `[K][h * w]` and log-variance `[h * w]`
+    /// through burn's operators (the GPU path).
+    fn passes_burn(
+        &self,
+        raw: &Array3<f32>,
+        origin: (usize, usize),
+    ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let (_, h, w) = raw.dim();
+        let dev = &self.runtime.device;
+        let cfg = &self.meta.config;
+        // Encoders, fusion and the heads' first layer are deterministic: they run once.
+        let latent = self.net.latent(self.input_tensor(raw));
+        let hidden = self.net.hidden(&latent);
+        let passes = mc_passes(cfg);
+        let hc = self.net.head_channels();
+        let mut mus = Vec::with_capacity(passes);
+        let mut lvs = Vec::with_capacity(passes);
+        for t in 0..passes {
+            let mask = (cfg.dropout > 0.0).then(|| {
+                let mut m = Vec::with_capacity(hc * h * w);
+                for ch in 0..hc {
+                    for r in 0..h {
+                        let f = self.mask_row(t, ch, origin.0 + r);
+                        m.extend((0..w).map(|c| f(origin.1 + c)));
+                    }
+                }
+                to_tensor(m, [1, hc, h, w], dev)
+            });
+            let outs = self.net.expert_outputs(&hidden, mask.as_ref());
+            let f = model::precision_fuse(&outs, &latent.presence);
+            mus.push(to_vec(f.mu));
+            lvs.push(to_vec(f.logvar));
+        }
+        (mus, lvs)
+    }
+
+    /// [`passes_burn`](Self::passes_burn) through [`native`]: the same masks, the same
+    /// operations.
+    fn passes_native(
+        &self,
+        net: &native::NativeNet,
+        raw: &Array3<f32>,
+        origin: (usize, usize),
+    ) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        use rayon::prelude::*;
+        let cfg = &self.meta.config;
+        let width = cfg.spec.width;
+        let x = assemble_pixels(raw, &self.meta.normalisation, &cfg.spec);
+        let latent = net.latent(&x);
+        let hidden = net.hidden(&latent);
+        let passes = mc_passes(cfg);
+        let mut mus = Vec::with_capacity(passes);
+        let mut lvs = Vec::with_capacity(passes);
+        for t in 0..passes {
+            let f = net.pass(&latent, &hidden, |e, z| {
+                (cfg.dropout > 0.0).then(|| {
+                    let mut m = z.clone();
+                    m.v.par_chunks_mut(z.w * z.c)
+                        .enumerate()
+                        .for_each(|(r, row)| {
+                            for j in 0..z.c {
+                                let keep = self.mask_row(t, e * width + j, origin.0 + r);
+                                for c in 0..z.w {
+                                    row[c * z.c + j] *= keep(origin.1 + c);
+                                }
+                            }
+                        });
+                    m
+                })
+            });
+            mus.push(f.mu);
+            lvs.push(f.logvar);
+        }
+        (mus, lvs)
+    }
+
     /// The network input of a window of raw bands `[1, in_ch, h, w]`.
     fn input_tensor(&self, raw: &Array3<f32>) -> Tensor<4> {
         let (_, h, w) = raw.dim();
@@ -705,13 +847,24 @@ impl LearnedModel {
     pub fn forward(&self, raw: &Array3<f32>) -> (Array3<f32>, Array2<f32>) {
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
-        let x = self.input_tensor(raw);
-        let f = self.net.fused(&self.net.latent(x), None);
+        let (mu, logvar) = match self.native_net() {
+            Some(n) => {
+                let spec = &self.meta.config.spec;
+                let x = assemble_pixels(raw, &self.meta.normalisation, spec);
+                let latent = n.latent(&x);
+                let f = n.pass(&latent, &n.hidden(&latent), |_, _| None);
+                (f.mu, f.logvar)
+            }
+            None => {
+                let f = self
+                    .net
+                    .fused(&self.net.latent(self.input_tensor(raw)), None);
+                (to_vec(f.mu), to_vec(f.logvar))
+            }
+        };
         (
-            Array3::from_shape_vec((k, h, w), to_vec(f.mu))
-                .unwrap_or_else(|_| Array3::zeros((k, h, w))),
-            Array2::from_shape_vec((h, w), to_vec(f.logvar))
-                .unwrap_or_else(|_| Array2::zeros((h, w))),
+            Array3::from_shape_vec((k, h, w), mu).unwrap_or_else(|_| Array3::zeros((k, h, w))),
+            Array2::from_shape_vec((h, w), logvar).unwrap_or_else(|_| Array2::zeros((h, w))),
         )
     }
 
@@ -791,6 +944,7 @@ impl LearnedModel {
                 meta,
                 net: net.valid(),
                 runtime: runtime.clone(),
+                native: Default::default(),
             },
             hash,
         ))
@@ -1212,6 +1366,100 @@ mod tests {
             v = augment(v.view(), 1);
         }
         assert_eq!(v, a);
+    }
+
+    /// A model of every fusion on burn's CPU operators, and a raw window with clouds (optical
+    /// missing), a SAR swath gap and a pixel with neither.
+    fn model_and_window(fusion: Fusion, dropout: f64) -> (LearnedModel, Array3<f32>) {
+        let rt = Runtime::new("cpu-burn").unwrap();
+        let model = LearnedModel::random(&rt, NetSpec::raw(fusion, 16, 5), dropout, 3, 11);
+        let mut rng = Rng::new(5);
+        let (h, w) = (23, 30);
+        let mut raw = Array3::from_shape_fn((RAW_BANDS, h, w), |_| rng.f64() as f32 * 2.0 - 0.5);
+        raw.slice_mut(s![0..N_OPT, 2..9, 3..11]).fill(f32::NAN);
+        raw.slice_mut(s![N_OPT.., .., 20..26]).fill(f32::NAN);
+        raw[[0, 15, 22]] = f32::NAN;
+        (model, raw)
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "{what}[{i}]: native {x} vs burn {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn native_inference_equals_burn_for_every_fusion() {
+        for fusion in [
+            Fusion::Early,
+            Fusion::Late,
+            Fusion::Concat,
+            Fusion::Add,
+            Fusion::Bilinear,
+            Fusion::Attention,
+            Fusion::LearnedKernel,
+            Fusion::FixedKernel,
+            Fusion::OpticalOnly,
+            Fusion::SarOnly,
+        ] {
+            let (model, raw) = model_and_window(fusion, 0.5);
+            let net = native::NativeNet::from_burn(&model.net);
+            let origin = (40, 7);
+            let (bm, bl) = model.passes_burn(&raw, origin);
+            let (nm, nl) = model.passes_native(&net, &raw, origin);
+            assert_eq!(bm.len(), 3);
+            for t in 0..3 {
+                assert_close(&nm[t], &bm[t], 2e-4, &format!("{fusion:?} pass {t} logits"));
+                assert_close(&nl[t], &bl[t], 2e-4, &format!("{fusion:?} pass {t} logvar"));
+            }
+            // The passes differ (dropout is on), so the comparison covers the masks.
+            assert!(bm[0] != bm[1], "{fusion:?}: passes identical");
+        }
+    }
+
+    #[test]
+    fn native_prediction_equals_burn_prediction() {
+        let (model, raw) = model_and_window(Fusion::LearnedKernel, 0.5);
+        let mut cpu = LearnedModel::untrained(
+            &Runtime::new("cpu").unwrap(),
+            &model.meta.config,
+            &model.meta.classes,
+            &model.meta.optical_bands,
+        );
+        cpu.net = model.net.clone();
+        assert!(cpu.native_net().is_some() && model.native_net().is_none());
+        let (pb, eb) = model.predict(&raw, (3, 4));
+        let (pn, en) = cpu.predict(&raw, (3, 4));
+        assert_close(
+            pn.as_slice().unwrap(),
+            pb.as_slice().unwrap(),
+            1e-4,
+            "probs",
+        );
+        assert_close(
+            en.as_slice().unwrap(),
+            eb.as_slice().unwrap(),
+            1e-4,
+            "entropy",
+        );
+        let (mb, lb) = model.forward(&raw);
+        let (mn, ln) = cpu.forward(&raw);
+        assert_close(
+            mn.as_slice().unwrap(),
+            mb.as_slice().unwrap(),
+            2e-4,
+            "forward logits",
+        );
+        assert_close(
+            ln.as_slice().unwrap(),
+            lb.as_slice().unwrap(),
+            2e-4,
+            "forward logvar",
+        );
     }
 
     #[test]

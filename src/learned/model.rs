@@ -89,6 +89,18 @@ pub struct NetSpec {
 }
 
 impl NetSpec {
+    /// A network of `fusion` on the raw bands alone (no hybrid features), 3 x 3 fusion kernel.
+    pub fn raw(fusion: Fusion, width: usize, classes: usize) -> NetSpec {
+        NetSpec {
+            fusion,
+            width,
+            kernel: 3,
+            classes,
+            extra_opt: 0,
+            extra_sar: 0,
+        }
+    }
+
     /// Optical block channels (presence flag included).
     pub fn opt_ch(&self) -> usize {
         BASE_OPT_CH + self.extra_opt
@@ -135,9 +147,9 @@ fn conv(cin: usize, cout: usize, k: usize, dilation: usize, device: &Device) -> 
 /// Three convolutions with ReLU: radius 1 + 1 + 2 = [`ENCODER_RADIUS`].
 #[derive(Module, Debug)]
 pub struct Encoder {
-    c1: Conv2d,
-    c2: Conv2d,
-    c3: Conv2d,
+    pub(crate) c1: Conv2d,
+    pub(crate) c2: Conv2d,
+    pub(crate) c3: Conv2d,
 }
 
 impl Encoder {
@@ -184,8 +196,8 @@ pub struct HeadOut {
 /// Monte Carlo part) and a 1x1 convolution to K mean logits and one log-variance.
 #[derive(Module, Debug)]
 pub struct Head {
-    hidden: Conv2d,
-    out: Conv2d,
+    pub(crate) hidden: Conv2d,
+    pub(crate) out: Conv2d,
 }
 
 impl Head {
@@ -204,12 +216,12 @@ impl Head {
 /// ([`precision_fuse`]).
 #[derive(Module, Debug)]
 pub struct FusionNet {
-    opt: Option<Encoder>,
-    sar: Option<Encoder>,
-    mix: Option<Conv2d>,
-    bil_a: Option<Conv2d>,
-    bil_b: Option<Conv2d>,
-    heads: Vec<Head>,
+    pub(crate) opt: Option<Encoder>,
+    pub(crate) sar: Option<Encoder>,
+    pub(crate) mix: Option<Conv2d>,
+    pub(crate) bil_a: Option<Conv2d>,
+    pub(crate) bil_b: Option<Conv2d>,
+    pub(crate) heads: Vec<Head>,
     #[module(skip)]
     spec: NetSpec,
 }

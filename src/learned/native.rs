@@ -1,0 +1,825 @@
+//! Native CPU inference: a trained [`FusionNet`] evaluated with geofuse's own kernels instead
+//! of burn's Flex operators. burn stays the training path and the GPU path; on the CPU this is
+//! what predicts (about 4x faster than Flex on the shipped network, see BENCHMARKS.md).
+//!
+//! Feature maps are pixel-major (`[h][w][c]`, channels contiguous). A convolution is then, for
+//! a block of pixels of one row, a sum over (tap, input channel) of a broadcast input value
+//! times a row of output-channel weights: the accumulators of 6 pixels x 16 output channels (or
+//! 12 x 8) stay in registers for the whole sum. On x86-64 with AVX2 and FMA (checked at run
+//! time) the block uses 256-bit fused multiply-adds; elsewhere the same sums run as scalar
+//! code. Every layer, the fusions and the precision weighting follow `model.rs` operation for
+//! operation, so the outputs equal burn's to float rounding (tests below: every fusion,
+//! missing modalities, Monte Carlo passes).
+
+use std::ops::Range;
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use super::model::{Encoder, Fusion, FusionNet, NetSpec, LOGVAR_RANGE};
+
+/// Output channels per SIMD register.
+const LANES: usize = 8;
+/// Pixels per block when a block covers two registers (16 output channels) per pixel.
+const PIX2: usize = 6;
+/// Pixels per block when a block covers one register (8 output channels) per pixel.
+const PIX1: usize = 12;
+
+/// A pixel-major feature map: value of channel `ch` at pixel `i = row * w + col` is
+/// `v[i * c + ch]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Map {
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Values.
+    pub v: Vec<f32>,
+}
+
+impl Map {
+    /// A map of zeros.
+    pub fn zeros(h: usize, w: usize, c: usize) -> Map {
+        Map {
+            h,
+            w,
+            c,
+            v: vec![0.0; h * w * c],
+        }
+    }
+
+    /// Channel-major planes `[c][h][w]`, flattened (burn's `[1, c, h, w]` layout).
+    pub fn to_planes(&self) -> Vec<f32> {
+        let hw = self.h * self.w;
+        let mut out = vec![0f32; self.c * hw];
+        out.par_chunks_mut(hw).enumerate().for_each(|(ch, plane)| {
+            for (i, o) in plane.iter_mut().enumerate() {
+                *o = self.v[i * self.c + ch];
+            }
+        });
+        out
+    }
+
+    fn px(&self, i: usize) -> &[f32] {
+        &self.v[i * self.c..(i + 1) * self.c]
+    }
+
+    /// Channels `r` of every pixel.
+    fn channels(&self, r: Range<usize>) -> Map {
+        let c = r.len();
+        let mut v = Vec::with_capacity(self.h * self.w * c);
+        for px in self.v.chunks_exact(self.c) {
+            v.extend_from_slice(&px[r.clone()]);
+        }
+        Map {
+            h: self.h,
+            w: self.w,
+            c,
+            v,
+        }
+    }
+
+    /// One channel as a plane `[h * w]`.
+    fn plane(&self, ch: usize) -> Vec<f32> {
+        self.v.iter().skip(ch).step_by(self.c).copied().collect()
+    }
+
+    /// Channel-wise concatenation of maps and single-channel planes.
+    fn cat(maps: &[&Map], planes: &[&[f32]]) -> Map {
+        let (h, w) = (maps[0].h, maps[0].w);
+        let c = maps.iter().map(|m| m.c).sum::<usize>() + planes.len();
+        let mut out = Map::zeros(h, w, c);
+        out.v
+            .par_chunks_mut(w * c)
+            .enumerate()
+            .for_each(|(r, row)| {
+                for (x, o) in row.chunks_exact_mut(c).enumerate() {
+                    let i = r * w + x;
+                    let mut at = 0;
+                    for m in maps {
+                        o[at..at + m.c].copy_from_slice(m.px(i));
+                        at += m.c;
+                    }
+                    for (o, p) in o[at..].iter_mut().zip(planes) {
+                        *o = p[i];
+                    }
+                }
+            });
+        out
+    }
+
+    fn zip(&self, o: &Map, f: impl Fn(f32, f32) -> f32 + Sync) -> Map {
+        Map {
+            v: self.v.iter().zip(&o.v).map(|(&a, &b)| f(a, b)).collect(),
+            ..*self
+        }
+    }
+}
+
+/// A 2-D convolution (stride 1, zero "same" padding, optional dilation) with its weights laid
+/// out `[tap][input channel][output channel padded to LANES]`.
+#[derive(Debug, Clone)]
+struct Conv {
+    cin: usize,
+    cout: usize,
+    cpad: usize,
+    k: usize,
+    dil: usize,
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default()
+}
+
+impl Conv {
+    fn from_burn(c: &Conv2d) -> Conv {
+        let [cout, cin, k, _] = c.weight.val().dims();
+        let wv = values(c.weight.val());
+        let cpad = cout.div_ceil(LANES) * LANES;
+        let mut w = vec![0f32; k * k * cin * cpad];
+        for o in 0..cout {
+            for i in 0..cin {
+                for t in 0..k * k {
+                    w[(t * cin + i) * cpad + o] = wv[(o * cin + i) * k * k + t];
+                }
+            }
+        }
+        let mut b = vec![0f32; cpad];
+        if let Some(bias) = &c.bias {
+            b[..cout].copy_from_slice(&values(bias.val()));
+        }
+        Conv {
+            cin,
+            cout,
+            cpad,
+            k,
+            dil: c.dilation[0],
+            w,
+            b,
+        }
+    }
+
+    fn apply(&self, x: &Map, relu: bool) -> Map {
+        self.apply_with(x, relu, simd_available())
+    }
+
+    /// The convolution of `x`; `simd` selects the AVX2/FMA block (callers check
+    /// [`simd_available`]).
+    fn apply_with(&self, x: &Map, relu: bool, simd: bool) -> Map {
+        assert_eq!(x.c, self.cin, "input channels");
+        let pad = self.dil * (self.k / 2);
+        // Columns computed per row: a multiple of both block widths (PIX1 = 2 PIX2); the extra
+        // columns read zero padding and are dropped.
+        let wr = x.w.div_ceil(PIX1) * PIX1;
+        let wp = wr + 2 * pad;
+        let cin = self.cin;
+        let mut xp = vec![0f32; (x.h + 2 * pad) * wp * cin];
+        for r in 0..x.h {
+            let dst = ((r + pad) * wp + pad) * cin;
+            xp[dst..dst + x.w * cin].copy_from_slice(&x.v[r * x.w * cin..(r + 1) * x.w * cin]);
+        }
+        let mut out = Map::zeros(x.h, x.w, self.cout);
+        let (cout, cpad) = (self.cout, self.cpad);
+        out.v.par_chunks_mut(x.w * cout).enumerate().for_each_init(
+            || vec![0f32; wr * cpad],
+            |acc, (r, orow)| {
+                self.row(&xp, wp, r, wr, acc, simd);
+                for c in 0..x.w {
+                    let a = &acc[c * cpad..c * cpad + cout];
+                    let o = &mut orow[c * cout..(c + 1) * cout];
+                    if relu {
+                        o.iter_mut().zip(a).for_each(|(o, &a)| *o = a.max(0.0));
+                    } else {
+                        o.copy_from_slice(a);
+                    }
+                }
+            },
+        );
+        out
+    }
+
+    /// Output row `r` (`wr` columns, `cpad` channels each) into `acc`.
+    fn row(&self, xp: &[f32], wp: usize, r: usize, wr: usize, acc: &mut [f32], simd: bool) {
+        let mut o0 = 0;
+        while o0 < self.cpad {
+            let wide = self.cpad - o0 >= 2 * LANES;
+            let (pix, lanes) = if wide {
+                (PIX2, 2 * LANES)
+            } else {
+                (PIX1, LANES)
+            };
+            for c0 in (0..wr).step_by(pix) {
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: `simd` is only true when AVX2 and FMA were detected, and every
+                    // index the block touches is in bounds (see `block_scalar`, which indexes
+                    // the same elements with checks).
+                    unsafe {
+                        if wide {
+                            self.block_avx2::<PIX2, 2>(xp, wp, r, c0, o0, acc);
+                        } else {
+                            self.block_avx2::<PIX1, 1>(xp, wp, r, c0, o0, acc);
+                        }
+                    }
+                    continue;
+                }
+                let _ = simd;
+                self.block_scalar(xp, wp, r, c0, pix, o0, lanes, acc);
+            }
+            o0 += lanes;
+        }
+    }
+
+    /// Pixels `c0..c0 + pix` of row `r`, output channels `o0..o0 + lanes`.
+    #[allow(clippy::too_many_arguments)]
+    fn block_scalar(
+        &self,
+        xp: &[f32],
+        wp: usize,
+        r: usize,
+        c0: usize,
+        pix: usize,
+        o0: usize,
+        lanes: usize,
+        acc: &mut [f32],
+    ) {
+        let (cin, cpad, k, dil) = (self.cin, self.cpad, self.k, self.dil);
+        for p in 0..pix {
+            for o in o0..o0 + lanes {
+                let mut s = self.b[o];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let xb = ((r + ky * dil) * wp + c0 + p + kx * dil) * cin;
+                        let wb = (ky * k + kx) * cin * cpad;
+                        for ci in 0..cin {
+                            s += xp[xb + ci] * self.w[wb + ci * cpad + o];
+                        }
+                    }
+                }
+                acc[(c0 + p) * cpad + o] = s;
+            }
+        }
+    }
+
+    /// [`block_scalar`](Self::block_scalar) for `P` pixels and `V` registers of output
+    /// channels, with fused multiply-adds.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `c0 + P <= wr` and `o0 + V * LANES <= cpad`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2<const P: usize, const V: usize>(
+        &self,
+        xp: &[f32],
+        wp: usize,
+        r: usize,
+        c0: usize,
+        o0: usize,
+        acc: &mut [f32],
+    ) {
+        use std::arch::x86_64::*;
+        let (cin, cpad, k, dil) = (self.cin, self.cpad, self.k, self.dil);
+        let mut a = [[_mm256_setzero_ps(); V]; P];
+        for v in 0..V {
+            let b = _mm256_loadu_ps(self.b.as_ptr().add(o0 + v * LANES));
+            for ap in a.iter_mut() {
+                ap[v] = b;
+            }
+        }
+        let xptr = xp.as_ptr();
+        let wptr = self.w.as_ptr();
+        for ky in 0..k {
+            for kx in 0..k {
+                let xb = xptr.add(((r + ky * dil) * wp + c0 + kx * dil) * cin);
+                let wb = wptr.add((ky * k + kx) * cin * cpad + o0);
+                for ci in 0..cin {
+                    let mut wv = [_mm256_setzero_ps(); V];
+                    for (v, w) in wv.iter_mut().enumerate() {
+                        *w = _mm256_loadu_ps(wb.add(ci * cpad + v * LANES));
+                    }
+                    for (p, ap) in a.iter_mut().enumerate() {
+                        let x = _mm256_broadcast_ss(&*xb.add(p * cin + ci));
+                        for v in 0..V {
+                            ap[v] = _mm256_fmadd_ps(x, wv[v], ap[v]);
+                        }
+                    }
+                }
+            }
+        }
+        let optr = acc.as_mut_ptr();
+        for (p, ap) in a.iter().enumerate() {
+            for (v, &x) in ap.iter().enumerate() {
+                _mm256_storeu_ps(optr.add((c0 + p) * cpad + o0 + v * LANES), x);
+            }
+        }
+    }
+}
+
+/// Whether the AVX2/FMA convolution block can run on this CPU.
+pub fn simd_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Enc([Conv; 3]);
+
+impl Enc {
+    fn from_burn(e: &Encoder) -> Enc {
+        Enc([
+            Conv::from_burn(&e.c1),
+            Conv::from_burn(&e.c2),
+            Conv::from_burn(&e.c3),
+        ])
+    }
+
+    fn forward(&self, x: &Map) -> Map {
+        let [c1, c2, c3] = &self.0;
+        c3.apply(&c2.apply(&c1.apply(x, true), true), true)
+    }
+}
+
+/// Latent maps of the experts with each expert's presence plane (`None` = present everywhere).
+pub struct Latent {
+    maps: Vec<Map>,
+    presence: Vec<Option<Vec<f32>>>,
+}
+
+/// One Monte Carlo pass's precision-weighted output: mean logits `[K][h * w]` and
+/// log-variance `[h * w]` (burn's planar layout).
+pub struct Fused {
+    /// Mean logits, plane per class.
+    pub mu: Vec<f32>,
+    /// Log-variance.
+    pub logvar: Vec<f32>,
+}
+
+/// The network's weights in native layout.
+#[derive(Debug, Clone)]
+pub struct NativeNet {
+    spec: NetSpec,
+    opt: Option<Enc>,
+    sar: Option<Enc>,
+    mix: Option<Conv>,
+    bil: Option<(Conv, Conv)>,
+    heads: Vec<(Conv, Conv)>,
+}
+
+impl NativeNet {
+    /// Copies the weights of `net`.
+    pub fn from_burn(net: &FusionNet) -> NativeNet {
+        NativeNet {
+            spec: net.spec(),
+            opt: net.opt.as_ref().map(Enc::from_burn),
+            sar: net.sar.as_ref().map(Enc::from_burn),
+            mix: net.mix.as_ref().map(Conv::from_burn),
+            bil: net
+                .bil_a
+                .as_ref()
+                .zip(net.bil_b.as_ref())
+                .map(|(a, b)| (Conv::from_burn(a), Conv::from_burn(b))),
+            heads: net
+                .heads
+                .iter()
+                .map(|h| (Conv::from_burn(&h.hidden), Conv::from_burn(&h.out)))
+                .collect(),
+        }
+    }
+
+    /// Expert latents of a network input (`assemble`'s layout, pixel-major): `FusionNet::latent`.
+    pub fn latent(&self, x: &Map) -> Latent {
+        let s = &self.spec;
+        let (opt_ch, in_ch) = (s.opt_ch(), s.in_ch());
+        let enc = |e: &Option<Enc>, x: &Map| e.as_ref().expect("encoder present").forward(x);
+        let one = |m: Map| Latent {
+            maps: vec![m],
+            presence: vec![None],
+        };
+        match s.fusion {
+            Fusion::Early => one(enc(&self.opt, x)),
+            Fusion::OpticalOnly => one(enc(&self.opt, &x.channels(0..opt_ch))),
+            Fusion::SarOnly => one(enc(&self.sar, &x.channels(opt_ch..in_ch))),
+            f => {
+                let po = x.plane(opt_ch - 1);
+                let ps = x.plane(in_ch - 1);
+                let fo = enc(&self.opt, &x.channels(0..opt_ch));
+                let fs = enc(&self.sar, &x.channels(opt_ch..in_ch));
+                let mix = || self.mix.as_ref().expect("mix layer present");
+                let joint = match f {
+                    Fusion::Late => None,
+                    Fusion::Concat => Some(mix().apply(&Map::cat(&[&fo, &fs], &[]), true)),
+                    Fusion::Add => Some(fo.zip(&fs, |a, b| a + b)),
+                    Fusion::Bilinear => {
+                        let (ca, cb) = self.bil.as_ref().expect("bilinear layers present");
+                        Some(
+                            ca.apply(&fo, false)
+                                .zip(&cb.apply(&fs, false), |a, b| a * b),
+                        )
+                    }
+                    Fusion::Attention => {
+                        let g = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
+                        let mut j = fo.clone();
+                        for ((o, &gl), &b) in j.v.iter_mut().zip(&g.v).zip(&fs.v) {
+                            let g = 1.0 / (1.0 + (-gl).exp());
+                            *o = *o * g + b * (1.0 - g);
+                        }
+                        Some(j)
+                    }
+                    Fusion::LearnedKernel => {
+                        let logits = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
+                        Some(kernel_fuse(&fo, &fs, &po, &ps, Some(&logits), s.kernel))
+                    }
+                    Fusion::FixedKernel => Some(kernel_fuse(&fo, &fs, &po, &ps, None, s.kernel)),
+                    Fusion::Early | Fusion::OpticalOnly | Fusion::SarOnly => {
+                        unreachable!("single-branch fusions handled above")
+                    }
+                };
+                let both: Vec<f32> = po.iter().zip(&ps).map(|(a, b)| a * b).collect();
+                let mut l = Latent {
+                    maps: vec![fo, fs],
+                    presence: vec![Some(po), Some(ps)],
+                };
+                if let Some(j) = joint {
+                    l.maps.push(j);
+                    l.presence.push(Some(both));
+                }
+                l
+            }
+        }
+    }
+
+    /// The heads' first layer (1x1 + ReLU) on each expert's latent.
+    pub fn hidden(&self, latent: &Latent) -> Vec<Map> {
+        self.heads
+            .iter()
+            .zip(&latent.maps)
+            .map(|((hidden, _), m)| hidden.apply(m, true))
+            .collect()
+    }
+
+    /// One pass of the heads' last layer and the precision weighting. `mask(expert, map)`
+    /// returns the map the expert's last layer sees (dropout applied) or `None` for no dropout.
+    pub fn pass(
+        &self,
+        latent: &Latent,
+        hidden: &[Map],
+        mask: impl Fn(usize, &Map) -> Option<Map>,
+    ) -> Fused {
+        let k = self.spec.classes;
+        let outs: Vec<Map> = self
+            .heads
+            .iter()
+            .zip(hidden)
+            .enumerate()
+            .map(|(e, ((_, out), z))| match mask(e, z) {
+                Some(m) => out.apply(&m, false),
+                None => out.apply(z, false),
+            })
+            .collect();
+        let hw = hidden[0].h * hidden[0].w;
+        let (lo, hi) = LOGVAR_RANGE;
+        let floor = (-hi).exp() * 1e-3;
+        let mut mu = vec![0f32; k * hw];
+        let mut logvar = vec![0f32; hw];
+        let mut num = vec![0f32; k];
+        for i in 0..hw {
+            if outs.len() == 1 {
+                let o = outs[0].px(i);
+                for j in 0..k {
+                    mu[j * hw + i] = o[j];
+                }
+                logvar[i] = o[k].clamp(lo, hi);
+                continue;
+            }
+            let mut total = 0f32;
+            for (e, o) in outs.iter().enumerate() {
+                let o = o.px(i);
+                let mut pi = (-o[k].clamp(lo, hi)).exp();
+                if let Some(p) = &latent.presence[e] {
+                    pi *= p[i];
+                }
+                total = if e == 0 { pi } else { total + pi };
+                for j in 0..k {
+                    num[j] = if e == 0 {
+                        o[j] * pi
+                    } else {
+                        num[j] + o[j] * pi
+                    };
+                }
+            }
+            let total = total.max(floor);
+            for j in 0..k {
+                mu[j * hw + i] = num[j] / total;
+            }
+            logvar[i] = -total.ln();
+        }
+        Fused { mu, logvar }
+    }
+}
+
+/// `model::kernel_fuse` on pixel-major maps: per pixel, a softmax over the 2 k^2 taps of both
+/// branches' neighbourhoods (missing taps pushed to -1e4) weights the neighbours' features.
+fn kernel_fuse(fo: &Map, fs: &Map, po: &[f32], ps: &[f32], logits: Option<&Map>, k: usize) -> Map {
+    let (h, w, c) = (fo.h, fo.w, fo.c);
+    let r = k / 2;
+    let wp = w + 2 * r;
+    // Zero-padded copies: taps outside the map read zero features and zero presence.
+    let pad = |v: &[f32], c: usize| {
+        let mut out = vec![0f32; (h + 2 * r) * wp * c];
+        for y in 0..h {
+            let dst = ((y + r) * wp + r) * c;
+            out[dst..dst + w * c].copy_from_slice(&v[y * w * c..(y + 1) * w * c]);
+        }
+        out
+    };
+    let padded = [(pad(&fo.v, c), pad(po, 1)), (pad(&fs.v, c), pad(ps, 1))];
+    let ctx = FuseCtx {
+        fo,
+        fs,
+        po,
+        ps,
+        logits,
+        k,
+        wp,
+        padded: &padded,
+    };
+    let mut out = Map::zeros(h, w, c);
+    let simd = simd_available();
+    out.v
+        .par_chunks_mut(w * c)
+        .enumerate()
+        .for_each(|(y, orow)| {
+            #[cfg(target_arch = "x86_64")]
+            if simd {
+                // SAFETY: AVX2 and FMA were detected.
+                unsafe { with_avx2(|| ctx.row(y, orow)) };
+                return;
+            }
+            let _ = simd;
+            ctx.row(y, orow);
+        });
+    out
+}
+
+/// What every row of [`kernel_fuse`] reads.
+struct FuseCtx<'a> {
+    fo: &'a Map,
+    fs: &'a Map,
+    po: &'a [f32],
+    ps: &'a [f32],
+    logits: Option<&'a Map>,
+    k: usize,
+    wp: usize,
+    padded: &'a [(Vec<f32>, Vec<f32>); 2],
+}
+
+impl FuseCtx<'_> {
+    #[inline(always)]
+    fn row(&self, y: usize, orow: &mut [f32]) {
+        let (w, c, k, wp) = (self.fo.w, self.fo.c, self.k, self.wp);
+        let r = (k / 2) as f32;
+        let taps = 2 * k * k;
+        let mut lg = vec![0f32; taps];
+        let mut reference = vec![0f32; c];
+        for x in 0..w {
+            let i = y * w + x;
+            // Padded index of the window's top-left pixel.
+            let base = y * wp + x;
+            if self.logits.is_none() {
+                let (a, b) = (self.po[i], self.ps[i]);
+                let den = (a + b).max(1e-6);
+                for ((rf, &u), &v) in reference.iter_mut().zip(self.fo.px(i)).zip(self.fs.px(i)) {
+                    *rf = (u * a + v * b) / den;
+                }
+            }
+            for (b, (f, p)) in self.padded.iter().enumerate() {
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let t = (b * k + dy) * k + dx;
+                        let j = base + dy * wp + dx;
+                        let logit = match self.logits {
+                            Some(l) => l.v[i * taps + t],
+                            None => {
+                                let d2 = ((dy as f32 - r).powi(2) + (dx as f32 - r).powi(2)) / 2.0;
+                                let sim = f[j * c..(j + 1) * c]
+                                    .iter()
+                                    .zip(&reference)
+                                    .map(|(u, v)| (u - v) * (u - v))
+                                    .sum::<f32>()
+                                    / (2.0 * c as f32);
+                                -sim - d2
+                            }
+                        };
+                        lg[t] = logit + (p[j] - 1.0) * 1e4;
+                    }
+                }
+            }
+            let m = lg.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for v in lg.iter_mut() {
+                *v = exp_f32(*v - m);
+                sum += *v;
+            }
+            let o = &mut orow[x * c..(x + 1) * c];
+            o.iter_mut().for_each(|v| *v = 0.0);
+            for (b, (f, _)) in self.padded.iter().enumerate() {
+                for dy in 0..k {
+                    for dx in 0..k {
+                        let wt = lg[(b * k + dy) * k + dx] / sum;
+                        let j = base + dy * wp + dx;
+                        for (o, &fv) in o.iter_mut().zip(&f[j * c..(j + 1) * c]) {
+                            *o += fv * wt;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs `f` compiled for AVX2 and FMA (the closure is inlined into this function).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2(f: impl FnOnce()) {
+    f()
+}
+
+/// e^x in f32 (Cephes' range reduction and polynomial, relative error about 1e-7), written
+/// without calls so loops over it vectorise; exactly 0 below -87 (a masked tap's weight).
+#[inline(always)]
+fn exp_f32(x: f32) -> f32 {
+    let xc = x.clamp(-87.0, 88.0);
+    // Round to nearest through the 1.5 * 2^23 shift (no SSE4.1 rounding instruction needed).
+    let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 0.166_666_65;
+    p = p * r + 0.5;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
+    if x < -87.0 {
+        0.0
+    } else {
+        y * scale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use ndarray::Array3;
+
+    fn from_planes(a: &Array3<f32>) -> Map {
+        let (c, h, w) = a.dim();
+        Map {
+            h,
+            w,
+            c,
+            v: a.view().permuted_axes([1, 2, 0]).iter().copied().collect(),
+        }
+    }
+
+    fn random_map(rng: &mut Rng, h: usize, w: usize, c: usize) -> Map {
+        Map {
+            h,
+            w,
+            c,
+            v: (0..h * w * c)
+                .map(|_| rng.f64() as f32 * 2.0 - 1.0)
+                .collect(),
+        }
+    }
+
+    /// Textbook convolution in f64, zero padding outside the map.
+    fn brute(conv: &Conv, x: &Map, relu: bool) -> Vec<f64> {
+        let pad = (conv.dil * (conv.k / 2)) as isize;
+        let mut out = Vec::new();
+        for r in 0..x.h {
+            for c in 0..x.w {
+                for o in 0..conv.cout {
+                    let mut s = conv.b[o] as f64;
+                    for ky in 0..conv.k {
+                        for kx in 0..conv.k {
+                            let yy = r as isize + (ky * conv.dil) as isize - pad;
+                            let xx = c as isize + (kx * conv.dil) as isize - pad;
+                            if yy < 0 || xx < 0 || yy >= x.h as isize || xx >= x.w as isize {
+                                continue;
+                            }
+                            let px = x.px(yy as usize * x.w + xx as usize);
+                            for (ci, &v) in px.iter().enumerate() {
+                                let wt =
+                                    conv.w[((ky * conv.k + kx) * conv.cin + ci) * conv.cpad + o];
+                                s += v as f64 * wt as f64;
+                            }
+                        }
+                    }
+                    out.push(if relu { s.max(0.0) } else { s });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn convolution_blocks_equal_a_textbook_convolution() {
+        let mut rng = Rng::new(3);
+        // Output widths on both sides of the register blocks (16, 8 and 24 = 16 + 8), odd map
+        // sizes (partial pixel blocks), dilation 2, 1x1.
+        for &(cin, cout, k, dil, h, w) in &[
+            (11usize, 16usize, 3usize, 1usize, 7usize, 13usize),
+            (16, 16, 3, 2, 9, 25),
+            (34, 18, 3, 1, 5, 6),
+            (16, 8, 1, 1, 3, 29),
+            (3, 5, 3, 1, 4, 1),
+        ] {
+            let cpad = cout.div_ceil(LANES) * LANES;
+            let mut conv = Conv {
+                cin,
+                cout,
+                cpad,
+                k,
+                dil,
+                w: vec![0.0; k * k * cin * cpad],
+                b: vec![0.0; cpad],
+            };
+            for t in 0..k * k * cin {
+                for o in 0..cout {
+                    conv.w[t * cpad + o] = rng.f64() as f32 - 0.5;
+                }
+            }
+            for o in 0..cout {
+                conv.b[o] = rng.f64() as f32 - 0.5;
+            }
+            let x = random_map(&mut rng, h, w, cin);
+            for relu in [false, true] {
+                let want = brute(&conv, &x, relu);
+                let mut paths = vec![conv.apply_with(&x, relu, false)];
+                if simd_available() {
+                    paths.push(conv.apply_with(&x, relu, true));
+                }
+                for got in paths {
+                    assert_eq!((got.h, got.w, got.c), (h, w, cout));
+                    for (g, wv) in got.v.iter().zip(&want) {
+                        assert!(
+                            (*g as f64 - wv).abs() <= 1e-5 * (1.0 + wv.abs()),
+                            "{cin}->{cout} k{k} d{dil}: {g} vs {wv}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_exp_is_accurate_and_exactly_zero_for_masked_taps() {
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let (got, want) = (exp_f32(x) as f64, (x as f64).exp());
+            assert!(
+                (got - want).abs() <= 3e-7 * want,
+                "exp({x}): {got} vs {want}"
+            );
+            x += 0.0137;
+        }
+        assert_eq!(exp_f32(-1e4), 0.0);
+        assert_eq!(exp_f32(-87.5), 0.0);
+        assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn pixel_major_round_trip() {
+        let a = Array3::from_shape_fn((3, 4, 5), |(c, r, x)| (c * 100 + r * 10 + x) as f32);
+        let m = from_planes(&a);
+        assert_eq!(m.px(5 + 2), &[12.0, 112.0, 212.0][..]);
+        assert_eq!(m.to_planes(), a.iter().copied().collect::<Vec<_>>());
+        assert_eq!(
+            m.plane(1),
+            a.slice(ndarray::s![1, .., ..])
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(m.channels(1..3).px(0), &[100.0, 200.0][..]);
+    }
+}
