@@ -341,6 +341,7 @@ fn compression(name: &str) -> geofuse::io::writer::Compression {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     geofuse::io::quiet_gdal_errors();
+    geofuse::io::configure_allocator();
     geofuse::io::configure_gdal();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,16 +70,16 @@ impl Map {
     /// Channels `r` of every pixel.
     fn channels(&self, r: Range<usize>) -> Map {
         let c = r.len();
-        let mut v = Vec::with_capacity(self.h * self.w * c);
-        for px in self.v.chunks_exact(self.c) {
-            v.extend_from_slice(&px[r.clone()]);
-        }
-        Map {
-            h: self.h,
-            w: self.w,
-            c,
-            v,
-        }
+        let mut out = Map::zeros(self.h, self.w, c);
+        out.v
+            .par_chunks_mut(self.w * c)
+            .zip(self.v.par_chunks(self.w * self.c))
+            .for_each(|(o, x)| {
+                for (o, px) in o.chunks_exact_mut(c).zip(x.chunks_exact(self.c)) {
+                    o.copy_from_slice(&px[r.clone()]);
+                }
+            });
+        out
     }
 
     /// One channel as a plane `[h * w]`.
@@ -117,6 +117,17 @@ impl Map {
             ..*self
         }
     }
+}
+
+/// A pixel-major map `v` (`h` x `w` x `c`) inside a zero border: `pad` rows above and below,
+/// `pad` columns on the left and `wp - w - pad` on the right.
+fn padded(v: &[f32], h: usize, w: usize, c: usize, pad: usize, wp: usize) -> Vec<f32> {
+    let mut out = vec![0f32; (h + 2 * pad) * wp * c];
+    out[pad * wp * c..(h + pad) * wp * c]
+        .par_chunks_mut(wp * c)
+        .zip(v.par_chunks(w * c))
+        .for_each(|(o, x)| o[pad * c..(pad + w) * c].copy_from_slice(x));
+    out
 }
 
 /// A 2-D convolution (stride 1, zero "same" padding, optional dilation) with its weights laid
@@ -181,11 +192,7 @@ impl Conv {
         let wr = x.w.div_ceil(PIX1) * PIX1;
         let wp = wr + 2 * pad;
         let cin = self.cin;
-        let mut xp = vec![0f32; (x.h + 2 * pad) * wp * cin];
-        for r in 0..x.h {
-            let dst = ((r + pad) * wp + pad) * cin;
-            xp[dst..dst + x.w * cin].copy_from_slice(&x.v[r * x.w * cin..(r + 1) * x.w * cin]);
-        }
+        let xp = padded(&x.v, x.h, x.w, cin, pad, wp);
         let mut out = Map::zeros(x.h, x.w, self.cout);
         let (cout, cpad) = (self.cout, self.cpad);
         out.v.par_chunks_mut(x.w * cout).enumerate().for_each_init(
@@ -210,6 +217,7 @@ impl Conv {
     fn row(&self, xp: &[f32], wp: usize, r: usize, wr: usize, acc: &mut [f32], simd: bool) {
         let mut o0 = 0;
         while o0 < self.cpad {
+            // Two registers per pixel where 16 channels are left, else one (three spill).
             let wide = self.cpad - o0 >= 2 * LANES;
             let (pix, lanes) = if wide {
                 (PIX2, 2 * LANES)
@@ -490,44 +498,44 @@ impl NativeNet {
                 None => out.apply(z, false),
             })
             .collect();
-        let hw = hidden[0].h * hidden[0].w;
+        let (h, w) = (hidden[0].h, hidden[0].w);
         let (lo, hi) = LOGVAR_RANGE;
         let floor = (-hi).exp() * 1e-3;
-        let mut mu = vec![0f32; k * hw];
-        let mut logvar = vec![0f32; hw];
-        let mut num = vec![0f32; k];
-        for i in 0..hw {
-            if outs.len() == 1 {
-                let o = outs[0].px(i);
-                for j in 0..k {
-                    mu[j * hw + i] = o[j];
+        // Pixel-major [K mean logits, log-variance] per pixel, then planes.
+        let mut fused = Map::zeros(h, w, k + 1);
+        fused
+            .v
+            .par_chunks_mut(w * (k + 1))
+            .enumerate()
+            .for_each(|(r, row)| {
+                for (x, f) in row.chunks_exact_mut(k + 1).enumerate() {
+                    let i = r * w + x;
+                    if outs.len() == 1 {
+                        let o = outs[0].px(i);
+                        f[..k].copy_from_slice(&o[..k]);
+                        f[k] = o[k].clamp(lo, hi);
+                        continue;
+                    }
+                    let mut total = 0f32;
+                    for (e, o) in outs.iter().enumerate() {
+                        let o = o.px(i);
+                        let mut pi = (-o[k].clamp(lo, hi)).exp();
+                        if let Some(p) = &latent.presence[e] {
+                            pi *= p[i];
+                        }
+                        total = if e == 0 { pi } else { total + pi };
+                        for (n, &m) in f[..k].iter_mut().zip(o) {
+                            *n = if e == 0 { m * pi } else { *n + m * pi };
+                        }
+                    }
+                    let total = total.max(floor);
+                    f[..k].iter_mut().for_each(|n| *n /= total);
+                    f[k] = -total.ln();
                 }
-                logvar[i] = o[k].clamp(lo, hi);
-                continue;
-            }
-            let mut total = 0f32;
-            for (e, o) in outs.iter().enumerate() {
-                let o = o.px(i);
-                let mut pi = (-o[k].clamp(lo, hi)).exp();
-                if let Some(p) = &latent.presence[e] {
-                    pi *= p[i];
-                }
-                total = if e == 0 { pi } else { total + pi };
-                for j in 0..k {
-                    num[j] = if e == 0 {
-                        o[j] * pi
-                    } else {
-                        num[j] + o[j] * pi
-                    };
-                }
-            }
-            let total = total.max(floor);
-            for j in 0..k {
-                mu[j * hw + i] = num[j] / total;
-            }
-            logvar[i] = -total.ln();
-        }
-        Fused { mu, logvar }
+            });
+        let mut planes = fused.to_planes();
+        let logvar = planes.split_off(k * h * w);
+        Fused { mu: planes, logvar }
     }
 }
 
@@ -538,14 +546,7 @@ fn kernel_fuse(fo: &Map, fs: &Map, po: &[f32], ps: &[f32], logits: Option<&Map>,
     let r = k / 2;
     let wp = w + 2 * r;
     // Zero-padded copies: taps outside the map read zero features and zero presence.
-    let pad = |v: &[f32], c: usize| {
-        let mut out = vec![0f32; (h + 2 * r) * wp * c];
-        for y in 0..h {
-            let dst = ((y + r) * wp + r) * c;
-            out[dst..dst + w * c].copy_from_slice(&v[y * w * c..(y + 1) * w * c]);
-        }
-        out
-    };
+    let pad = |v: &[f32], c: usize| padded(v, h, w, c, r, wp);
     let padded = [(pad(&fo.v, c), pad(po, 1)), (pad(&fs.v, c), pad(ps, 1))];
     let ctx = FuseCtx {
         fo,
@@ -559,6 +560,7 @@ fn kernel_fuse(fo: &Map, fs: &Map, po: &[f32], ps: &[f32], logits: Option<&Map>,
     };
     let mut out = Map::zeros(h, w, c);
     let simd = simd_available();
+    // The shipped width (16) gets a row loop with the channel count known at compile time.
     out.v
         .par_chunks_mut(w * c)
         .enumerate()
@@ -566,11 +568,21 @@ fn kernel_fuse(fo: &Map, fs: &Map, po: &[f32], ps: &[f32], logits: Option<&Map>,
             #[cfg(target_arch = "x86_64")]
             if simd {
                 // SAFETY: AVX2 and FMA were detected.
-                unsafe { with_avx2(|| ctx.row(y, orow)) };
+                unsafe {
+                    if c == 16 {
+                        ctx.row_avx2::<16>(y, orow)
+                    } else {
+                        ctx.row_avx2::<0>(y, orow)
+                    }
+                }
                 return;
             }
             let _ = simd;
-            ctx.row(y, orow);
+            if c == 16 {
+                ctx.row::<16>(y, orow)
+            } else {
+                ctx.row::<0>(y, orow)
+            }
         });
     out
 }
@@ -588,12 +600,30 @@ struct FuseCtx<'a> {
 }
 
 impl FuseCtx<'_> {
+    /// [`row`](Self::row) compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_avx2<const C: usize>(&self, y: usize, orow: &mut [f32]) {
+        self.row::<C>(y, orow)
+    }
+
+    /// Row `y` into `orow`; `C` is the channel count, or 0 to take it from the maps.
     #[inline(always)]
-    fn row(&self, y: usize, orow: &mut [f32]) {
-        let (w, c, k, wp) = (self.fo.w, self.fo.c, self.k, self.wp);
+    fn row<const C: usize>(&self, y: usize, orow: &mut [f32]) {
+        let (w, k, wp) = (self.fo.w, self.k, self.wp);
+        let c = if C == 0 { self.fo.c } else { C };
         let r = (k / 2) as f32;
-        let taps = 2 * k * k;
-        let mut lg = vec![0f32; taps];
+        let kk = k * k;
+        // Offset of each tap from the window's top-left pixel (padded pixels) and its squared
+        // distance to the centre over 2.
+        let offsets: Vec<usize> = (0..kk).map(|t| (t / k) * wp + t % k).collect();
+        let d2: Vec<f32> = (0..kk)
+            .map(|t| (((t / k) as f32 - r).powi(2) + ((t % k) as f32 - r).powi(2)) / 2.0)
+            .collect();
+        let mut lg = vec![0f32; 2 * kk];
         let mut reference = vec![0f32; c];
         for x in 0..w {
             let i = y * w + x;
@@ -607,58 +637,45 @@ impl FuseCtx<'_> {
                 }
             }
             for (b, (f, p)) in self.padded.iter().enumerate() {
-                for dy in 0..k {
-                    for dx in 0..k {
-                        let t = (b * k + dy) * k + dx;
-                        let j = base + dy * wp + dx;
-                        let logit = match self.logits {
-                            Some(l) => l.v[i * taps + t],
-                            None => {
-                                let d2 = ((dy as f32 - r).powi(2) + (dx as f32 - r).powi(2)) / 2.0;
-                                let sim = f[j * c..(j + 1) * c]
-                                    .iter()
-                                    .zip(&reference)
-                                    .map(|(u, v)| (u - v) * (u - v))
-                                    .sum::<f32>()
-                                    / (2.0 * c as f32);
-                                -sim - d2
-                            }
-                        };
-                        lg[t] = logit + (p[j] - 1.0) * 1e4;
+                let lgb = &mut lg[b * kk..(b + 1) * kk];
+                match self.logits {
+                    Some(l) => {
+                        let l = &l.v[i * 2 * kk + b * kk..i * 2 * kk + (b + 1) * kk];
+                        for ((o, &l), &off) in lgb.iter_mut().zip(l).zip(&offsets) {
+                            *o = l + (p[base + off] - 1.0) * 1e4;
+                        }
+                    }
+                    None => {
+                        for ((o, &off), &d2) in lgb.iter_mut().zip(&offsets).zip(&d2) {
+                            let j = base + off;
+                            let sim = f[j * c..j * c + c]
+                                .iter()
+                                .zip(&reference)
+                                .map(|(u, v)| (u - v) * (u - v))
+                                .sum::<f32>()
+                                / (2.0 * c as f32);
+                            *o = (-sim - d2) + (p[j] - 1.0) * 1e4;
+                        }
                     }
                 }
             }
             let m = lg.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for v in lg.iter_mut() {
-                *v = exp_f32(*v - m);
-                sum += *v;
-            }
+            // Separate loops: the exponentials vectorise, the (ordered) sum does not.
+            lg.iter_mut().for_each(|v| *v = exp_f32(*v - m));
+            let sum: f32 = lg.iter().sum();
             let o = &mut orow[x * c..(x + 1) * c];
             o.iter_mut().for_each(|v| *v = 0.0);
             for (b, (f, _)) in self.padded.iter().enumerate() {
-                for dy in 0..k {
-                    for dx in 0..k {
-                        let wt = lg[(b * k + dy) * k + dx] / sum;
-                        let j = base + dy * wp + dx;
-                        for (o, &fv) in o.iter_mut().zip(&f[j * c..(j + 1) * c]) {
-                            *o += fv * wt;
-                        }
+                for (&e, &off) in lg[b * kk..(b + 1) * kk].iter().zip(&offsets) {
+                    let wt = e / sum;
+                    let j = base + off;
+                    for (o, &fv) in o.iter_mut().zip(&f[j * c..j * c + c]) {
+                        *o += fv * wt;
                     }
                 }
             }
         }
     }
-}
-
-/// Runs `f` compiled for AVX2 and FMA (the closure is inlined into this function).
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn with_avx2(f: impl FnOnce()) {
-    f()
 }
 
 /// e^x in f32 (Cephes' range reduction and polynomial, relative error about 1e-7), written
@@ -744,13 +761,14 @@ mod tests {
     #[test]
     fn convolution_blocks_equal_a_textbook_convolution() {
         let mut rng = Rng::new(3);
-        // Output widths on both sides of the register blocks (16, 8 and 24 = 16 + 8), odd map
+        // Output widths on both sides of the register blocks (16, 8; 24 = 16 + 8; 40), odd map
         // sizes (partial pixel blocks), dilation 2, 1x1.
         for &(cin, cout, k, dil, h, w) in &[
             (11usize, 16usize, 3usize, 1usize, 7usize, 13usize),
             (16, 16, 3, 2, 9, 25),
             (34, 18, 3, 1, 5, 6),
             (16, 8, 1, 1, 3, 29),
+            (5, 40, 1, 1, 3, 7),
             (3, 5, 3, 1, 4, 1),
         ] {
             let cpad = cout.div_ceil(LANES) * LANES;
