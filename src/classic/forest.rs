@@ -90,6 +90,21 @@ pub struct Forest {
     flat: std::sync::OnceLock<Vec<FlatTop>>,
 }
 
+/// Whether [`FlatTop`] can descend 16 samples with AVX-512 gathers on this CPU.
+fn gathers_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Samples descended together in [`Forest::predict_block`].
+const GROUP: usize = 64;
+
 /// Levels of a tree laid out as a complete binary tree for [`Forest::predict_block`].
 const FLAT_LEVELS: usize = 10;
 
@@ -105,10 +120,72 @@ struct FlatTop {
     feature: Vec<u32>,
     threshold: Vec<f32>,
     slot: Vec<u32>,
+    /// Per slot: the leaf index when the slot's node is a leaf, else `u32::MAX`.
+    slot_leaf: Vec<u32>,
+    /// Per leaf: its K class probabilities, its entropy, zero padding to [`ROW`] lanes.
+    rows: Vec<f32>,
+}
+
+/// Lanes of a leaf row in [`FlatTop::rows`] (K + 1 rounded up to a multiple of 8).
+fn row_lanes(k: usize) -> usize {
+    (k + 1).div_ceil(8) * 8
 }
 
 impl FlatTop {
-    fn new(tree: &Tree) -> FlatTop {
+    /// Flat index reached by each of `idx.len()` consecutive samples of `x` (`nf` features
+    /// each).
+    fn descend(&self, x: &[f32], nf: usize, idx: &mut [usize]) {
+        for _ in 0..self.depth {
+            for (s, i) in idx.iter_mut().enumerate() {
+                let v = x[s * nf + self.feature[*i] as usize];
+                *i = 2 * *i + 1 + (v > self.threshold[*i]) as usize;
+            }
+        }
+    }
+
+    /// [`descend`](Self::descend) for 16 samples in the lanes of AVX-512 registers: per level,
+    /// three gathers (feature, threshold, the sample's value) and an ordered greater-than, so
+    /// NaN goes left as in the scalar loop.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; `x` holds 16 samples of `nf` features.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn descend_avx512(&self, x: &[f32], nf: usize, idx: &mut [usize; GROUP]) {
+        use std::arch::x86_64::*;
+        const R: usize = GROUP / 16;
+        debug_assert!(x.len() >= GROUP * nf);
+        let base = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(nf as i32),
+        );
+        let mut lane = [base; R];
+        for (g, l) in lane.iter_mut().enumerate() {
+            *l = _mm512_add_epi32(base, _mm512_set1_epi32((g * 16 * nf) as i32));
+        }
+        let one = _mm512_set1_epi32(1);
+        // Independent registers of 16 samples each: their gathers overlap.
+        let mut i = [_mm512_setzero_si512(); R];
+        for _ in 0..self.depth {
+            for g in 0..R {
+                let f = _mm512_i32gather_epi32::<4>(i[g], self.feature.as_ptr() as *const i32);
+                let thr = _mm512_i32gather_ps::<4>(i[g], self.threshold.as_ptr());
+                let v = _mm512_i32gather_ps::<4>(_mm512_add_epi32(lane[g], f), x.as_ptr());
+                let right = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, thr);
+                let next = _mm512_add_epi32(_mm512_add_epi32(i[g], i[g]), one);
+                i[g] = _mm512_mask_add_epi32(next, right, next, one);
+            }
+        }
+        let mut out = [0u32; GROUP];
+        for (g, v) in i.iter().enumerate() {
+            _mm512_storeu_si512(out.as_mut_ptr().add(16 * g) as *mut __m512i, *v);
+        }
+        for (o, &v) in idx.iter_mut().zip(&out) {
+            *o = v as usize;
+        }
+    }
+
+    fn new(tree: &Tree, k: usize) -> FlatTop {
         fn height(t: &Tree, i: usize) -> usize {
             let nd = &t.nodes[i];
             if nd.feature == u32::MAX {
@@ -124,6 +201,8 @@ impl FlatTop {
             feature: vec![0; inner],
             threshold: vec![f32::INFINITY; inner],
             slot: vec![0; 1 << depth],
+            slot_leaf: Vec::new(),
+            rows: Vec::new(),
         };
         // (flat index, original node, level)
         let mut stack = vec![(0usize, 0u32, 0usize)];
@@ -142,6 +221,24 @@ impl FlatTop {
             };
             stack.push((2 * fi + 1, l, level + 1));
             stack.push((2 * fi + 2, r, level + 1));
+        }
+        f.slot_leaf = f
+            .slot
+            .iter()
+            .map(|&node| {
+                let nd = &tree.nodes[node as usize];
+                if nd.feature == u32::MAX {
+                    nd.left
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
+        let kp = row_lanes(k);
+        f.rows = vec![0.0; tree.leaf_entropy.len() * kp];
+        for (leaf, row) in f.rows.chunks_exact_mut(kp).enumerate() {
+            row[..k].copy_from_slice(&tree.leaf_probs[leaf * k..leaf * k + k]);
+            row[k] = tree.leaf_entropy[leaf];
         }
         f
     }
@@ -289,38 +386,69 @@ impl Forest {
     /// branch-free for 16 samples at a time ([`FlatTop`]); deeper trees finish with the
     /// pointer walk.
     pub fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], entropy: &mut [f32]) {
-        const G: usize = 16;
+        self.predict_block_with(x, n, probs, entropy, gathers_available());
+    }
+
+    /// [`predict_block`](Self::predict_block); `simd` (callers check [`gathers_available`])
+    /// descends full groups of 16 samples with AVX-512 gathers.
+    fn predict_block_with(
+        &self,
+        x: &[f32],
+        n: usize,
+        probs: &mut [f32],
+        entropy: &mut [f32],
+        simd: bool,
+    ) {
+        const G: usize = GROUP;
         let k = self.n_classes;
         let nf = self.n_features;
-        probs[..n * k].iter_mut().for_each(|p| *p = 0.0);
-        entropy[..n].iter_mut().for_each(|e| *e = 0.0);
+        let kp = row_lanes(k);
+        let mut acc = vec![0f32; n * kp];
         let flat = self
             .flat
-            .get_or_init(|| self.trees.iter().map(FlatTop::new).collect());
+            .get_or_init(|| self.trees.iter().map(|t| FlatTop::new(t, k)).collect());
+        let simd = simd && G * nf < i32::MAX as usize;
         for (t, ft) in self.trees.iter().zip(flat) {
             let inner = (1usize << ft.depth) - 1;
             for g0 in (0..n).step_by(G) {
                 let m = G.min(n - g0);
                 let mut idx = [0usize; G];
-                for _ in 0..ft.depth {
-                    for (s, i) in idx.iter_mut().enumerate().take(m) {
-                        let v = x[(g0 + s) * nf + ft.feature[*i] as usize];
-                        *i = 2 * *i + 1 + (v > ft.threshold[*i]) as usize;
-                    }
+                #[cfg(target_arch = "x86_64")]
+                if simd && m == G {
+                    // SAFETY: AVX-512F was detected; the group's 16 samples lie in `x`.
+                    unsafe { ft.descend_avx512(&x[g0 * nf..(g0 + G) * nf], nf, &mut idx) };
+                } else {
+                    ft.descend(&x[g0 * nf..], nf, &mut idx[..m]);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = simd;
+                    ft.descend(&x[g0 * nf..], nf, &mut idx[..m]);
                 }
                 for (s, &i) in idx.iter().enumerate().take(m) {
                     let smp = g0 + s;
-                    let node = ft.slot[i - inner] as usize;
-                    let leaf = t.leaf_from(node, &x[smp * nf..smp * nf + nf]);
-                    for (p, l) in probs[smp * k..smp * k + k]
-                        .iter_mut()
-                        .zip(&t.leaf_probs[leaf * k..leaf * k + k])
+                    let leaf = match ft.slot_leaf[i - inner] {
+                        u32::MAX => {
+                            let node = ft.slot[i - inner] as usize;
+                            t.leaf_from(node, &x[smp * nf..smp * nf + nf])
+                        }
+                        l => l as usize,
+                    };
+                    // Probabilities and entropy in one padded row: whole-register adds.
+                    for (a, l) in acc[smp * kp..smp * kp + kp]
+                        .chunks_exact_mut(8)
+                        .zip(ft.rows[leaf * kp..leaf * kp + kp].chunks_exact(8))
                     {
-                        *p += l;
+                        for (a, l) in a.iter_mut().zip(l) {
+                            *a += l;
+                        }
                     }
-                    entropy[smp] += t.leaf_entropy[leaf];
                 }
             }
+        }
+        for (s, a) in acc.chunks_exact(kp).enumerate() {
+            probs[s * k..s * k + k].copy_from_slice(&a[..k]);
+            entropy[s] = a[k];
         }
         let nt = self.trees.len() as f32;
         probs[..n * k].iter_mut().for_each(|p| *p /= nt);
@@ -584,14 +712,18 @@ mod tests {
                     seed: depth as u64,
                 },
             );
-            let mut probs = vec![0f32; 301 * 4];
-            let mut ent = vec![0f32; 301];
-            f.predict_block(&xt, 301, &mut probs, &mut ent);
-            for s in 0..301 {
-                let mut p = [0f32; 4];
-                let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
-                assert_eq!(&probs[s * 4..s * 4 + 4], &p, "depth {depth}, sample {s}");
-                assert_eq!(ent[s].to_bits(), e.to_bits(), "depth {depth}, sample {s}");
+            // The scalar descent, and the AVX-512 one where the CPU has it.
+            for simd in [false, gathers_available()] {
+                let mut probs = vec![0f32; 301 * 4];
+                let mut ent = vec![0f32; 301];
+                f.predict_block_with(&xt, 301, &mut probs, &mut ent, simd);
+                for s in 0..301 {
+                    let mut p = [0f32; 4];
+                    let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
+                    let at = format!("depth {depth}, sample {s}, simd {simd}");
+                    assert_eq!(&probs[s * 4..s * 4 + 4], &p, "{at}");
+                    assert_eq!(ent[s].to_bits(), e.to_bits(), "{at}");
+                }
             }
         }
     }
