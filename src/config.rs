@@ -860,13 +860,19 @@ impl Pipeline {
         hex_sha256(serde_json::to_string(self).unwrap_or_default().as_bytes())
     }
 
-    /// Hash of the parts that shape one method's product on one scene.
+    /// Hash of the parts that shape one method's product on one scene, and the geofuse version
+    /// (a product made by another release is remade).
     pub fn product_config_hash(&self, scene: &SceneDef, method: &MethodDef) -> String {
-        let v = serde_json::json!({
+        hex_sha256(self.product_config(scene, method).to_string().as_bytes())
+    }
+
+    /// What [`product_config_hash`](Self::product_config_hash) hashes.
+    fn product_config(&self, scene: &SceneDef, method: &MethodDef) -> serde_json::Value {
+        serde_json::json!({
             "seed": self.seed, "classes": self.classes, "scene": scene, "features": self.features,
             "split": self.split, "method": method, "coregistration": self.coregistration,
-        });
-        hex_sha256(v.to_string().as_bytes())
+            "geofuse": env!("CARGO_PKG_VERSION"),
+        })
     }
 }
 
@@ -934,6 +940,16 @@ name = "handcrafted"
         assert_eq!(p.scenes[0].optical.path, PathBuf::from("/tmp/p/opt.tif"));
         assert_eq!(p.output, PathBuf::from("/tmp/p/out"));
         assert_eq!(p.tiling.tile_size, 512);
+    }
+
+    #[test]
+    fn product_hash_covers_the_geofuse_version_and_the_method() {
+        let p = parse(MINIMAL).unwrap();
+        let (s, m) = (&p.scenes[0], &p.methods[0]);
+        assert_eq!(p.product_config(s, m)["geofuse"], env!("CARGO_PKG_VERSION"));
+        let mut m2 = m.clone();
+        m2.name = "other".into();
+        assert_ne!(p.product_config_hash(s, m), p.product_config_hash(s, &m2));
     }
 
     #[test]

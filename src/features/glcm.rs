@@ -105,16 +105,23 @@ struct Cooc {
     sum_c2: u64,
     sum_clogc: i64,
     sum_r2: u64,
-    m: [u64; 5],        // sum over cell entries of s^k, s = i + j
-    pow: Vec<[u64; 5]>, // 2 s^k for s = 0..2n
-    d1: u64,            // sum |i - j|
-    d2: u64,            // sum (i - j)^2
-    idm: u64,           // fixed-point sum 1 / (1 + d^2)
-    hom: u64,           // fixed-point sum 1 / (1 + d)
+    /// Sums over cell entries that are linear in the pairs: [`LIN`] order.
+    lin: [u64; 8],
+    /// What one symmetric pair (a, b) adds to `lin`, at `a * n + b`.
+    lin_pair: Vec<[u64; 8]>,
     clogc: Vec<i64>,
-    idm_w: Vec<u64>,
-    hom_w: Vec<u64>,
 }
+
+/// Entries of [`Cooc::lin`]: sums over cell entries of s^1..s^4 (s = i + j), |i - j|,
+/// (i - j)^2, fixed-point 1 / (1 + d^2) (IDM), fixed-point 1 / (1 + d) (homogeneity).
+const M1: usize = 0;
+const M2: usize = 1;
+const M3: usize = 2;
+const M4: usize = 3;
+const D1: usize = 4;
+const D2: usize = 5;
+const IDM: usize = 6;
+const HOM: usize = 7;
 
 impl Cooc {
     fn new(n: usize, max_total: usize) -> Self {
@@ -136,21 +143,25 @@ impl Cooc {
             sum_c2: 0,
             sum_clogc: 0,
             sum_r2: 0,
-            m: [0; 5],
-            pow: (0..2 * n as u64)
-                .map(|s| [2, 2 * s, 2 * s * s, 2 * s * s * s, 2 * s * s * s * s])
+            lin: [0; 8],
+            lin_pair: (0..n * n)
+                .map(|ab| {
+                    let (a, b) = ((ab / n) as u64, (ab % n) as u64);
+                    let (s, d) = (a + b, a.abs_diff(b));
+                    // Each symmetric pair is two cell entries.
+                    [
+                        2 * s,
+                        2 * s * s,
+                        2 * s * s * s,
+                        2 * s * s * s * s,
+                        2 * d,
+                        2 * d * d,
+                        2 * (FX / (1.0 + (d * d) as f64)).round() as u64,
+                        2 * (FX / (1.0 + d as f64)).round() as u64,
+                    ]
+                })
                 .collect(),
-            d1: 0,
-            d2: 0,
-            idm: 0,
-            hom: 0,
             clogc,
-            idm_w: (0..n)
-                .map(|d| (FX / (1.0 + (d * d) as f64)).round() as u64)
-                .collect(),
-            hom_w: (0..n)
-                .map(|d| (FX / (1.0 + d as f64)).round() as u64)
-                .collect(),
         }
     }
 
@@ -161,11 +172,7 @@ impl Cooc {
         self.sum_c2 = 0;
         self.sum_clogc = 0;
         self.sum_r2 = 0;
-        self.m = [0; 5];
-        self.d1 = 0;
-        self.d2 = 0;
-        self.idm = 0;
-        self.hom = 0;
+        self.lin = [0; 8];
     }
 
     #[inline]
@@ -197,26 +204,17 @@ impl Cooc {
         }
         self.bump_row(a, sign);
         self.bump_row(b, sign);
-        let p = self.pow[a + b];
-        let d = a.abs_diff(b);
+        let p = &self.lin_pair[a * self.n + b];
         if sign > 0 {
             self.total += 2;
-            for (m, v) in self.m.iter_mut().zip(p).skip(1) {
+            for (m, v) in self.lin.iter_mut().zip(p) {
                 *m += v;
             }
-            self.d1 += 2 * d as u64;
-            self.d2 += 2 * (d * d) as u64;
-            self.idm += 2 * self.idm_w[d];
-            self.hom += 2 * self.hom_w[d];
         } else {
             self.total -= 2;
-            for (m, v) in self.m.iter_mut().zip(p).skip(1) {
+            for (m, v) in self.lin.iter_mut().zip(p) {
                 *m -= v;
             }
-            self.d1 -= 2 * d as u64;
-            self.d2 -= 2 * (d * d) as u64;
-            self.idm -= 2 * self.idm_w[d];
-            self.hom -= 2 * self.hom_w[d];
         }
     }
 
@@ -229,28 +227,29 @@ impl Cooc {
         let t = self.total as f64;
         let ti = self.total as i128;
         let n = self.n as f64;
-        let m1 = self.m[1] as i128;
-        let m2 = self.m[2] as i128;
-        let m3 = self.m[3] as i128;
-        let m4 = self.m[4] as i128;
-        let b = self.d2 as i128;
+        let m1 = self.lin[M1] as i128;
+        let m2 = self.lin[M2] as i128;
+        let m3 = self.lin[M3] as i128;
+        let m4 = self.lin[M4] as i128;
+        let b = self.lin[D2] as i128;
         // Exact integer numerators: var = (T(A+B) - M1^2) / (4 T^2), cov = (T(A-B) - M1^2) / (4 T^2).
         let var = to_f64(ti * (m2 + b) - m1 * m1) / (4.0 * t * t);
         let cov = to_f64(ti * (m2 - b) - m1 * m1) / (4.0 * t * t);
-        let mean = m1 as f64 / (2.0 * t);
+        let mean = self.lin[M1] as f64 / (2.0 * t);
         let energy = self.sum_c2 as f64 / (t * t);
         // T log2 T from the same fixed-point table, so the difference is an exact integer and a
         // single-cell matrix has entropy exactly 0.
         let entropy_bits =
             ((self.clogc[self.total as usize] - self.sum_clogc) as f64 / FX / t).max(0.0);
-        let inertia = b as f64 / t;
-        let idm = self.idm as f64 / FX / t;
+        let inertia = self.lin[D2] as f64 / t;
+        let idm = self.lin[IDM] as f64 / FX / t;
         let shade = to_f64(m3 * ti * ti - 3 * m1 * m2 * ti + 2 * m1 * m1 * m1) / (t * t * t);
         let prominence = to_f64(
             m4 * ti * ti * ti - 4 * m1 * m3 * ti * ti + 6 * m1 * m1 * m2 * ti
                 - 3 * m1 * m1 * m1 * m1,
         ) / (t * t * t * t);
-        let sij = to_f64((m2 - b) / 4) / t; // sum i j p
+        // sum i j p: the sum of 2 ((i + j)^2 - (i - j)^2) = 8 i j is exact in u64.
+        let sij = ((self.lin[M2] - self.lin[D2]) / 4) as f64 / t;
         let rows_var = self.sum_r2 as f64 / (n * t * t) - 1.0 / (n * n);
         let haralick = if rows_var.abs() > 1e-8 {
             (sij - 1.0 / (n * n)) / rows_var
@@ -277,8 +276,8 @@ impl Cooc {
             prominence as f32,
             haralick as f32,
             inertia as f32,
-            (self.hom as f64 / FX / t) as f32,
-            (self.d1 as f64 / t) as f32,
+            (self.lin[HOM] as f64 / FX / t) as f32,
+            (self.lin[D1] as f64 / t) as f32,
             mean as f32,
             var as f32,
         ];
