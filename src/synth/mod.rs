@@ -21,7 +21,7 @@ use ndarray::{Array3, Axis};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::io::writer::{epsg_wkt, StreamWriter};
+use crate::io::writer::{epsg_wkt, Compression, StreamWriter};
 use crate::raster::Grid;
 use crate::rng::{hash4, unit, Rng};
 
@@ -84,7 +84,8 @@ pub struct SynthOptions {
     pub size: usize,
     /// Seed.
     pub seed: u64,
-    /// Rows generated per strip.
+    /// Rows generated per strip. A multiple of the files' 256-row blocks writes each block
+    /// once; otherwise a block written in parts can be flushed half-full and rewritten.
     pub strip_rows: usize,
     /// Cloud cover target (fraction).
     pub cloud_cover: f64,
@@ -95,7 +96,7 @@ impl Default for SynthOptions {
         SynthOptions {
             size: 1024,
             seed: 1,
-            strip_rows: 128,
+            strip_rows: 256,
             cloud_cover: 0.12,
         }
     }
@@ -323,9 +324,21 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
         crs_wkt: epsg_wkt(32631)?,
         epsg: Some(32631),
     };
-    let mut wo = StreamWriter::create::<u16>(&out.join("optical.tif"), &grid, &BANDS, Some(0.0))?;
-    let mut ws =
-        StreamWriter::create::<f32>(&out.join("sar.tif"), &grid, &["VV", "VH"], Some(f64::NAN))?;
+    // DEFLATE level 6: a 20000^2 scene spends its time compressing at level 9.
+    let mut wo = StreamWriter::create_with::<u16>(
+        &out.join("optical.tif"),
+        &grid,
+        &BANDS,
+        Some(0.0),
+        Compression::Deflate,
+    )?;
+    let mut ws = StreamWriter::create_with::<f32>(
+        &out.join("sar.tif"),
+        &grid,
+        &["VV", "VH"],
+        Some(f64::NAN),
+        Compression::Deflate,
+    )?;
     let mut wl = StreamWriter::create::<u8>(&out.join("labels.tif"), &grid, &["class"], Some(0.0))?;
     let mut wc = StreamWriter::create::<u8>(
         &out.join("cloud_mask.tif"),
