@@ -4,7 +4,9 @@
 #   bash benches/peers/run.sh [SIZE]        # SIZE default 2048; RUNS=3 repetitions (medians)
 #
 # Installs what is missing (Debian: otb-bin, libotb-apps, gdal-bin, python3-gdal,
-# python3-numpy, python3-torch), builds geofuse (release), generates the scene with
+# python3-numpy, python3-torch, python3-venv; PyTorch from PyPI into a virtual environment under
+# ~/.cache/geofuse/torch-venv, about 5 GB with its CUDA libraries, unused on the CPU), builds
+# geofuse (release), generates the scene with
 # ../shared/peers/make_data.py (the script the OTB figures were measured with), runs each
 # operation with both tools, checks that the outputs agree, and prints a table. The last lines
 # are machine-readable, one per comparison: `ratio <name> <x>`, x = geofuse speed / reference
@@ -19,7 +21,7 @@ make_data="$root/../shared/peers/make_data.py"
 [ -f "$make_data" ] || { echo "run.sh: $make_data not found; it needs ../shared/peers beside the clone" >&2; exit 2; }
 
 # --- install (idempotent) ------------------------------------------------------------------
-need=(otb-bin libotb-apps gdal-bin python3-gdal python3-numpy python3-torch)
+need=(otb-bin libotb-apps gdal-bin python3-gdal python3-numpy python3-torch python3-venv)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +30,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+venv=${TORCH_VENV:-$HOME/.cache/geofuse/torch-venv}
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q torch numpy
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/geofuse/target}
 (cd "$root" && cargo build --release --locked -q)
@@ -118,10 +126,25 @@ chain_gf() { "$gf" run out/chain.toml --force -q --out out/gf_chain; }
 time_runs otb_chain chain_otb
 time_runs gf_chain chain_gf
 
-# --- learned network on the CPU: geofuse (burn, Flex backend) vs PyTorch ---------------------
+# --- learned network on the CPU: geofuse (native kernels; burn Flex for reference) vs PyTorch --
+# Each figure is the median of 7 forward passes; the tools alternate RUNS times and the
+# median of those medians is kept.
 tile=256
-T[torch]=$("$py" "$here/torch_net.py" "$tile" | sed -n 's/^ms \([0-9.]*\)$/\1/p')
-T[gf_net]=$("$gf" bench-net --fusion learned-kernel --size "$tile" --device cpu | sed -n 's/^ms \([0-9.]*\)$/\1/p')
+net_ms() { "$@" | sed -n 's/^ms \([0-9.]*\)$/\1/p'; }
+v_pt=(); v_deb=(); v_gf=(); v_burn=()
+for _ in $(seq "$runs"); do
+  v_pt+=("$(net_ms "$venv/bin/python" "$here/torch_net.py" "$tile")")
+  v_deb+=("$(net_ms "$py" "$here/torch_net.py" "$tile")")
+  v_gf+=("$(net_ms "$gf" bench-net --fusion learned-kernel --size "$tile" --device cpu)")
+  v_burn+=("$(net_ms "$gf" bench-net --fusion learned-kernel --size "$tile" --device cpu-burn)")
+done
+median_f() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+T[torch]=$(median_f "${v_pt[@]}")
+T[torch_deb]=$(median_f "${v_deb[@]}")
+T[gf_net]=$(median_f "${v_gf[@]}")
+T[gf_burn]=$(median_f "${v_burn[@]}")
+torch_v=$("$venv/bin/python" -c "import torch; print(torch.__version__)")
+torch_deb_v=$("$py" -c "import torch; print(torch.__version__)")
 
 # --- agreement -------------------------------------------------------------------------------
 "$py" "$here/agree.py" "$work"
@@ -137,6 +160,8 @@ printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees predict + confidence" "${T[otb
 printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees train" "${T[otb_rf_train]}" "${T[gf_rf_train]}" "$(r "${T[otb_rf_train]}" "${T[gf_rf_train]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "chain: scene to classes" "${T[otb_chain]}" "${T[gf_chain]}" "$(r "${T[otb_chain]}" "${T[gf_chain]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "learned-kernel net, ${tile}^2 (torch)" "${T[torch]}" "${T[gf_net]}" "$(r "${T[torch]}" "${T[gf_net]}")"
+printf '  PyTorch %s from PyPI; Debian PyTorch %s: %s ms; geofuse through burn Flex: %s ms\n' \
+  "$torch_v" "$torch_deb_v" "${T[torch_deb]}" "${T[gf_burn]}"
 printf 'geofuse throughput: GLCM %s MP/s, indices %s MP/s, RF predict %s MP/s, chain %s MP/s\n' \
   "$(mps "${T[gf_glcm]}")" "$(mps "${T[gf_ri]}")" "$(mps "${T[gf_rf_predict]}")" "$(mps "${T[gf_chain]}")"
 echo "ratio glcm $(r "${T[otb_glcm]}" "${T[gf_glcm]}")"
