@@ -4,7 +4,9 @@
 //! - [`model`]: encoders, fusion strategies, head.
 //! - [`LearnedModel`]: training (patches, augmentation, modality dropout, class weights, early
 //!   stopping), Monte Carlo dropout inference, saving and loading.
-//! - [`Runtime`]: the compute device (`cpu` = burn's Flex backend, `wgpu` = GPU through wgpu).
+//! - [`native`]: CPU inference on geofuse's own kernels (the weights copied from burn).
+//! - [`Runtime`]: the compute device (`cpu` = burn's Flex backend for training and [`native`]
+//!   for inference, `wgpu` = GPU through wgpu).
 
 pub mod model;
 pub mod native;
