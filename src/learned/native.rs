@@ -186,6 +186,9 @@ impl Conv {
     /// [`simd_available`]).
     fn apply_with(&self, x: &Map, relu: bool, simd: bool) -> Map {
         assert_eq!(x.c, self.cin, "input channels");
+        if self.k == 1 {
+            return self.apply_pointwise(x, relu, simd);
+        }
         let pad = self.dil * (self.k / 2);
         // Columns computed per row: a multiple of both block widths (PIX1 = 2 PIX2); the extra
         // columns read zero padding and are dropped.
@@ -199,17 +202,48 @@ impl Conv {
             || vec![0f32; wr * cpad],
             |acc, (r, orow)| {
                 self.row(&xp, wp, r, wr, acc, simd);
-                for c in 0..x.w {
-                    let a = &acc[c * cpad..c * cpad + cout];
-                    let o = &mut orow[c * cout..(c + 1) * cout];
-                    if relu {
-                        o.iter_mut().zip(a).for_each(|(o, &a)| *o = a.max(0.0));
-                    } else {
-                        o.copy_from_slice(a);
-                    }
-                }
+                self.store(acc, orow, relu);
             },
         );
+        out
+    }
+
+    /// Copies the `cout` real channels of each pixel of `acc` into `out` (ReLU optional).
+    fn store(&self, acc: &[f32], out: &mut [f32], relu: bool) {
+        let (cout, cpad) = (self.cout, self.cpad);
+        for (o, a) in out.chunks_exact_mut(cout).zip(acc.chunks_exact(cpad)) {
+            if relu {
+                o.iter_mut().zip(a).for_each(|(o, &a)| *o = a.max(0.0));
+            } else {
+                o.copy_from_slice(&a[..cout]);
+            }
+        }
+    }
+
+    /// A 1x1 convolution: no neighbourhood, so the map is one long row of pixels read in
+    /// place (no padded copy); only a last partial block goes through a zero-padded buffer.
+    fn apply_pointwise(&self, x: &Map, relu: bool, simd: bool) -> Map {
+        const CHUNK: usize = 32 * PIX1;
+        let (cin, cout, cpad) = (self.cin, self.cout, self.cpad);
+        let mut out = Map::zeros(x.h, x.w, cout);
+        out.v
+            .par_chunks_mut(CHUNK * cout)
+            .enumerate()
+            .for_each_init(
+                || (vec![0f32; CHUNK * cpad], vec![0f32; PIX1 * cin]),
+                |(acc, tail), (i, orow)| {
+                    let m = orow.len() / cout;
+                    let src = &x.v[i * CHUNK * cin..(i * CHUNK + m) * cin];
+                    let full = m / PIX1 * PIX1;
+                    self.row(src, full, 0, full, acc, simd);
+                    if m > full {
+                        tail.fill(0.0);
+                        tail[..(m - full) * cin].copy_from_slice(&src[full * cin..]);
+                        self.row(tail, PIX1, 0, PIX1, &mut acc[full * cpad..], simd);
+                    }
+                    self.store(&acc[..m * cpad], orow, relu);
+                },
+            );
         out
     }
 
@@ -762,13 +796,14 @@ mod tests {
     fn convolution_blocks_equal_a_textbook_convolution() {
         let mut rng = Rng::new(3);
         // Output widths on both sides of the register blocks (16, 8; 24 = 16 + 8; 40), odd map
-        // sizes (partial pixel blocks), dilation 2, 1x1.
+        // sizes (partial pixel blocks), dilation 2, 1x1 (one and several pixel chunks).
         for &(cin, cout, k, dil, h, w) in &[
             (11usize, 16usize, 3usize, 1usize, 7usize, 13usize),
             (16, 16, 3, 2, 9, 25),
             (34, 18, 3, 1, 5, 6),
             (16, 8, 1, 1, 3, 29),
             (5, 40, 1, 1, 3, 7),
+            (16, 16, 1, 1, 30, 31),
             (3, 5, 3, 1, 4, 1),
         ] {
             let cpad = cout.div_ceil(LANES) * LANES;
