@@ -815,10 +815,13 @@ impl LearnedModel {
                     m.v.par_chunks_mut(z.w * z.c)
                         .enumerate()
                         .for_each(|(r, row)| {
-                            for j in 0..z.c {
-                                let keep = self.mask_row(t, e * width + j, origin.0 + r);
-                                for c in 0..z.w {
-                                    row[c * z.c + j] *= keep(origin.1 + c);
+                            // Pixel by pixel, each channel's row hash hoisted.
+                            let keep: Vec<_> = (0..z.c)
+                                .map(|j| self.mask_row(t, e * width + j, origin.0 + r))
+                                .collect();
+                            for (c, px) in row.chunks_exact_mut(z.c).enumerate() {
+                                for (v, k) in px.iter_mut().zip(&keep) {
+                                    *v *= k(origin.1 + c);
                                 }
                             }
                         });
