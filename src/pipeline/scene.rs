@@ -199,8 +199,10 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
     drop(sar_ds);
     // A band with no valid value at all (all NaN or nodata) cannot be used.
     let opt_reader = RasterReader::open(&s.optical.path)?;
+    let bands: Vec<usize> = (1..=s.optical.bands.len()).collect();
+    let samples = opt_reader.sample_bands(&bands, 512)?;
     for (i, name) in s.optical.bands.iter().enumerate() {
-        if opt_reader.sample(i + 1, 512)?.is_empty() {
+        if samples[i].is_empty() && !opt_reader.has_valid(i + 1)? {
             return Err(Error::input(
                 &s.optical.path,
                 format!(
@@ -213,7 +215,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
     let sar_reader = RasterReader::open(&sar_path)?;
     for (k, b) in sar_bands.iter().enumerate() {
         let vals = sar_reader.sample(*b, 512)?;
-        if vals.is_empty() {
+        if vals.is_empty() && !sar_reader.has_valid(*b)? {
             return Err(Error::input(
                 &s.sar.path,
                 format!(
