@@ -24,6 +24,89 @@ pub fn quiet_gdal_errors() {
 /// geofuse reads each tile once, plus its halo: 64 MB holds every worker's blocks.
 pub const DEFAULT_CACHE_MB: usize = 64;
 
+/// Why a [`dataset_raster_io`] call did not run or failed.
+#[derive(Debug)]
+pub(crate) enum RasterIoError {
+    /// Bands, window or buffer do not fit the dataset (a caller's bug).
+    Arguments(String),
+    /// GDAL reported an error (a truncated or corrupt file, a full disk).
+    Gdal,
+}
+
+/// One `GDALDatasetRasterIO` call over window `win` of the 1-based `bands`: reads into `buf` or
+/// (`write`) writes it, `buf` laid out band-sequential (`[band][row][col]`) or, when
+/// `interleaved`, pixel-interleaved (`[row][col][band]`). All bands in one call, so a
+/// pixel-interleaved file decodes or fills each block once.
+pub(crate) fn dataset_raster_io<T: gdal::raster::GdalType + Copy>(
+    ds: &gdal::Dataset,
+    write: bool,
+    win: crate::raster::Window,
+    bands: &[usize],
+    buf: &mut [T],
+    interleaved: bool,
+) -> std::result::Result<(), RasterIoError> {
+    use std::ffi::c_int;
+    let (h, w, nb) = (win.height, win.width, bands.len());
+    if buf.len() != nb * h * w {
+        return Err(RasterIoError::Arguments(format!(
+            "buffer of {} values for {nb} band(s) of {h} x {w}",
+            buf.len()
+        )));
+    }
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let count = ds.raster_count();
+    if let Some(&b) = bands.iter().find(|&&b| b == 0 || b > count) {
+        return Err(RasterIoError::Arguments(format!("no band {b}")));
+    }
+    let (cols, rows) = ds.raster_size();
+    if win.row + h > rows || win.col + w > cols {
+        return Err(RasterIoError::Arguments(format!(
+            "window {win} outside the raster ({cols} x {rows})"
+        )));
+    }
+    let mut map: Vec<c_int> = bands.iter().map(|&b| b as c_int).collect();
+    let size = std::mem::size_of::<T>();
+    let (pixel, line, band) = if interleaved {
+        (size * nb, size * nb * w, size)
+    } else {
+        (size, size * w, size * w * h)
+    };
+    let flag = if write {
+        gdal_sys::GDALRWFlag::GF_Write
+    } else {
+        gdal_sys::GDALRWFlag::GF_Read
+    };
+    // SAFETY: `buf` holds nb x h x w values of T and the spacings address exactly that layout;
+    // the band map lists nb existing 1-based bands and the window lies inside the raster (all
+    // checked above); the dataset handle is borrowed for the duration of the call.
+    let err = unsafe {
+        gdal_sys::GDALDatasetRasterIO(
+            ds.c_dataset(),
+            flag,
+            win.col as c_int,
+            win.row as c_int,
+            w as c_int,
+            h as c_int,
+            buf.as_mut_ptr() as *mut std::ffi::c_void,
+            w as c_int,
+            h as c_int,
+            T::gdal_ordinal(),
+            nb as c_int,
+            map.as_mut_ptr(),
+            pixel as c_int,
+            line as c_int,
+            band as c_int,
+        )
+    };
+    if err == gdal_sys::CPLErr::CE_None {
+        Ok(())
+    } else {
+        Err(RasterIoError::Gdal)
+    }
+}
+
 /// Largest allocation glibc serves from its heap rather than a fresh `mmap` (bytes), and the
 /// free memory it keeps at the top of a heap before returning it to the kernel.
 const MMAP_THRESHOLD: i32 = 32 << 20;

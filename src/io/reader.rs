@@ -169,52 +169,19 @@ impl RasterReader {
     fn raw_read(&self, bands: &[usize], win: Window, interleaved: bool) -> Result<Vec<f32>> {
         let (h, w, nb) = (win.height, win.width, bands.len());
         let mut buf = vec![0f32; nb * h * w];
-        if buf.is_empty() {
-            return Ok(buf);
-        }
-        let count = self.ds.raster_count();
-        if let Some(&b) = bands.iter().find(|&&b| b == 0 || b > count) {
-            return Err(Error::Internal(format!(
-                "{}: no band {b}",
-                self.path.display()
-            )));
-        }
-        let mut map: Vec<std::ffi::c_int> = bands.iter().map(|&b| b as std::ffi::c_int).collect();
-        let (pixel, line, band) = if interleaved {
-            (4 * nb, 4 * nb * w, 4)
-        } else {
-            (4, 4 * w, 4 * w * h)
-        };
-        // SAFETY: the buffer holds nb x h x w f32 values and the spacings address exactly
-        // that layout (band-sequential or pixel-interleaved); the band map lists nb valid
-        // 1-based bands (checked above); the dataset handle is owned by `self.ds` for the
-        // duration of the call.
-        let err = unsafe {
-            gdal_sys::GDALDatasetRasterIO(
-                self.ds.c_dataset(),
-                gdal_sys::GDALRWFlag::GF_Read,
-                win.col as std::ffi::c_int,
-                win.row as std::ffi::c_int,
-                w as std::ffi::c_int,
-                h as std::ffi::c_int,
-                buf.as_mut_ptr() as *mut std::ffi::c_void,
-                w as std::ffi::c_int,
-                h as std::ffi::c_int,
-                gdal_sys::GDALDataType::GDT_Float32,
-                nb as std::ffi::c_int,
-                map.as_mut_ptr(),
-                pixel as std::ffi::c_int,
-                line as std::ffi::c_int,
-                band as std::ffi::c_int,
-            )
-        };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(Error::Input {
-                path: self.path.clone(),
-                msg: format!(
-                    "cannot read bands {bands:?} {win}; the file may be truncated or corrupt"
-                ),
-            });
+        match super::dataset_raster_io(&self.ds, false, win, bands, &mut buf, interleaved) {
+            Ok(()) => {}
+            Err(super::RasterIoError::Arguments(m)) => {
+                return Err(Error::Internal(format!("{}: {m}", self.path.display())))
+            }
+            Err(super::RasterIoError::Gdal) => {
+                return Err(Error::Input {
+                    path: self.path.clone(),
+                    msg: format!(
+                        "cannot read bands {bands:?} {win}; the file may be truncated or corrupt"
+                    ),
+                })
+            }
         }
         for (k, &b) in bands.iter().enumerate() {
             if let Some(nd) = self.nodata.get(b - 1).copied().flatten() {
@@ -307,12 +274,10 @@ impl RasterReader {
         Ok(out)
     }
 
-    /// Whether a band holds any valid value: [`sample`](Self::sample) first, then, when the
-    /// sampled windows are all invalid, every pixel (tile by tile).
+    /// Whether a band holds any valid value, looking at every pixel (tile by tile, stopping at
+    /// the first): the check behind an empty [`sample`](Self::sample), whose windows can miss
+    /// a band's only valid area.
     pub fn has_valid(&self, band: usize) -> Result<bool> {
-        if !self.sample(band, 512)?.is_empty() {
-            return Ok(true);
-        }
         let (w, h) = self.ds.raster_size();
         for row in (0..h).step_by(512) {
             for col in (0..w).step_by(512) {

@@ -437,51 +437,33 @@ impl StreamWriter {
             .as_mut()
             .ok_or_else(|| Error::Internal("stream writer finished".into()))?;
         let (nb, h, w) = data.dim();
-        if nb * h * w == 0 {
-            return Ok(());
-        }
-        if nb > ds.raster_count() || row + h > ds.raster_size().1 || col + w > ds.raster_size().0 {
-            return Err(Error::Internal(format!(
-                "{}: write of {nb} band(s) {h} x {w} at ({row}, {col}) outside the raster",
-                self.tmp.display()
-            )));
-        }
-        let mut buf: Vec<T> = data.iter().copied().collect();
-        let mut map: Vec<std::ffi::c_int> = (1..=nb as std::ffi::c_int).collect();
-        let size = std::mem::size_of::<T>();
-        // SAFETY: `buf` holds nb x h x w values of T in band-sequential order and the spacings
-        // address exactly that layout; the band map lists nb existing 1-based bands and the
-        // window lies inside the raster (both checked above); the dataset handle is owned by
-        // `self.ds` for the duration of the call.
-        let err = unsafe {
-            gdal_sys::GDALDatasetRasterIO(
-                ds.c_dataset(),
-                gdal_sys::GDALRWFlag::GF_Write,
-                col as std::ffi::c_int,
-                row as std::ffi::c_int,
-                w as std::ffi::c_int,
-                h as std::ffi::c_int,
-                buf.as_mut_ptr() as *mut std::ffi::c_void,
-                w as std::ffi::c_int,
-                h as std::ffi::c_int,
-                T::gdal_ordinal(),
-                nb as std::ffi::c_int,
-                map.as_mut_ptr(),
-                size as std::ffi::c_int,
-                (size * w) as std::ffi::c_int,
-                (size * w * h) as std::ffi::c_int,
-            )
+        let win = Window {
+            row,
+            col,
+            height: h,
+            width: w,
         };
-        if err != gdal_sys::CPLErr::CE_None {
-            return Err(Error::gdal(
-                &self.tmp,
-                format!("write rows {row}..{}", row + h),
-                gdal::errors::GdalError::CplError {
-                    class: err,
-                    number: 0,
-                    msg: "GDALDatasetRasterIO failed".into(),
-                },
-            ));
+        let bands: Vec<usize> = (1..=nb).collect();
+        let mut buf: Vec<T> = data.iter().copied().collect();
+        match super::dataset_raster_io(ds, true, win, &bands, &mut buf, false) {
+            Ok(()) => {}
+            Err(super::RasterIoError::Arguments(m)) => {
+                return Err(Error::Internal(format!(
+                    "{}: write: {m}",
+                    self.tmp.display()
+                )))
+            }
+            Err(super::RasterIoError::Gdal) => {
+                return Err(Error::gdal(
+                    &self.tmp,
+                    format!("write rows {row}..{}", row + h),
+                    gdal::errors::GdalError::CplError {
+                        class: gdal_sys::CPLErr::CE_Failure,
+                        number: 0,
+                        msg: "GDALDatasetRasterIO failed".into(),
+                    },
+                ))
+            }
         }
         Ok(())
     }
