@@ -7,7 +7,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Errors raised by geofuse. `exit_code` maps them onto the CLI contract
 /// (2 = bad input or config, 1 = internal error).
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are `Clone`, so a worker that cannot open its readers (rayon `map_init`) hands the
+/// same error, with its kind and exit code, to every tile it is given.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The pipeline file is malformed or inconsistent.
     #[error("pipeline {path}: {msg}")]
@@ -30,13 +33,12 @@ pub enum Error {
     #[error("model {path}: {msg}")]
     Model { path: PathBuf, msg: String },
 
-    /// A GDAL call failed while reading or writing a file.
-    #[error("GDAL failed on {path} ({what}): {source}")]
+    /// A GDAL call failed while writing a file (GDAL's own message kept).
+    #[error("GDAL failed on {path} ({what}): {msg}")]
     Gdal {
         path: PathBuf,
         what: String,
-        #[source]
-        source: gdal::errors::GdalError,
+        msg: String,
     },
 
     /// Filesystem error on a path.
@@ -45,7 +47,7 @@ pub enum Error {
         path: PathBuf,
         what: String,
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
 
     /// A bug or an unexpected state inside geofuse.
@@ -61,8 +63,6 @@ impl Error {
             | Error::Input { .. }
             | Error::GridMismatch { .. }
             | Error::Model { .. } => 2,
-            // A GDAL failure on open is a bad input; classify by what we were doing.
-            Error::Gdal { what, .. } if what.starts_with("open") => 2,
             _ => 1,
         }
     }
@@ -83,16 +83,12 @@ impl Error {
         }
     }
 
-    /// Wraps a GDAL error with the file and the operation.
-    pub fn gdal(
-        path: impl Into<PathBuf>,
-        what: impl Into<String>,
-        source: gdal::errors::GdalError,
-    ) -> Self {
+    /// A GDAL failure on an output file, with GDAL's message.
+    pub fn gdal(path: impl Into<PathBuf>, what: impl Into<String>, msg: impl ToString) -> Self {
         Error::Gdal {
             path: path.into(),
             what: what.into(),
-            source,
+            msg: msg.to_string(),
         }
     }
 
@@ -101,7 +97,7 @@ impl Error {
         Error::Io {
             path: path.into(),
             what: what.into(),
-            source,
+            source: std::sync::Arc::new(source),
         }
     }
 }

@@ -7,9 +7,11 @@
 //! - [`io`]: the only place that calls GDAL (read windows, write COGs, warp).
 //! - [`tiler`]: tiles with halos.
 //! - [`features`]: spectral indices, SAR features, GLCM texture (pure kernels).
-//! - [`classic`]: the hand-crafted random-forest classifier.
+//! - [`method`]: the one interface every method kind implements, and its registry.
+//! - [`classic`]: hand-crafted classifiers over the feature stack (random forest, boosted trees).
 //! - [`learned`]: CNN encoders and fusion strategies (burn; CPU or wgpu).
 //! - [`uncertainty`]: confidence, aleatoric, epistemic and total uncertainty.
+//! - [`product`]: the product contract (bands, scale, modality bits, byte encoding).
 //! - [`eval`]: spatial block split and accuracy metrics.
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
 //! - [`synth`]: the synthetic scene generator.
@@ -22,7 +24,9 @@ pub mod eval;
 pub mod features;
 pub mod io;
 pub mod learned;
+pub mod method;
 pub mod pipeline;
+pub mod product;
 pub mod raster;
 pub mod rng;
 pub mod synth;

@@ -21,26 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline file: every scene, every method; products, metrics, manifest, report.
-    Run {
-        /// Pipeline file (TOML).
-        pipeline: PathBuf,
-        /// Output folder (overrides the pipeline's `output`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Redo every product even when its hashes match.
-        #[arg(long)]
-        force: bool,
-        /// Run the I-th of N disjoint parts (0-based), e.g. 0/4 (Slurm arrays, Indexed Jobs).
-        #[arg(long, value_parser = parse_shard, default_value = "0/1")]
-        shard: (usize, usize),
-        /// Compute device for learned methods: auto (a GPU through wgpu when present, else the
-        /// CPU), cpu, or wgpu. Hand-crafted methods always run on the CPU.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
-        device: String,
-        /// No progress lines.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Run(RunArgs),
     /// Train and save the models of a pipeline's methods without predicting.
     Train {
         /// Pipeline file (TOML).
@@ -71,20 +52,7 @@ enum Command {
         common: StageOptions,
     },
     /// Write a synthetic scene: optical.tif, sar.tif, labels.tif, cloud_mask.tif, pipeline.toml.
-    Synth {
-        /// Output folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Scene side in pixels.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
-        /// Seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Target cloud cover (0..1).
-        #[arg(long, default_value_t = 0.12)]
-        cloud_cover: f64,
-    },
+    Synth(SynthArgs),
     /// Report each scene's grids, bands, nodata and co-registration verdict.
     Inspect {
         /// Pipeline file (TOML), or a single raster.
@@ -106,125 +74,186 @@ enum Command {
     },
     /// GLCM (Haralick) texture of one band of any raster, like Orfeo ToolBox's
     /// HaralickTextureExtraction: a Float32 GeoTIFF with one band per feature (NaN = nodata).
-    Texture {
-        /// Input raster.
-        input: PathBuf,
-        /// Output GeoTIFF.
-        #[arg(long)]
-        out: PathBuf,
-        /// Input band (1-based).
-        #[arg(long, default_value_t = 1)]
-        band: usize,
-        /// Window radius (window = 2 radius + 1).
-        #[arg(long, default_value_t = 2)]
-        radius: usize,
-        /// Offset dx,dy (x = column, y = row going down).
-        #[arg(long, default_value = "1,0", value_parser = parse_offset, allow_hyphen_values = true)]
-        offset: (i32, i32),
-        /// Grey levels (2..=64).
-        #[arg(long, default_value_t = 8)]
-        levels: usize,
-        /// Quantisation range min,max in the band's units (default: its exact min and max).
-        #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
-        range: Option<(f64, f64)>,
-        /// Feature definitions: otb (Orfeo ToolBox) or standard (textbook).
-        #[arg(long, default_value = "otb", value_parser = ["otb", "standard"])]
-        definitions: String,
-        /// Comma-separated feature names, `simple` (OTB's 8, in its order) or `all` (13).
-        #[arg(long, default_value = "simple")]
-        features: String,
-        /// Tile side in pixels.
-        #[arg(long, default_value_t = 512)]
-        tile: usize,
-        /// Output compression.
-        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
-        compress: String,
-    },
+    Texture(TextureArgs),
     /// Spectral indices of a multi-band optical raster, like Orfeo ToolBox's
     /// RadiometricIndices: a Float32 GeoTIFF with one band per index (NaN = nodata).
-    Indices {
-        /// Input raster.
-        input: PathBuf,
-        /// Output GeoTIFF.
-        #[arg(long)]
-        out: PathBuf,
-        /// Names of the input bands in file order, comma-separated.
-        #[arg(long, default_value = "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12")]
-        bands: String,
-        /// Indices, comma-separated (NDVI NDWI MNDWI NDBI SAVI EVI NBR NDRE NDMI BI).
-        #[arg(long, default_value = "NDVI,NDMI,MNDWI,BI")]
-        list: String,
-        /// Reflectance = value x scale + offset.
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        /// Reflectance offset.
-        #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-        offset: f64,
-        /// Tile side in pixels.
-        #[arg(long, default_value_t = 512)]
-        tile: usize,
-        /// Output compression.
-        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
-        compress: String,
-    },
-    /// Random forest on a feature stack: trains on a label raster, writes class + confidence,
-    /// aleatoric, epistemic and total uncertainty (Byte, scale 0.004), like Orfeo ToolBox's
-    /// TrainImagesClassifier + ImageClassifier -confmap.
-    Classify {
-        /// Feature stack (any number of bands).
-        stack: PathBuf,
-        /// Label raster on the same grid (values 1..254; 0 and 255 unlabelled).
-        #[arg(long)]
-        labels: PathBuf,
-        /// Output GeoTIFF.
-        #[arg(long)]
-        out: PathBuf,
-        /// Trees.
-        #[arg(long, default_value_t = 100)]
-        trees: usize,
-        /// Maximum tree depth.
-        #[arg(long, default_value_t = 18)]
-        max_depth: usize,
-        /// Minimum samples per leaf.
-        #[arg(long, default_value_t = 1)]
-        min_samples_leaf: usize,
-        /// Training pixels per class (at most).
-        #[arg(long, default_value_t = 2000)]
-        samples_per_class: usize,
-        /// Seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Tile side in pixels.
-        #[arg(long, default_value_t = 512)]
-        tile: usize,
-        /// Output compression.
-        #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
-        compress: String,
-    },
+    Indices(IndicesArgs),
+    /// Random forest (or boosted trees) on a feature stack: trains on a label raster, writes
+    /// the product bands (class, confidence, aleatoric, epistemic, total uncertainty, Byte,
+    /// scale 0.004, and modalities), like Orfeo ToolBox's TrainImagesClassifier +
+    /// ImageClassifier -confmap.
+    Classify(ClassifyArgs),
     /// Times a learned network's forward pass on one tile with random weights and inputs
     /// (CPU or wgpu); prints `ms <median>` (benches/peers/run.sh compares it with PyTorch).
-    BenchNet {
-        /// Fusion strategy.
-        #[arg(long, default_value = "learned-kernel")]
-        fusion: String,
-        /// Tile side (the receptive-radius halo is added).
-        #[arg(long, default_value_t = 256)]
-        size: usize,
-        /// Latent width.
-        #[arg(long, default_value_t = 16)]
-        width: usize,
-        /// Classes.
-        #[arg(long, default_value_t = 7)]
-        classes: usize,
-        /// Monte Carlo passes: 0 times the deterministic forward pass only; N > 0 the full
-        /// prediction with N passes.
-        #[arg(long, default_value_t = 0)]
-        passes: usize,
-        /// Device: cpu, wgpu or auto; cpu-burn runs inference through burn's Flex operators
-        /// instead of geofuse's native CPU kernels (for comparison).
-        #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "cpu-burn", "wgpu"])]
-        device: String,
-    },
+    BenchNet(BenchNetArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Pipeline file (TOML).
+    pipeline: PathBuf,
+    /// Output folder (overrides the pipeline's `output`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Redo every product even when its hashes match.
+    #[arg(long)]
+    force: bool,
+    /// Run the I-th of N disjoint parts (0-based), e.g. 0/4 (Slurm arrays, Indexed Jobs).
+    #[arg(long, value_parser = parse_shard, default_value = "0/1")]
+    shard: (usize, usize),
+    /// Compute device for learned methods: auto (a GPU through wgpu when present, else the
+    /// CPU), cpu, or wgpu. Hand-crafted methods always run on the CPU.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "cpu", "wgpu"])]
+    device: String,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct TextureArgs {
+    /// Input raster.
+    input: PathBuf,
+    /// Output GeoTIFF.
+    #[arg(long)]
+    out: PathBuf,
+    /// Input band (1-based).
+    #[arg(long, default_value_t = 1)]
+    band: usize,
+    /// Window radius (window = 2 radius + 1).
+    #[arg(long, default_value_t = 2)]
+    radius: usize,
+    /// Offset dx,dy (x = column, y = row going down).
+    #[arg(long, default_value = "1,0", value_parser = parse_offset, allow_hyphen_values = true)]
+    offset: (i32, i32),
+    /// Grey levels (2..=64).
+    #[arg(long, default_value_t = 8)]
+    levels: usize,
+    /// Quantisation range min,max in the band's units (default: its exact min and max).
+    #[arg(long, value_parser = parse_range, allow_hyphen_values = true)]
+    range: Option<(f64, f64)>,
+    /// Feature definitions: otb (Orfeo ToolBox) or standard (textbook).
+    #[arg(long, default_value = "otb", value_parser = parse_definitions)]
+    definitions: geofuse::features::glcm::Definitions,
+    /// Comma-separated feature names, `simple` (OTB's 8, in its order) or `all` (13).
+    #[arg(long, default_value = "simple")]
+    features: String,
+    /// Tile side in pixels.
+    #[arg(long, default_value_t = 512)]
+    tile: usize,
+    /// Output compression.
+    #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+    compress: String,
+}
+
+#[derive(clap::Args)]
+struct IndicesArgs {
+    /// Input raster.
+    input: PathBuf,
+    /// Output GeoTIFF.
+    #[arg(long)]
+    out: PathBuf,
+    /// Names of the input bands in file order, comma-separated.
+    #[arg(long, default_value = "B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12")]
+    bands: String,
+    /// Indices, comma-separated (NDVI NDWI MNDWI NDBI SAVI EVI NBR NDRE NDMI BI).
+    #[arg(long, default_value = "NDVI,NDMI,MNDWI,BI")]
+    list: String,
+    /// Reflectance = value x scale + offset.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Reflectance offset.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    offset: f64,
+    /// Tile side in pixels.
+    #[arg(long, default_value_t = 512)]
+    tile: usize,
+    /// Output compression.
+    #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+    compress: String,
+}
+
+#[derive(clap::Args)]
+struct ClassifyArgs {
+    /// Feature stack (any number of bands).
+    stack: PathBuf,
+    /// Label raster on the same grid (values 1..254; 0 and 255 unlabelled).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Output GeoTIFF.
+    #[arg(long)]
+    out: PathBuf,
+    /// Trees.
+    #[arg(long, default_value_t = 100)]
+    trees: usize,
+    /// Maximum tree depth.
+    #[arg(long, default_value_t = 18)]
+    max_depth: usize,
+    /// Minimum samples per leaf.
+    #[arg(long, default_value_t = 1)]
+    min_samples_leaf: usize,
+    /// Training pixels per class (at most).
+    #[arg(long, default_value_t = 2000)]
+    samples_per_class: usize,
+    /// Classifier: forest (random forest) or boosted (histogram gradient-boosted trees:
+    /// --rounds, --learning-rate, --max-depth).
+    #[arg(long, default_value = "forest", value_parser = ["forest", "boosted"])]
+    classifier: String,
+    /// Boosted trees: rounds.
+    #[arg(long, default_value_t = 100)]
+    rounds: usize,
+    /// Boosted trees: learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    learning_rate: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Tile side in pixels.
+    #[arg(long, default_value_t = 512)]
+    tile: usize,
+    /// Output compression.
+    #[arg(long, default_value = "deflate", value_parser = ["none", "deflate", "zstd"])]
+    compress: String,
+}
+
+#[derive(clap::Args)]
+struct BenchNetArgs {
+    /// Fusion strategy.
+    #[arg(long, default_value = "learned-kernel")]
+    fusion: String,
+    /// Tile side (the receptive-radius halo is added).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Latent width.
+    #[arg(long, default_value_t = 16)]
+    width: usize,
+    /// Classes.
+    #[arg(long, default_value_t = 7)]
+    classes: usize,
+    /// Monte Carlo passes: 0 times the deterministic forward pass only; N > 0 the full
+    /// prediction with N passes.
+    #[arg(long, default_value_t = 0)]
+    passes: usize,
+    /// Device: cpu, wgpu or auto; cpu-burn runs inference through burn's Flex operators
+    /// instead of geofuse's native CPU kernels (for comparison).
+    #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "cpu-burn", "wgpu"])]
+    device: String,
+}
+
+#[derive(clap::Args)]
+struct SynthArgs {
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// Scene side in pixels.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Target cloud cover (0..1).
+    #[arg(long, default_value_t = 0.12)]
+    cloud_cover: f64,
 }
 
 /// Options shared by the stage commands.
@@ -277,6 +306,14 @@ fn split_list(s: &str) -> Vec<String> {
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .collect()
+}
+
+fn parse_definitions(s: &str) -> Result<geofuse::features::glcm::Definitions, String> {
+    use geofuse::features::glcm::Definitions;
+    [Definitions::Otb, Definitions::Standard]
+        .into_iter()
+        .find(|d| d.name() == s)
+        .ok_or_else(|| "use otb or standard".into())
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -333,6 +370,22 @@ fn bench_net(
     Ok(())
 }
 
+/// Prints what a one-stage tool wrote and how long it took.
+fn written(n: usize, what: &str, out: &std::path::Path, t: std::time::Instant) {
+    println!(
+        "{n} {what} -> {} in {:.2} s",
+        out.display(),
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn output_options(tile: usize, compress: &str) -> geofuse::tools::OutputOptions {
+    geofuse::tools::OutputOptions {
+        tile: tile.max(16),
+        compression: compression(compress),
+    }
+}
+
 fn compression(name: &str) -> geofuse::io::writer::Compression {
     geofuse::io::writer::Compression::from_name(name)
         .unwrap_or(geofuse::io::writer::Compression::Deflate)
@@ -360,27 +413,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> geofuse::Result<()> {
     match cli.command {
-        Command::Run {
-            pipeline: path,
-            out,
-            force,
-            shard,
-            device,
-            quiet,
-        } => {
-            let s = pipeline::run(
-                &path,
-                &RunOptions {
-                    out,
-                    force,
-                    shard,
-                    quiet,
-                    device,
-                },
-            )?;
-            print_summary(&s);
-            Ok(())
-        }
+        Command::Run(a) => cmd_run(a),
         Command::Train {
             pipeline: path,
             scene,
@@ -411,30 +444,94 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             print_summary(&s);
             Ok(())
         }
-        Command::Synth {
-            out,
-            size,
-            seed,
-            cloud_cover,
-        } => {
-            let files = geofuse::synth::generate(
-                &out,
-                &geofuse::synth::SynthOptions {
-                    size,
-                    seed,
-                    cloud_cover,
-                    ..Default::default()
-                },
-            )?;
-            for f in files {
-                println!("{}", f.display());
-            }
-            Ok(())
-        }
+        Command::Synth(a) => cmd_synth(a),
         Command::Inspect { input, json } => inspect(&input, json),
-        Command::Texture {
-            input,
+        Command::Texture(a) => cmd_texture(a),
+        Command::Classify(a) => cmd_classify(a),
+        Command::BenchNet(a) => cmd_bench_net(a),
+        Command::Indices(a) => cmd_indices(a),
+        Command::Features {
+            pipeline: path,
+            scene: name,
             out,
+        } => cmd_features(&path, name.as_deref(), &out),
+    }
+}
+
+/// `geofuse features`: one scene's feature stack to a Float32 GeoTIFF.
+fn cmd_features(
+    path: &std::path::Path,
+    name: Option<&str>,
+    out: &std::path::Path,
+) -> geofuse::Result<()> {
+    let p = pipeline::load_pipeline(path, None)?;
+    let s = match name {
+        Some(n) => p
+            .scenes
+            .iter()
+            .find(|s| s.name == n)
+            .ok_or_else(|| geofuse::Error::config(path, format!("no scene named `{n}`")))?,
+        None => &p.scenes[0],
+    };
+    let work = std::env::temp_dir().join(format!("geofuse-coreg-{}", std::process::id()));
+    let src = scene::prepare_scene(&p, s, &work)?;
+    let names = pipeline::features::write_scene_features(&p, &src, out, -9999.0)?;
+    let _ = std::fs::remove_dir_all(&work);
+    println!("{} features -> {}", names.len(), out.display());
+    Ok(())
+}
+
+fn cmd_run(a: RunArgs) -> geofuse::Result<()> {
+    let RunArgs {
+        pipeline: path,
+        out,
+        force,
+        shard,
+        device,
+        quiet,
+    } = a;
+    let s = pipeline::run(
+        &path,
+        &RunOptions {
+            out,
+            force,
+            shard,
+            quiet,
+            device,
+        },
+    )?;
+    print_summary(&s);
+    Ok(())
+}
+
+fn cmd_texture(a: TextureArgs) -> geofuse::Result<()> {
+    let TextureArgs {
+        input,
+        out,
+        band,
+        radius,
+        offset,
+        levels,
+        range,
+        definitions,
+        features,
+        tile,
+        compress,
+    } = a;
+    use geofuse::features::glcm::FEATURE_NAMES;
+    let features = match features.as_str() {
+        "simple" => geofuse::tools::otb_simple()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        "all" => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+        other => split_list(other),
+    };
+    let t = std::time::Instant::now();
+    let names = geofuse::tools::texture(
+        &input,
+        &out,
+        &geofuse::tools::TextureOptions {
             band,
             radius,
             offset,
@@ -442,147 +539,122 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             range,
             definitions,
             features,
-            tile,
-            compress,
-        } => {
-            use geofuse::features::glcm::{Definitions, FEATURE_NAMES};
-            let features = match features.as_str() {
-                "simple" => geofuse::tools::otb_simple()
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
-                "all" => FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-                other => split_list(other),
-            };
-            let t = std::time::Instant::now();
-            let names = geofuse::tools::texture(
-                &input,
-                &out,
-                &geofuse::tools::TextureOptions {
-                    band,
-                    radius,
-                    offset,
-                    levels,
-                    range,
-                    definitions: if definitions == "otb" {
-                        Definitions::Otb
-                    } else {
-                        Definitions::Standard
-                    },
-                    features,
-                    output: geofuse::tools::OutputOptions {
-                        tile: tile.max(16),
-                        compression: compression(&compress),
-                    },
-                },
-            )?;
-            println!(
-                "{} texture feature(s) -> {} in {:.2} s",
-                names.len(),
-                out.display(),
-                t.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Command::Classify {
-            stack,
-            labels,
-            out,
+            output: output_options(tile, &compress),
+        },
+    )?;
+    written(names.len(), "texture feature(s)", &out, t);
+    Ok(())
+}
+
+fn cmd_indices(a: IndicesArgs) -> geofuse::Result<()> {
+    let IndicesArgs {
+        input,
+        out,
+        bands,
+        list,
+        scale,
+        offset,
+        tile,
+        compress,
+    } = a;
+    let t = std::time::Instant::now();
+    let names = geofuse::tools::indices(
+        &input,
+        &out,
+        &geofuse::tools::IndicesOptions {
+            band_names: split_list(&bands),
+            list: split_list(&list),
+            scale,
+            offset,
+            output: output_options(tile, &compress),
+        },
+    )?;
+    written(names.len(), "index band(s)", &out, t);
+    Ok(())
+}
+
+fn cmd_classify(a: ClassifyArgs) -> geofuse::Result<()> {
+    let ClassifyArgs {
+        stack,
+        labels,
+        out,
+        trees,
+        max_depth,
+        min_samples_leaf,
+        samples_per_class,
+        classifier,
+        rounds,
+        learning_rate,
+        seed,
+        tile,
+        compress,
+    } = a;
+    let boosted = (classifier == "boosted").then(|| geofuse::config::BoostedSettings {
+        rounds,
+        learning_rate,
+        max_depth: max_depth.min(10),
+        min_samples_leaf,
+        l2: 1.0,
+        bins: 64,
+        ensemble: 8.min(rounds),
+    });
+    let r = geofuse::tools::classify(
+        &stack,
+        &labels,
+        &out,
+        &geofuse::tools::ClassifyOptions {
+            boosted,
             trees,
             max_depth,
             min_samples_leaf,
             samples_per_class,
             seed,
-            tile,
-            compress,
-        } => {
-            let r = geofuse::tools::classify(
-                &stack,
-                &labels,
-                &out,
-                &geofuse::tools::ClassifyOptions {
-                    trees,
-                    max_depth,
-                    min_samples_leaf,
-                    samples_per_class,
-                    seed,
-                    output: geofuse::tools::OutputOptions {
-                        tile: tile.max(16),
-                        compression: compression(&compress),
-                    },
-                },
-            )?;
-            println!(
-                "classes {:?}, training pixels {:?}; train {:.2} s, predict {:.2} s -> {}",
-                r.classes,
-                r.samples,
-                r.train_seconds,
-                r.predict_seconds,
-                out.display()
-            );
-            Ok(())
-        }
-        Command::BenchNet {
-            fusion,
+            output: output_options(tile, &compress),
+        },
+    )?;
+    println!(
+        "classes {:?}, training pixels {:?}; train {:.2} s, predict {:.2} s -> {}",
+        r.classes,
+        r.samples,
+        r.train_seconds,
+        r.predict_seconds,
+        out.display()
+    );
+    Ok(())
+}
+
+fn cmd_bench_net(a: BenchNetArgs) -> geofuse::Result<()> {
+    let BenchNetArgs {
+        fusion,
+        size,
+        width,
+        classes,
+        passes,
+        device,
+    } = a;
+    bench_net(&fusion, size, width, classes, passes, &device)
+}
+
+fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
+    let SynthArgs {
+        out,
+        size,
+        seed,
+        cloud_cover,
+    } = a;
+    let files = geofuse::synth::generate(
+        &out,
+        &geofuse::synth::SynthOptions {
             size,
-            width,
-            classes,
-            passes,
-            device,
-        } => bench_net(&fusion, size, width, classes, passes, &device),
-        Command::Indices {
-            input,
-            out,
-            bands,
-            list,
-            scale,
-            offset,
-            tile,
-            compress,
-        } => {
-            let t = std::time::Instant::now();
-            let names = geofuse::tools::indices(
-                &input,
-                &out,
-                &geofuse::tools::IndicesOptions {
-                    band_names: split_list(&bands),
-                    list: split_list(&list),
-                    scale,
-                    offset,
-                    output: geofuse::tools::OutputOptions {
-                        tile: tile.max(16),
-                        compression: compression(&compress),
-                    },
-                },
-            )?;
-            println!(
-                "{} index band(s) -> {} in {:.2} s",
-                names.len(),
-                out.display(),
-                t.elapsed().as_secs_f64()
-            );
-            Ok(())
-        }
-        Command::Features {
-            pipeline: path,
-            scene: name,
-            out,
-        } => {
-            let p = pipeline::load_pipeline(&path, None)?;
-            let s = match &name {
-                Some(n) => p.scenes.iter().find(|s| &s.name == n).ok_or_else(|| {
-                    geofuse::Error::config(&path, format!("no scene named `{n}`"))
-                })?,
-                None => &p.scenes[0],
-            };
-            let work = std::env::temp_dir().join(format!("geofuse-coreg-{}", std::process::id()));
-            let src = scene::prepare_scene(&p, s, &work)?;
-            let names = pipeline::handcrafted::write_scene_features(&p, &src, &out, -9999.0)?;
-            let _ = std::fs::remove_dir_all(&work);
-            println!("{} features -> {}", names.len(), out.display());
-            Ok(())
-        }
+            seed,
+            cloud_cover,
+            ..Default::default()
+        },
+    )?;
+    for f in files {
+        println!("{}", f.display());
     }
+    Ok(())
 }
 
 /// Prints where the products are and a table of held-out metrics per scene and method.

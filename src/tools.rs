@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::{lock, Error, Result};
 use crate::features::glcm::{glcm_features, quantise, Definitions, GlcmParams, FEATURE_NAMES};
 use crate::features::indices::{index_bands, spectral_index};
-use crate::io::reader::{grid_of, open, RasterReader};
+use crate::io::reader::RasterReader;
 use crate::io::writer::{Compression, StreamWriter};
 use crate::tiler::tiles;
 
@@ -47,7 +47,7 @@ fn stream_tiles<T, F>(
     tile_fn: F,
 ) -> Result<()>
 where
-    T: gdal::raster::GdalType + Copy + Send,
+    T: crate::io::writer::Pixel + Send,
     F: Fn(&RasterReader, &crate::tiler::Tile) -> Result<Array3<T>> + Sync,
 {
     let writer = Mutex::new(StreamWriter::create_with::<T>(
@@ -62,9 +62,7 @@ where
         .map_init(
             || RasterReader::open(input),
             |reader, t| -> Result<()> {
-                let reader = reader
-                    .as_ref()
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                let reader = reader.as_ref().map_err(Clone::clone)?;
                 let data = tile_fn(reader, t)?;
                 lock(&writer)?.write(t.core.row, t.core.col, &data)
             },
@@ -105,9 +103,9 @@ fn bad(path: &Path, msg: impl Into<String>) -> Error {
 /// Writes the GLCM texture of one band of `input` to `out` (Float32, one band per feature,
 /// NaN = nodata). Returns the feature names written.
 pub fn texture(input: &Path, out: &Path, o: &TextureOptions) -> Result<Vec<String>> {
-    let ds = open(input)?;
-    let grid = grid_of(&ds, input)?;
-    let count = ds.raster_count();
+    let reader = RasterReader::open(input)?;
+    let grid = reader.grid()?;
+    let count = reader.band_count();
     if o.band == 0 || o.band > count {
         return Err(bad(
             input,
@@ -134,15 +132,7 @@ pub fn texture(input: &Path, out: &Path, o: &TextureOptions) -> Result<Vec<Strin
         .collect::<Result<_>>()?;
     let (min, max) = match o.range {
         Some(r) => r,
-        None => {
-            let b = ds
-                .rasterband(o.band)
-                .map_err(|e| Error::gdal(input, "open band", e))?;
-            let mm = b
-                .compute_raster_min_max(false)
-                .map_err(|e| Error::gdal(input, "compute min/max", e))?;
-            (mm.min, mm.max)
-        }
+        None => reader.min_max(o.band)?,
     };
     if min.is_nan() || max.is_nan() || max < min {
         return Err(bad(
@@ -150,7 +140,7 @@ pub fn texture(input: &Path, out: &Path, o: &TextureOptions) -> Result<Vec<Strin
             format!("empty quantisation range [{min}, {max}]"),
         ));
     }
-    drop(ds);
+    drop(reader);
     let params = GlcmParams {
         radius: o.radius,
         offset: o.offset,
@@ -168,7 +158,7 @@ pub fn texture(input: &Path, out: &Path, o: &TextureOptions) -> Result<Vec<Strin
         o.output,
         halo,
         |reader, t| {
-            let img = reader.read_band(o.band, t.read, (t.read.width, t.read.height))?;
+            let img = reader.read_band(o.band, t.read)?;
             let q = quantise(img.view(), min, max, o.levels, o.definitions);
             let f = glcm_features(q.view(), &params);
             let (r0, c0) = t.core_offset();
@@ -196,10 +186,9 @@ pub struct IndicesOptions {
 
 /// Writes spectral indices of `input` to `out` (Float32, one band per index, NaN = nodata).
 pub fn indices(input: &Path, out: &Path, o: &IndicesOptions) -> Result<Vec<String>> {
-    let ds = open(input)?;
-    let grid = grid_of(&ds, input)?;
-    let count = ds.raster_count();
-    drop(ds);
+    let reader = RasterReader::open(input)?;
+    let (grid, count) = (reader.grid()?, reader.band_count());
+    drop(reader);
     if o.band_names.len() != count {
         return Err(bad(
             input,
@@ -280,6 +269,8 @@ pub fn indices(input: &Path, out: &Path, o: &IndicesOptions) -> Result<Vec<Strin
 /// Settings of [`classify`].
 #[derive(Debug, Clone)]
 pub struct ClassifyOptions {
+    /// Gradient-boosted trees with these settings instead of the random forest.
+    pub boosted: Option<crate::config::BoostedSettings>,
     /// Trees.
     pub trees: usize,
     /// Maximum depth.
@@ -307,39 +298,116 @@ pub struct ClassifyReport {
     pub predict_seconds: f64,
 }
 
-/// Byte labels of a window: values 1..=254 are classes; 0, 255, the nodata value and NaN are
-/// unlabelled (255 here).
-fn label_bytes(a: &ndarray::Array2<f32>) -> ndarray::Array2<u8> {
-    a.mapv(|v| {
-        if !(1.0..=254.0).contains(&v) {
-            255
-        } else {
-            v as u8
-        }
-    })
+/// Label values present in `labels` (1..=254; 0, 255, nodata and NaN are unlabelled) and
+/// their pixel counts.
+fn label_classes(labels: &Path, tl: &[crate::tiler::Tile]) -> Result<(Vec<u8>, Vec<u64>)> {
+    let counts = tl
+        .par_iter()
+        .map_init(
+            || RasterReader::open(labels),
+            |r, t| -> Result<[u64; 256]> {
+                let r = r.as_ref().map_err(Clone::clone)?;
+                let mut c = [0u64; 256];
+                for &v in r.read_band(1, t.read)?.iter() {
+                    if (1.0..=254.0).contains(&v) {
+                        c[v as usize] += 1;
+                    }
+                }
+                Ok(c)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let total = counts.iter().fold([0u64; 256], |mut a, b| {
+        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        a
+    });
+    let classes: Vec<u8> = (1..=254u8).filter(|&v| total[v as usize] > 0).collect();
+    if classes.len() < 2 {
+        return Err(bad(
+            labels,
+            "holds fewer than two classes (values 1..254); nothing to learn",
+        ));
+    }
+    let counts = classes.iter().map(|&c| total[c as usize]).collect();
+    Ok((classes, counts))
 }
 
-/// Trains a random forest on `labels` and writes, for every pixel of the feature `stack`, the
-/// class and the uncertainty bands (Byte: class, confidence, aleatoric, epistemic, total; the
-/// last four scaled by 0.004), like Orfeo ToolBox's TrainImagesClassifier + ImageClassifier
-/// with `-confmap`. Training pixels are drawn per class by a coordinate hash (deterministic).
+/// Training pixels of a stack: every labelled pixel with probability samples_per_class /
+/// class count (the pipeline's coordinate hash), sorted by pixel index.
+fn stack_samples(
+    stack: &Path,
+    labels: &Path,
+    grid: &crate::raster::Grid,
+    (classes, counts): (&[u8], &[u64]),
+    tl: &[crate::tiler::Tile],
+    o: &ClassifyOptions,
+) -> Result<crate::classic::TrainingSet> {
+    use crate::eval::{class_index, split::sampled};
+    let nf = RasterReader::open(stack)?.band_count();
+    let rates: Vec<f64> = counts
+        .iter()
+        .map(|&c| (o.samples_per_class as f64 / c.max(1) as f64).min(1.0))
+        .collect();
+    let bands: Vec<usize> = (1..=nf).collect();
+    type Sample = (usize, u8, Vec<f32>);
+    let parts = tl
+        .par_iter()
+        .map_init(
+            || (RasterReader::open(stack), RasterReader::open(labels)),
+            |(s, l), t| -> Result<Vec<Sample>> {
+                let s = s.as_ref().map_err(Clone::clone)?;
+                let l = l.as_ref().map_err(Clone::clone)?;
+                let lab = l.read_band(1, t.read)?;
+                let picks: Vec<(usize, usize, usize)> = lab
+                    .indexed_iter()
+                    .filter_map(|((r, c), &v)| {
+                        let ci = class_index(classes, v)?;
+                        let (row, col) = (t.read.row + r, t.read.col + c);
+                        sampled(o.seed, row, col, rates[ci]).then_some((r, c, ci))
+                    })
+                    .collect();
+                if picks.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let x = s.read(&bands, t.read)?;
+                Ok(picks
+                    .into_iter()
+                    .map(|(r, c, ci)| {
+                        let f: Vec<f32> = (0..nf).map(|j| x[[j, r, c]]).collect();
+                        ((t.read.row + r) * grid.width + t.read.col + c, ci as u8, f)
+                    })
+                    .collect())
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    let samples: Vec<Sample> = parts.into_iter().flatten().collect();
+    Ok(crate::classic::TrainingSet::from_samples(
+        samples,
+        nf,
+        classes.len(),
+    ))
+}
+
+/// Trains a random forest (or boosted trees) on `labels` and writes, for every pixel of the feature `stack`, the
+/// product bands of [`crate::product`] (class, confidence, aleatoric, epistemic, total,
+/// modalities), like Orfeo ToolBox's TrainImagesClassifier + ImageClassifier with
+/// `-confmap`. Training pixels are drawn per class by the pipeline's coordinate hash
+/// (deterministic), with its class weights; prediction is the pipeline's hand-crafted
+/// prediction ([`crate::classic::method::predict_stack`]). A plain stack has no optical/SAR
+/// split: `modalities` is 3 where any band holds a value, 0 (nodata) elsewhere.
 pub fn classify(
     stack: &Path,
     labels: &Path,
     out: &Path,
     o: &ClassifyOptions,
 ) -> Result<ClassifyReport> {
-    use crate::classic::forest::{Forest, ForestParams};
-    use crate::rng::{hash4, unit};
-    use crate::uncertainty::write_pixel;
+    use crate::classic::{Forest, StackClassifier};
     let t0 = std::time::Instant::now();
-    let ds = open(stack)?;
-    let grid = grid_of(&ds, stack)?;
-    let nf = ds.raster_count();
-    drop(ds);
-    let lds = open(labels)?;
-    let lgrid = grid_of(&lds, labels)?;
-    drop(lds);
+    let sr = RasterReader::open(stack)?;
+    let grid = sr.grid()?;
+    let nf = sr.band_count();
+    drop(sr);
+    let lgrid = RasterReader::open(labels)?.grid()?;
     if !grid.transform_matches(&lgrid, 1e-6)
         || grid.width != lgrid.width
         || grid.height != lgrid.height
@@ -355,143 +423,67 @@ pub fn classify(
         });
     }
     let tl = tiles(grid.width, grid.height, o.output.tile, 0);
-    // Pass 1: class counts.
-    let counts = tl
-        .par_iter()
-        .map_init(
-            || RasterReader::open(labels),
-            |r, t| -> Result<[u64; 256]> {
-                let r = r.as_ref().map_err(|e| Error::Internal(e.to_string()))?;
-                let l = label_bytes(&r.read_band(1, t.read, (t.read.width, t.read.height))?);
-                let mut c = [0u64; 256];
-                l.iter().for_each(|&v| c[v as usize] += 1);
-                Ok(c)
-            },
-        )
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
-        .fold([0u64; 256], |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-            a
-        });
-    let classes: Vec<u8> = (1..=254u8).filter(|&v| counts[v as usize] > 0).collect();
-    if classes.len() < 2 {
-        return Err(bad(
-            labels,
-            "holds fewer than two classes (values 1..254); nothing to learn",
-        ));
-    }
-    let mut index = [u8::MAX; 256];
-    for (i, &c) in classes.iter().enumerate() {
-        index[c as usize] = i as u8;
-    }
-    // Pass 2: sample pixels with probability samples_per_class / count.
-    let prob: Vec<f64> = (0..256)
-        .map(|v| (o.samples_per_class as f64 / counts[v].max(1) as f64).min(1.0))
-        .collect();
-    let parts = tl
-        .par_iter()
-        .map_init(
-            || (RasterReader::open(stack), RasterReader::open(labels)),
-            |(s, l), t| -> Result<Vec<(u64, u8, Vec<f32>)>> {
-                let s = s.as_ref().map_err(|e| Error::Internal(e.to_string()))?;
-                let l = l.as_ref().map_err(|e| Error::Internal(e.to_string()))?;
-                let lab = label_bytes(&l.read_band(1, t.read, (t.read.width, t.read.height))?);
-                let picks: Vec<(usize, usize)> = lab
-                    .indexed_iter()
-                    .filter(|&((r, c), &v)| {
-                        v != 255
-                            && unit(hash4(
-                                o.seed,
-                                0xC1A5,
-                                (t.read.row + r) as u64,
-                                (t.read.col + c) as u64,
-                                0,
-                            )) < prob[v as usize]
-                    })
-                    .map(|(rc, _)| rc)
-                    .collect();
-                if picks.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let x = s.read(&(1..=nf).collect::<Vec<_>>(), t.read)?;
-                Ok(picks
-                    .into_iter()
-                    .filter_map(|(r, c)| {
-                        let f: Vec<f32> = (0..nf).map(|j| x[[j, r, c]]).collect();
-                        (!f.iter().any(|v| v.is_nan())).then(|| {
-                            let key = ((t.read.row + r) * grid.width + t.read.col + c) as u64;
-                            (key, index[lab[[r, c]] as usize], f)
-                        })
-                    })
-                    .collect())
-            },
-        )
-        .collect::<Result<Vec<_>>>()?;
-    let mut samples: Vec<(u64, u8, Vec<f32>)> = parts.into_iter().flatten().collect();
-    samples.sort_unstable_by_key(|s| s.0);
-    let k = classes.len();
-    let mut per_class = vec![0usize; k];
-    let mut x = Vec::with_capacity(samples.len() * nf);
-    let mut y = Vec::with_capacity(samples.len());
-    for (_, c, f) in samples {
-        per_class[c as usize] += 1;
-        x.extend(f);
-        y.push(c);
-    }
-    let weights = crate::classic::forest::balanced_weights(&per_class);
-    let forest = Forest::train(
-        &x,
-        &y,
-        nf,
-        k,
-        &weights,
-        &ForestParams {
-            trees: o.trees,
-            max_depth: o.max_depth,
-            min_samples_leaf: o.min_samples_leaf,
-            mtry: ((nf as f64).sqrt().round() as usize).clamp(1, nf),
-            seed: o.seed,
-        },
-    );
-    let train_seconds = t0.elapsed().as_secs_f64();
-    let t1 = std::time::Instant::now();
-    const BLOCK: usize = 1024;
-    let bands: Vec<usize> = (1..=nf).collect();
-    let names = ["class", "confidence", "aleatoric", "epistemic", "total"];
-    stream_tiles(
-        stack,
-        out,
-        &grid,
-        &names,
-        255.0,
-        o.output,
-        0,
-        |reader, t| {
-            let x = reader.read_interleaved(&bands, t.read)?;
-            let (h, w) = (t.read.height, t.read.width);
-            let mut outb = Array3::<u8>::from_elem((5, h, w), 255);
-            let mut probs = vec![0f32; BLOCK * k];
-            let mut ent = vec![0f32; BLOCK];
-            for (b0, chunk) in x.chunks(BLOCK * nf).enumerate() {
-                let n = chunk.len() / nf;
-                forest.predict_block(chunk, n, &mut probs, &mut ent);
-                for i in 0..n {
-                    if chunk[i * nf..(i + 1) * nf].iter().all(|v| v.is_nan()) {
-                        continue;
-                    }
-                    let px = b0 * BLOCK + i;
-                    let (r, c) = (px / w, px % w);
-                    write_pixel(&mut outb, r, c, &classes, &probs[i * k..i * k + k], ent[i]);
-                }
-            }
-            Ok(outb)
-        },
-    )?;
+    let (classes, counts) = label_classes(labels, &tl)?;
+    let data = stack_samples(stack, labels, &grid, (&classes, &counts), &tl, o)?;
+    let settings = crate::config::ForestSettings {
+        trees: o.trees,
+        max_depth: o.max_depth,
+        min_samples_leaf: o.min_samples_leaf,
+        features_per_split: None,
+    };
+    let (train_seconds, t1) = match &o.boosted {
+        None => {
+            let forest = Forest::fit(&settings, &data, o.seed);
+            let t1 = std::time::Instant::now();
+            write_classified(stack, out, &grid, nf, &classes, &forest, o)?;
+            (t1 - t0, t1)
+        }
+        Some(b) => {
+            let model = crate::classic::Boosted::fit(b, &data, o.seed);
+            let t1 = std::time::Instant::now();
+            write_classified(stack, out, &grid, nf, &classes, &model, o)?;
+            (t1 - t0, t1)
+        }
+    };
+    let train_seconds = train_seconds.as_secs_f64();
     Ok(ClassifyReport {
         classes,
-        samples: per_class,
+        samples: data.per_class,
         train_seconds,
         predict_seconds: t1.elapsed().as_secs_f64(),
     })
+}
+
+/// Predicts every pixel of `stack` with `model` and streams the product bands to `out`.
+fn write_classified<C: crate::classic::StackClassifier>(
+    stack: &Path,
+    out: &Path,
+    grid: &crate::raster::Grid,
+    nf: usize,
+    classes: &[u8],
+    model: &C,
+    o: &ClassifyOptions,
+) -> Result<()> {
+    use crate::product::{modality_bits, ProductBand};
+    let bands: Vec<usize> = (1..=nf).collect();
+    let names: Vec<&str> = ProductBand::ALL.iter().map(|b| b.name()).collect();
+    stream_tiles(
+        stack,
+        out,
+        grid,
+        &names,
+        crate::product::NODATA as f64,
+        o.output,
+        0,
+        |reader, t| {
+            let x = reader.read(&bands, t.read)?;
+            let (h, w) = (t.read.height, t.read.width);
+            let m = ndarray::Array2::from_shape_fn((h, w), |(r, c)| {
+                let any = (0..nf).any(|j| !x[[j, r, c]].is_nan());
+                modality_bits(any, any)
+            });
+            let p = crate::classic::method::predict_stack(model, classes.len(), &x, m);
+            Ok(p.to_tile(classes).0 .0)
+        },
+    )
 }

@@ -254,3 +254,52 @@ fn inspect_reports_grids_bands_and_verdict() {
         );
     }
 }
+
+/// Rewrites `path` as a DEFLATE GeoTIFF of 32 x 32 blocks and overwrites the compressed
+/// bytes of block (`bx`, `by`) with garbage: a file whose header is fine and whose damage
+/// only shows when that block is read.
+fn corrupt_block(path: &Path, bx: usize, by: usize) {
+    let tmp = path.with_extension("clean.tif");
+    std::fs::rename(path, &tmp).unwrap();
+    {
+        let ds = Dataset::open(&tmp).unwrap();
+        let drv = DriverManager::get_driver_by_name("GTiff").unwrap();
+        let opts = gdal::raster::RasterCreationOptions::from_iter([
+            "TILED=YES",
+            "BLOCKXSIZE=32",
+            "BLOCKYSIZE=32",
+            "COMPRESS=DEFLATE",
+        ]);
+        ds.create_copy(&drv, path, &opts).unwrap();
+    }
+    std::fs::remove_file(&tmp).unwrap();
+    let ds = Dataset::open(path).unwrap();
+    let band = ds.rasterband(1).unwrap();
+    let item = |k: &str| -> u64 {
+        gdal::Metadata::metadata_item(&band, &format!("{k}_{bx}_{by}"), "TIFF")
+            .unwrap_or_else(|| panic!("no {k} for block {bx},{by}"))
+            .parse()
+            .unwrap()
+    };
+    let (offset, size) = (item("BLOCK_OFFSET"), item("BLOCK_SIZE"));
+    drop(band);
+    drop(ds);
+    let mut bytes = std::fs::read(path).unwrap();
+    for b in &mut bytes[offset as usize..(offset + size) as usize] {
+        *b = 0xA5;
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_block_in_the_middle_of_a_scene_exits_2_from_a_worker() {
+    let (dir, pipe) = setup();
+    // The labels are read tile by tile by the workers (scene checks only read their header).
+    corrupt_block(&dir.path().join("labels.tif"), 1, 1);
+    let (code, err) = run_pipeline(&pipe);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("labels.tif"), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(!err.contains("internal error"), "{err}");
+    assert_no_product(dir.path());
+}

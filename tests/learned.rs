@@ -53,9 +53,9 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
     let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
     let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
     let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
-    geofuse::pipeline::learned::raw_window(&reader, &src, full, None)
+    geofuse::learned::scene_input::raw_window(&reader, &src, full, None)
         .unwrap()
-        .0
+        .raw
 }
 
 #[test]

@@ -36,13 +36,14 @@ fn assert_same_product(a: &[Vec<f64>], b: &[Vec<f64>], what: &str) {
 fn tiled_equals_untiled_for_features_and_products() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = scene_with_pipeline(dir.path(), 150, 3, 150);
+    add_boosted(&pipe);
     let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
     let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("coreg"))
         .unwrap();
     // Features: bit-identical for the untiled scene and three tile sizes (37 and 64 do not divide 150).
-    let (_, full) = geofuse::pipeline::handcrafted::scene_features(&p, &src, 150).unwrap();
+    let (_, full) = geofuse::pipeline::features::scene_features(&p, &src, 150).unwrap();
     for ts in [37, 64, 100] {
-        let (_, tiled) = geofuse::pipeline::handcrafted::scene_features(&p, &src, ts).unwrap();
+        let (_, tiled) = geofuse::pipeline::features::scene_features(&p, &src, ts).unwrap();
         let same = full
             .iter()
             .zip(tiled.iter())
@@ -58,7 +59,8 @@ fn tiled_equals_untiled_for_features_and_products() {
         },
     )
     .unwrap();
-    let reference = product_bands(&dir.path().join("untiled/synthetic/handcrafted.tif"));
+    let reference = |m: &str| product_bands(&dir.path().join(format!("untiled/synthetic/{m}.tif")));
+    let reference = [reference("handcrafted"), reference("boosted")];
     for ts in [37, 64] {
         edit(
             &pipe,
@@ -74,18 +76,31 @@ fn tiled_equals_untiled_for_features_and_products() {
             },
         )
         .unwrap();
-        assert_same_product(
-            &product_bands(&out.join("synthetic/handcrafted.tif")),
-            &reference,
-            &format!("tile size {ts}"),
-        );
+        for (m, r) in ["handcrafted", "boosted"].iter().zip(&reference) {
+            assert_same_product(
+                &product_bands(&out.join(format!("synthetic/{m}.tif"))),
+                r,
+                &format!("{m}, tile size {ts}"),
+            );
+        }
     }
+}
+
+/// Adds a small boosted-trees method to a pipeline.
+fn add_boosted(pipe: &std::path::Path) {
+    let t = std::fs::read_to_string(pipe).unwrap();
+    std::fs::write(
+        pipe,
+        format!("{t}\n[[methods]]\nname = \"boosted\"\nrounds = 20\nmax_depth = 4\n"),
+    )
+    .unwrap();
 }
 
 #[test]
 fn parallel_equals_serial_and_runs_are_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = scene_with_pipeline(dir.path(), 128, 5, 48);
+    add_boosted(&pipe);
     edit(&pipe, "[tiling]\n", "[tiling]\nworkers = 1\n");
     run(
         &pipe,
@@ -123,6 +138,13 @@ fn parallel_equals_serial_and_runs_are_deterministic() {
         &product_bands(&dir.path().join("par2/synthetic/handcrafted.tif")),
         "rerun",
     );
+    for d in ["par", "par2"] {
+        assert_same_product(
+            &product_bands(&dir.path().join("serial/synthetic/boosted.tif")),
+            &product_bands(&dir.path().join(format!("{d}/synthetic/boosted.tif"))),
+            &format!("boosted, {d} vs serial"),
+        );
+    }
     let m1 = std::fs::read(dir.path().join("serial/synthetic/handcrafted.model")).unwrap();
     let m2 = std::fs::read(dir.path().join("par/synthetic/handcrafted.model")).unwrap();
     assert_eq!(
@@ -417,7 +439,7 @@ fn features_command_streams_the_stack_with_named_bands() {
     let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
     let src =
         geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
-    let (names, stack) = geofuse::pipeline::handcrafted::scene_features(&p, &src, 80).unwrap();
+    let (names, stack) = geofuse::pipeline::features::scene_features(&p, &src, 80).unwrap();
     let ds = Dataset::open(&out).unwrap();
     assert_eq!(ds.raster_count(), names.len());
     for (i, name) in names.iter().enumerate() {

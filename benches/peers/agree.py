@@ -6,6 +6,7 @@ Indices: absolute difference <= 1e-5 wherever OTB's denominator is not 0 (OTB wr
 Random forest: both tools' overall accuracy against the labels, and their pixel agreement
 (different random forests: they must both be accurate and agree on >= 95 % of pixels).
 """
+import os
 import sys
 import numpy as np
 from osgeo import gdal
@@ -39,4 +40,9 @@ v = lab > 0
 oa_g, oa_o, agree = (gc[v] == lab[v]).mean(), (oc[v] == lab[v]).mean(), (gc[v] == oc[v]).mean()
 print(f"agreement RF: OA geofuse {oa_g:.4f}, OTB {oa_o:.4f}, same class on {agree:.4f} of pixels")
 ok &= oa_g > 0.9 and agree >= 0.95
+if os.path.exists("out/gf_boosted.tif"):
+    gb = read("out/gf_boosted.tif")[0]
+    oa_b = (gb[v] == lab[v]).mean()
+    print(f"boosted trees: OA {oa_b:.4f} (same class as geofuse's forest on {(gb[v] == gc[v]).mean():.4f} of pixels)")
+    ok &= oa_b > 0.9
 sys.exit(0 if ok else 1)

@@ -113,6 +113,16 @@ for _ in $(seq "$runs"); do
   T[gf_rf_train]=$(echo "$line" | sed -n 's/.*train \([0-9.]*\) s.*/\1/p' | awk '{printf "%d", $1 * 1000}')
 done
 T[gf_rf_predict]=$(median "${gf_rf[@]}")
+# The same stack through geofuse's boosted trees (OTB has no multi-class boosting to compare
+# with; its forest is the reference), 100 rounds of depth-6 trees per class.
+gf_gb=()
+for _ in $(seq "$runs"); do
+  line=$("$gf" classify out/stack22.tif --labels data/labels.tif --classifier boosted --rounds 100 \
+    --max-depth 6 --min-samples-leaf 5 --samples-per-class 1000 --compress none --out out/gf_boosted.tif)
+  gf_gb+=("$(echo "$line" | sed -n 's/.*predict \([0-9.]*\) s.*/\1/p' | awk '{printf "%d", $1 * 1000}')")
+  T[gf_gb_train]=$(echo "$line" | sed -n 's/.*train \([0-9.]*\) s.*/\1/p' | awk '{printf "%d", $1 * 1000}')
+done
+T[gf_gb_predict]=$(median "${gf_gb[@]}")
 
 # --- whole chain: scene to classified raster ------------------------------------------------
 chain_otb() {
@@ -158,6 +168,8 @@ printf '%-34s %9s ms %9s ms %10s\n' "4 indices (gdal_translate copy)" "${T[copy]
 printf '%-34s %9s ms %9s ms %10s\n' "4 indices (OTB)" "${T[otb_ri]}" "${T[gf_ri]}" "$(r "${T[otb_ri]}" "${T[gf_ri]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees predict + confidence" "${T[otb_rf_predict]}" "${T[gf_rf_predict]}" "$(r "${T[otb_rf_predict]}" "${T[gf_rf_predict]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees train" "${T[otb_rf_train]}" "${T[gf_rf_train]}" "$(r "${T[otb_rf_train]}" "${T[gf_rf_train]}")"
+printf '%-34s %9s ms %9s ms %10s\n' "boosted 100 rounds predict (OTB RF)" "${T[otb_rf_predict]}" "${T[gf_gb_predict]}" "$(r "${T[otb_rf_predict]}" "${T[gf_gb_predict]}")"
+printf '%-34s %9s ms %9s ms %10s\n' "boosted 100 rounds train (OTB RF)" "${T[otb_rf_train]}" "${T[gf_gb_train]}" "$(r "${T[otb_rf_train]}" "${T[gf_gb_train]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "chain: scene to classes" "${T[otb_chain]}" "${T[gf_chain]}" "$(r "${T[otb_chain]}" "${T[gf_chain]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "learned-kernel net, ${tile}^2 (torch)" "${T[torch]}" "${T[gf_net]}" "$(r "${T[torch]}" "${T[gf_net]}")"
 printf '  PyTorch %s from PyPI; Debian PyTorch %s: %s ms; geofuse through burn Flex: %s ms\n' \
@@ -167,5 +179,6 @@ printf 'geofuse throughput: GLCM %s MP/s, indices %s MP/s, RF predict %s MP/s, c
 echo "ratio glcm $(r "${T[otb_glcm]}" "${T[gf_glcm]}")"
 echo "ratio indices_vs_copy $(r "${T[copy]}" "${T[gf_ri]}")"
 echo "ratio rf_predict $(r "${T[otb_rf_predict]}" "${T[gf_rf_predict]}")"
+echo "ratio boosted_predict_vs_otb_rf $(r "${T[otb_rf_predict]}" "${T[gf_gb_predict]}")"
 echo "ratio chain $(r "${T[otb_chain]}" "${T[gf_chain]}")"
 echo "ratio learned_cpu_vs_torch $(r "${T[torch]}" "${T[gf_net]}")"

@@ -40,6 +40,16 @@ struct Node {
     right: u32,
 }
 
+impl Node {
+    /// A node not yet decided.
+    const EMPTY: Node = Node {
+        feature: u32::MAX,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+    };
+}
+
 /// One tree.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tree {
@@ -298,14 +308,6 @@ pub fn balanced_weights(per_class: &[usize]) -> Vec<f64> {
         .collect()
 }
 
-/// Entropy (nats) of a distribution.
-pub fn entropy(p: &[f32]) -> f32 {
-    -p.iter()
-        .filter(|&&v| v > 0.0)
-        .map(|&v| v * v.ln())
-        .sum::<f32>()
-}
-
 impl Forest {
     /// Trains on row-major `x` (`n` x `n_features`), class indices `y` and per-class weights.
     pub fn train(
@@ -475,31 +477,85 @@ impl Builder<'_> {
         self.mult[i as usize] as f64 * self.w[self.y[i as usize] as usize]
     }
 
+    /// The best split of feature `f` for the node holding `idx` (class weights `dist`, their
+    /// sum `total`, bootstrap count `count`): (Gini gain, last bin going left). The first bin
+    /// with the largest gain wins. `hist`/`hcount` are scratch space.
+    #[allow(clippy::too_many_arguments)]
+    fn best_bin(
+        &self,
+        f: usize,
+        idx: &[u32],
+        dist: &[f64],
+        (total, count, gini_parent): (f64, u64, f64),
+        hist: &mut [f64],
+        hcount: &mut [u32],
+    ) -> Option<(f64, usize)> {
+        let (edges, bins) = &self.cols[f];
+        if edges.is_empty() {
+            return None;
+        }
+        let min_leaf = self.params.min_samples_leaf as u64;
+        let nb = edges.len() + 1;
+        hist[..nb * self.k].iter_mut().for_each(|v| *v = 0.0);
+        hcount[..nb].iter_mut().for_each(|v| *v = 0);
+        for &i in idx {
+            let b = bins[i as usize] as usize;
+            hist[b * self.k + self.y[i as usize] as usize] += self.weight(i);
+            hcount[b] += self.mult[i as usize];
+        }
+        let mut left = vec![0f64; self.k];
+        let mut lcount = 0u64;
+        let mut best: Option<(f64, usize)> = None;
+        for b in 0..nb - 1 {
+            for c in 0..self.k {
+                left[c] += hist[b * self.k + c];
+            }
+            lcount += hcount[b] as u64;
+            let rcount = count - lcount;
+            if lcount < min_leaf || rcount < min_leaf {
+                continue;
+            }
+            let lt: f64 = left.iter().sum();
+            let rt = total - lt;
+            if lt <= 0.0 || rt <= 0.0 {
+                continue;
+            }
+            let lsq: f64 = left.iter().map(|v| v * v).sum();
+            let rsq: f64 = left.iter().zip(dist).map(|(l, d)| (d - l) * (d - l)).sum();
+            let gini = (lt - lsq / lt) + (rt - rsq / rt);
+            let gain = gini_parent - gini;
+            if gain > 1e-12 && best.is_none_or(|(g, _)| gain > g) {
+                best = Some((gain, b));
+            }
+        }
+        best
+    }
+
+    /// Class weights and bootstrap count of the samples `idx`.
+    fn node_stats(&self, idx: &[u32]) -> (Vec<f64>, u64) {
+        let mut dist = vec![0f64; self.k];
+        let mut count = 0u64;
+        for &i in idx {
+            dist[self.y[i as usize] as usize] += self.weight(i);
+            count += self.mult[i as usize] as u64;
+        }
+        (dist, count)
+    }
+
     fn build(&self, root: Vec<u32>, rng: &mut Rng) -> Tree {
         let mut tree = Tree {
-            nodes: Vec::new(),
+            nodes: vec![Node::EMPTY],
             leaf_probs: Vec::new(),
             leaf_entropy: Vec::new(),
         };
         // Explicit stack of (node slot, sample indices, depth).
-        tree.nodes.push(Node {
-            feature: u32::MAX,
-            threshold: 0.0,
-            left: 0,
-            right: 0,
-        });
         let mut stack = vec![(0usize, root, 0usize)];
         let nf = self.cols.len();
         let mut feats: Vec<usize> = (0..nf).collect();
         let mut hist = vec![0f64; MAX_BINS * self.k];
         let mut hcount = vec![0u32; MAX_BINS];
         while let Some((slot, idx, depth)) = stack.pop() {
-            let mut dist = vec![0f64; self.k];
-            let mut count = 0u64;
-            for &i in &idx {
-                dist[self.y[i as usize] as usize] += self.weight(i);
-                count += self.mult[i as usize] as u64;
-            }
+            let (dist, count) = self.node_stats(&idx);
             let total: f64 = dist.iter().sum();
             let pure = dist.iter().filter(|&&d| d > 0.0).count() <= 1;
             let min_leaf = self.params.min_samples_leaf as u64;
@@ -512,77 +568,24 @@ impl Builder<'_> {
                     feats.swap(j, r);
                 }
                 for &f in &feats[..self.params.mtry.min(nf)] {
-                    let (edges, bins) = &self.cols[f];
-                    if edges.is_empty() {
-                        continue;
-                    }
-                    let nb = edges.len() + 1;
-                    hist[..nb * self.k].iter_mut().for_each(|v| *v = 0.0);
-                    hcount[..nb].iter_mut().for_each(|v| *v = 0);
-                    for &i in &idx {
-                        let b = bins[i as usize] as usize;
-                        hist[b * self.k + self.y[i as usize] as usize] += self.weight(i);
-                        hcount[b] += self.mult[i as usize];
-                    }
-                    let mut left = vec![0f64; self.k];
-                    let mut lcount = 0u64;
-                    for b in 0..nb - 1 {
-                        for c in 0..self.k {
-                            left[c] += hist[b * self.k + c];
-                        }
-                        lcount += hcount[b] as u64;
-                        let rcount = count - lcount;
-                        if lcount < min_leaf || rcount < min_leaf {
-                            continue;
-                        }
-                        let lt: f64 = left.iter().sum();
-                        let rt = total - lt;
-                        if lt <= 0.0 || rt <= 0.0 {
-                            continue;
-                        }
-                        let lsq: f64 = left.iter().map(|v| v * v).sum();
-                        let rsq: f64 = left.iter().zip(&dist).map(|(l, d)| (d - l) * (d - l)).sum();
-                        let gini = (lt - lsq / lt) + (rt - rsq / rt);
-                        let gain = gini_parent - gini;
-                        if gain > 1e-12 && best.is_none_or(|(g, _, _)| gain > g) {
+                    let node = (total, count, gini_parent);
+                    if let Some((gain, b)) =
+                        self.best_bin(f, &idx, &dist, node, &mut hist, &mut hcount)
+                    {
+                        if best.is_none_or(|(g, _, _)| gain > g) {
                             best = Some((gain, f, b));
                         }
                     }
                 }
             }
             match best {
-                None => {
-                    let leaf = tree.leaf_entropy.len() as u32;
-                    let p: Vec<f32> = dist
-                        .iter()
-                        .map(|d| (d / total.max(1e-300)) as f32)
-                        .collect();
-                    tree.leaf_entropy.push(entropy(&p));
-                    tree.leaf_probs.extend_from_slice(&p);
-                    tree.nodes[slot] = Node {
-                        feature: u32::MAX,
-                        threshold: 0.0,
-                        left: leaf,
-                        right: 0,
-                    };
-                }
+                None => tree.make_leaf(slot, &dist, total),
                 Some((_, f, b)) => {
                     let bins = &self.cols[f].1;
                     let (l, r): (Vec<u32>, Vec<u32>) =
                         idx.iter().partition(|&&i| (bins[i as usize] as usize) <= b);
                     let li = tree.nodes.len();
-                    tree.nodes.push(Node {
-                        feature: u32::MAX,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                    });
-                    tree.nodes.push(Node {
-                        feature: u32::MAX,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                    });
+                    tree.nodes.extend([Node::EMPTY, Node::EMPTY]);
                     tree.nodes[slot] = Node {
                         feature: f as u32,
                         threshold: self.cols[f].0[b],
@@ -595,6 +598,84 @@ impl Builder<'_> {
             }
         }
         tree
+    }
+}
+
+impl Tree {
+    /// Turns node `slot` into a leaf with the class distribution `dist` (sum `total`).
+    fn make_leaf(&mut self, slot: usize, dist: &[f64], total: f64) {
+        let leaf = self.leaf_entropy.len() as u32;
+        let p: Vec<f32> = dist
+            .iter()
+            .map(|d| (d / total.max(1e-300)) as f32)
+            .collect();
+        self.leaf_entropy.push(crate::uncertainty::entropy(&p));
+        self.leaf_probs.extend_from_slice(&p);
+        self.nodes[slot] = Node {
+            feature: u32::MAX,
+            threshold: 0.0,
+            left: leaf,
+            right: 0,
+        };
+    }
+}
+
+impl super::StackClassifier for Forest {
+    type Settings = crate::config::ForestSettings;
+    const FORMAT: &'static str = "geofuse-handcrafted-rf-1";
+
+    fn fit(s: &Self::Settings, data: &super::TrainingSet, seed: u64) -> Self {
+        Forest::train(
+            &data.x,
+            &data.y,
+            data.features,
+            data.classes,
+            &data.weights,
+            &forest_params(s, data.features, seed),
+        )
+    }
+
+    fn describe(s: &Self::Settings, data: &super::TrainingSet) -> String {
+        format!(
+            "training {} trees on {} samples x {} features (per class {:?})",
+            s.trees,
+            data.y.len(),
+            data.features,
+            data.per_class
+        )
+    }
+
+    fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], member_entropy: &mut [f32]) {
+        Forest::predict_block(self, x, n, probs, member_entropy)
+    }
+
+    fn band_meanings(&self, k: usize) -> crate::product::BandMeanings {
+        crate::product::BandMeanings::ensemble(k)
+    }
+
+    fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("trees".into(), self.n_trees().into());
+        m.insert(
+            "params".into(),
+            serde_json::to_value(&self.params).unwrap_or_default(),
+        );
+        m
+    }
+}
+
+/// Forest parameters of a method's settings for `nf` features: `features_per_split`
+/// defaults to the square root of the feature count.
+pub fn forest_params(s: &crate::config::ForestSettings, nf: usize, seed: u64) -> ForestParams {
+    ForestParams {
+        trees: s.trees,
+        max_depth: s.max_depth,
+        min_samples_leaf: s.min_samples_leaf,
+        mtry: s
+            .features_per_split
+            .unwrap_or(((nf as f64).sqrt().round() as usize).max(1))
+            .min(nf),
+        seed,
     }
 }
 

@@ -7,3 +7,12 @@
 pub mod calibration;
 pub mod metrics;
 pub mod split;
+
+/// Class index of a label value: its position in the class table `ids`; None for NaN,
+/// values outside 0..=255 and ids the table does not hold (unlabelled).
+pub fn class_index(ids: &[u8], v: f32) -> Option<usize> {
+    if v.is_nan() || !(0.0..=255.0).contains(&v) {
+        return None;
+    }
+    ids.iter().position(|&id| id as f32 == v)
+}

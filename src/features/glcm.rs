@@ -35,14 +35,35 @@ pub const FEATURE_NAMES: [&str; 13] = [
     "variance",
 ];
 
-/// Feature definitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Feature definitions (`features.glcm.definitions`, `texture --definitions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Definitions {
     /// Orfeo ToolBox: entropy in bits over p > 1e-4, correlation divided by sigma^4,
     /// quantisation bin width (max + 1 - min) / levels.
     Otb,
     /// Textbook: entropy in nats, Pearson correlation, bin width (max - min) / levels.
     Standard,
+}
+
+impl Definitions {
+    /// The pipeline name (`otb`, `standard`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Definitions::Otb => "otb",
+            Definitions::Standard => "standard",
+        }
+    }
+}
+
+/// Where a GLCM block's quantisation range comes from (`features.glcm.quantisation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantisation {
+    /// Percentiles of the training data.
+    Percentile,
+    /// `min` and `max` from the pipeline.
+    Fixed,
 }
 
 /// GLCM parameters for one offset.
@@ -416,93 +437,104 @@ pub fn glcm_features_rebuilt(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32> {
     out
 }
 
+/// The symmetric co-occurrence counts of the window around (`y`, `x`) into `mat` (n x n);
+/// returns their sum.
+fn window_counts(q: ArrayView2<u8>, p: &GlcmParams, y: i64, x: i64, mat: &mut [f64]) -> f64 {
+    let (h, w) = q.dim();
+    let (n, r) = (p.levels, p.radius as i64);
+    mat.iter_mut().for_each(|v| *v = 0.0);
+    let mut tot = 0.0;
+    for yy in (y - r).max(0)..=(y + r).min(h as i64 - 1) {
+        for xx in (x - r).max(0)..=(x + r).min(w as i64 - 1) {
+            let (py, px) = (yy + p.offset.1 as i64, xx + p.offset.0 as i64);
+            if py < 0 || px < 0 || py >= h as i64 || px >= w as i64 {
+                continue;
+            }
+            let a = q[[yy as usize, xx as usize]];
+            let b = q[[py as usize, px as usize]];
+            if a == INVALID || b == INVALID {
+                continue;
+            }
+            mat[a as usize * n + b as usize] += 1.0;
+            mat[b as usize * n + a as usize] += 1.0;
+            tot += 2.0;
+        }
+    }
+    tot
+}
+
+/// The 13 features of a normalised n x n matrix, textbook formulas (f64).
+fn matrix_features(mat: &[f64], n: usize, definitions: Definitions) -> [f64; 13] {
+    let pm = |i: usize, j: usize| mat[i * n + j];
+    let (mut mu, mut energy, mut ent, mut idm, mut inertia, mut hom, mut dis) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for i in 0..n {
+        for j in 0..n {
+            let v = pm(i, j);
+            let d = i as f64 - j as f64;
+            mu += i as f64 * v;
+            energy += v * v;
+            if v > 0.0 {
+                ent -= v * v.log2();
+            }
+            idm += v / (1.0 + d * d);
+            inertia += d * d * v;
+            hom += v / (1.0 + d.abs());
+            dis += d.abs() * v;
+        }
+    }
+    let (mut var, mut cov, mut shade, mut prom, mut sij) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut rowsum = vec![0.0; n];
+    for (i, rs) in rowsum.iter_mut().enumerate() {
+        for j in 0..n {
+            let v = pm(i, j);
+            let (a, b) = (i as f64 - mu, j as f64 - mu);
+            var += a * a * v;
+            cov += a * b * v;
+            shade += (a + b).powi(3) * v;
+            prom += (a + b).powi(4) * v;
+            sij += (i * j) as f64 * v;
+            *rs += v;
+        }
+    }
+    let nn = n as f64;
+    let rm = rowsum.iter().sum::<f64>() / nn;
+    let rv = rowsum.iter().map(|s| (s - rm) * (s - rm)).sum::<f64>() / nn;
+    let haralick = if rv.abs() > 1e-8 {
+        (sij - rm * rm) / rv
+    } else {
+        0.0
+    };
+    let (entropy, corr) = match definitions {
+        Definitions::Otb => (ent, cov / if var * var < 1e-4 { 1.0 } else { var * var }),
+        Definitions::Standard => (
+            ent * std::f64::consts::LN_2,
+            if var > 0.0 { cov / var } else { 1.0 },
+        ),
+    };
+    [
+        energy, entropy, corr, idm, inertia, shade, prom, haralick, inertia, hom, dis, mu, var,
+    ]
+}
+
 /// Brute-force GLCM with textbook formulas on the normalised matrix (f64): the slow twin.
 pub fn glcm_features_bruteforce(q: ArrayView2<u8>, p: &GlcmParams) -> Array3<f32> {
     let (h, w) = q.dim();
     let n = p.levels;
-    let r = p.radius as i64;
     let mut out = Array3::<f32>::from_elem((13, h, w), f32::NAN);
     let mut mat = vec![0f64; n * n];
-    for y in 0..h as i64 {
-        for x in 0..w as i64 {
-            if q[[y as usize, x as usize]] == INVALID {
+    for y in 0..h {
+        for x in 0..w {
+            if q[[y, x]] == INVALID {
                 continue;
             }
-            mat.iter_mut().for_each(|v| *v = 0.0);
-            let mut tot = 0.0;
-            for yy in (y - r).max(0)..=(y + r).min(h as i64 - 1) {
-                for xx in (x - r).max(0)..=(x + r).min(w as i64 - 1) {
-                    let (py, px) = (yy + p.offset.1 as i64, xx + p.offset.0 as i64);
-                    if py < 0 || px < 0 || py >= h as i64 || px >= w as i64 {
-                        continue;
-                    }
-                    let a = q[[yy as usize, xx as usize]];
-                    let b = q[[py as usize, px as usize]];
-                    if a == INVALID || b == INVALID {
-                        continue;
-                    }
-                    mat[a as usize * n + b as usize] += 1.0;
-                    mat[b as usize * n + a as usize] += 1.0;
-                    tot += 2.0;
-                }
-            }
+            let tot = window_counts(q, p, y as i64, x as i64, &mut mat);
             if tot == 0.0 {
                 continue;
             }
             mat.iter_mut().for_each(|v| *v /= tot);
-            let pm = |i: usize, j: usize| mat[i * n + j];
-            let (mut mu, mut energy, mut ent, mut idm, mut inertia, mut hom, mut dis) =
-                (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-            for i in 0..n {
-                for j in 0..n {
-                    let v = pm(i, j);
-                    let d = i as f64 - j as f64;
-                    mu += i as f64 * v;
-                    energy += v * v;
-                    if v > 0.0 {
-                        ent -= v * v.log2();
-                    }
-                    idm += v / (1.0 + d * d);
-                    inertia += d * d * v;
-                    hom += v / (1.0 + d.abs());
-                    dis += d.abs() * v;
-                }
-            }
-            let (mut var, mut cov, mut shade, mut prom, mut sij) = (0.0, 0.0, 0.0, 0.0, 0.0);
-            let mut rowsum = vec![0.0; n];
-            for (i, rs) in rowsum.iter_mut().enumerate() {
-                for j in 0..n {
-                    let v = pm(i, j);
-                    let (a, b) = (i as f64 - mu, j as f64 - mu);
-                    var += a * a * v;
-                    cov += a * b * v;
-                    shade += (a + b).powi(3) * v;
-                    prom += (a + b).powi(4) * v;
-                    sij += (i * j) as f64 * v;
-                    *rs += v;
-                }
-            }
-            let nn = n as f64;
-            let rm = rowsum.iter().sum::<f64>() / nn;
-            let rv = rowsum.iter().map(|s| (s - rm) * (s - rm)).sum::<f64>() / nn;
-            let haralick = if rv.abs() > 1e-8 {
-                (sij - rm * rm) / rv
-            } else {
-                0.0
-            };
-            let (entropy, corr) = match p.definitions {
-                Definitions::Otb => (ent, cov / if var * var < 1e-4 { 1.0 } else { var * var }),
-                Definitions::Standard => (
-                    ent * std::f64::consts::LN_2,
-                    if var > 0.0 { cov / var } else { 1.0 },
-                ),
-            };
-            let f = [
-                energy, entropy, corr, idm, inertia, shade, prom, haralick, inertia, hom, dis, mu,
-                var,
-            ];
-            for (k, v) in f.iter().enumerate() {
-                out[[k, y as usize, x as usize]] = *v as f32;
+            for (k, v) in matrix_features(&mat, n, p.definitions).iter().enumerate() {
+                out[[k, y, x]] = *v as f32;
             }
         }
     }

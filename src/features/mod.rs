@@ -11,7 +11,7 @@ pub mod sar;
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 
 use crate::config::{FeatureConfig, GlcmConfig};
-use glcm::{Definitions, GlcmParams};
+use glcm::GlcmParams;
 
 /// Raw inputs of one tile (halo included).
 #[derive(Debug, Clone)]
@@ -85,14 +85,14 @@ pub struct FeaturePlan {
     scale: f32,
     offset: f32,
     indices: Vec<(String, Vec<usize>)>,
-    sar: Vec<String>,
+    sar: Vec<sar::SarFeature>,
     speckle: crate::config::SpeckleConfig,
     glcm: Vec<GlcmBlock>,
 }
 
 /// Halo needed by a feature configuration: the widest window any stage reads.
 pub fn halo_for(cfg: &FeatureConfig) -> usize {
-    let speckle = if cfg.speckle.filter == "none" {
+    let speckle = if cfg.speckle.filter == sar::SpeckleFilter::None {
         0
     } else {
         cfg.speckle.radius
@@ -137,12 +137,12 @@ impl FeaturePlan {
             indices.push((name.to_ascii_uppercase(), pos));
             names.push(name.to_ascii_uppercase());
         }
-        let filter = &cfg.speckle.filter;
+        let filter = cfg.speckle.filter;
         for f in &cfg.sar {
-            names.push(if filter == "none" {
-                f.clone()
+            names.push(if filter == sar::SpeckleFilter::None {
+                f.name().to_string()
             } else {
-                format!("{f}_{filter}")
+                format!("{}_{}", f.name(), filter.name())
             });
         }
         let mut glcm = Vec::new();
@@ -170,7 +170,7 @@ impl FeaturePlan {
                         g.band,
                         glcm::FEATURE_NAMES[f],
                         grp,
-                        g.definitions
+                        g.definitions.name()
                     ));
                 }
             }
@@ -244,42 +244,19 @@ impl FeaturePlan {
             k += 1;
         }
         if !self.sar.is_empty() {
-            let filt = |b: usize| -> Array2<f32> {
-                let img = t.sar_linear.index_axis(Axis(0), b);
-                match self.speckle.filter.as_str() {
-                    "lee" => sar::lee_filter(img, self.speckle.radius, self.speckle.looks),
-                    "gamma-map" => {
-                        sar::gamma_map_filter(img, self.speckle.radius, self.speckle.looks)
-                    }
-                    _ => img.to_owned(),
-                }
+            let sp = &self.speckle;
+            let filt = |b: usize| {
+                sp.filter
+                    .apply(t.sar_linear.index_axis(Axis(0), b), sp.radius, sp.looks)
             };
-            let vv = filt(0);
-            let vh = filt(1);
+            let (vv, vh) = (filt(0), filt(1));
             for f in &self.sar {
-                let v = match f.as_str() {
-                    "vv_db" => vv.mapv(sar::linear_to_db),
-                    "vh_db" => vh.mapv(sar::linear_to_db),
-                    "vh_vv_ratio_db" => ndarray::Zip::from(&vh)
-                        .and(&vv)
-                        .map_collect(|&a, &b| sar::linear_to_db(a) - sar::linear_to_db(b)),
-                    "rvi" => ndarray::Zip::from(&vv)
-                        .and(&vh)
-                        .map_collect(|&a, &b| sar::rvi(a, b)),
-                    "vv_lin" => vv.clone(),
-                    "vh_lin" => vh.clone(),
-                    _ => Array2::from_elem((h, w), f32::NAN),
-                };
-                out.index_axis_mut(Axis(0), k).assign(&v);
+                out.index_axis_mut(Axis(0), k).assign(&f.compute(&vv, &vh));
                 k += 1;
             }
         }
         for g in &self.glcm {
-            let defs = if g.config.definitions == "otb" {
-                Definitions::Otb
-            } else {
-                Definitions::Standard
-            };
+            let defs = g.config.definitions;
             let img = g.source.image(t);
             let q = glcm::quantise(img.view(), g.range.0, g.range.1, g.config.levels, defs);
             let per_offset: Vec<Array3<f32>> = g

@@ -4,6 +4,85 @@
 //! pixel's value depends only on its neighbourhood and never on where a tile starts.
 
 use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+/// Speckle filter applied before the SAR features (`features.speckle.filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeckleFilter {
+    /// No filtering.
+    None,
+    /// Lee (1980).
+    Lee,
+    /// Gamma-MAP (Lopes et al. 1990).
+    GammaMap,
+}
+
+impl SpeckleFilter {
+    /// The pipeline name (`none`, `lee`, `gamma-map`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SpeckleFilter::None => "none",
+            SpeckleFilter::Lee => "lee",
+            SpeckleFilter::GammaMap => "gamma-map",
+        }
+    }
+
+    /// Filters linear power with a window of `radius` and `looks` equivalent looks.
+    pub fn apply(self, img: ArrayView2<f32>, radius: usize, looks: f64) -> Array2<f32> {
+        match self {
+            SpeckleFilter::None => img.to_owned(),
+            SpeckleFilter::Lee => lee_filter(img, radius, looks),
+            SpeckleFilter::GammaMap => gamma_map_filter(img, radius, looks),
+        }
+    }
+}
+
+/// A SAR feature of the hand-crafted stack (`features.sar`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SarFeature {
+    /// VV backscatter, dB.
+    VvDb,
+    /// VH backscatter, dB.
+    VhDb,
+    /// VH - VV, dB.
+    VhVvRatioDb,
+    /// Radar vegetation index 4 VH / (VV + VH).
+    Rvi,
+    /// VV linear power.
+    VvLin,
+    /// VH linear power.
+    VhLin,
+}
+
+impl SarFeature {
+    /// The pipeline name (`vv_db`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            SarFeature::VvDb => "vv_db",
+            SarFeature::VhDb => "vh_db",
+            SarFeature::VhVvRatioDb => "vh_vv_ratio_db",
+            SarFeature::Rvi => "rvi",
+            SarFeature::VvLin => "vv_lin",
+            SarFeature::VhLin => "vh_lin",
+        }
+    }
+
+    /// The feature from speckle-filtered VV and VH linear power.
+    pub fn compute(self, vv: &Array2<f32>, vh: &Array2<f32>) -> Array2<f32> {
+        let pair =
+            |f: fn(f32, f32) -> f32| ndarray::Zip::from(vv).and(vh).map_collect(|&a, &b| f(a, b));
+        match self {
+            SarFeature::VvDb => vv.mapv(linear_to_db),
+            SarFeature::VhDb => vh.mapv(linear_to_db),
+            SarFeature::VhVvRatioDb => pair(|a, b| linear_to_db(b) - linear_to_db(a)),
+            SarFeature::Rvi => pair(rvi),
+            SarFeature::VvLin => vv.clone(),
+            SarFeature::VhLin => vh.clone(),
+        }
+    }
+}
 
 /// dB to linear power; NaN stays NaN.
 #[inline]

@@ -1,7 +1,11 @@
 //! The only place that talks to GDAL: reading windows, writing COG products, warping.
 //!
-//! GDAL's buffers are (cols, rows) in C order; they become ndarray `[row, col]` exactly once,
-//! in [`reader::RasterReader::read`]. A `Dataset` is `Send` but not `Sync`: each worker opens
+//! GDAL's buffers are (cols, rows) in C order; every read and write goes through one
+//! `GDALDatasetRasterIO` call (`dataset_raster_io`) with a `[band][row][col]` buffer, which
+//! becomes ndarray `[band, row, col]` exactly once, in [`reader::RasterReader::read`]. Outside
+//! io/ geofuse sees its own types ([`reader::RasterReader`], [`crate::raster::Grid`]), never a
+//! GDAL one; GDAL's error message is kept in geofuse's errors, and a file GDAL cannot read is
+//! an input error (exit 2) whichever thread reads it. A `Dataset` is `Send` but not `Sync`: each worker opens
 //! its own reader.
 
 pub mod reader;
@@ -29,8 +33,24 @@ pub const DEFAULT_CACHE_MB: usize = 64;
 pub(crate) enum RasterIoError {
     /// Bands, window or buffer do not fit the dataset (a caller's bug).
     Arguments(String),
-    /// GDAL reported an error (a truncated or corrupt file, a full disk).
-    Gdal,
+    /// GDAL reported an error (a truncated or corrupt file, a full disk): its message.
+    Gdal(String),
+}
+
+/// GDAL's last error message on this thread (empty when there is none).
+pub(crate) fn last_gdal_message() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local, NUL-terminated buffer
+    // owned by GDAL (never null); it is copied before any other GDAL call can change it.
+    unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(p)
+            .to_string_lossy()
+            .trim()
+            .to_string()
+    }
 }
 
 /// One `GDALDatasetRasterIO` call over window `win` of the 1-based `bands`: reads into `buf` or
@@ -103,7 +123,7 @@ pub(crate) fn dataset_raster_io<T: gdal::raster::GdalType + Copy>(
     if err == gdal_sys::CPLErr::CE_None {
         Ok(())
     } else {
-        Err(RasterIoError::Gdal)
+        Err(RasterIoError::Gdal(last_gdal_message()))
     }
 }
 

@@ -34,7 +34,7 @@ pub struct RasterInfo {
 }
 
 /// Opens a raster, turning every failure into an input error that names the file and the fix.
-pub fn open(path: &Path) -> Result<Dataset> {
+pub(crate) fn open(path: &Path) -> Result<Dataset> {
     let meta = std::fs::metadata(path).map_err(|_| {
         Error::input(path, "file not found; check the path in the pipeline file (relative paths resolve against the pipeline's folder)")
     })?;
@@ -60,7 +60,7 @@ pub fn open(path: &Path) -> Result<Dataset> {
 }
 
 /// The grid of an open dataset.
-pub fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
+pub(crate) fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
     let (width, height) = ds.raster_size();
     let transform = ds.geo_transform().map_err(|_| {
         Error::input(path, "has no geotransform; geofuse needs georeferenced rasters (assign one with gdal_translate -a_ullr / -a_srs)")
@@ -91,7 +91,7 @@ pub fn raster_info(path: &Path) -> Result<RasterInfo> {
     for i in 1..=ds.raster_count() {
         let b = ds
             .rasterband(i)
-            .map_err(|e| Error::gdal(path, format!("open band {i}"), e))?;
+            .map_err(|e| unreadable(path, &format!("band {i}"), e))?;
         bands.push(BandInfo {
             index: i,
             description: b.description().unwrap_or_default(),
@@ -104,6 +104,14 @@ pub fn raster_info(path: &Path) -> Result<RasterInfo> {
         grid,
         bands,
     })
+}
+
+/// An input that GDAL cannot read: an input error (exit 2) with GDAL's message.
+fn unreadable(path: &Path, what: &str, gdal_msg: impl std::fmt::Display) -> Error {
+    Error::input(
+        path,
+        format!("cannot read {what} ({gdal_msg}); the file may be truncated or corrupt: re-download or regenerate it"),
+    )
 }
 
 /// Whether two CRS (WKT) are the same.
@@ -151,6 +159,32 @@ impl RasterReader {
         self.ds.raster_count()
     }
 
+    /// The raster's grid.
+    pub fn grid(&self) -> Result<Grid> {
+        grid_of(&self.ds, &self.path)
+    }
+
+    /// Description of 1-based band `band` (often its name; empty when unset).
+    pub fn band_description(&self, band: usize) -> String {
+        self.ds
+            .rasterband(band)
+            .ok()
+            .and_then(|b| b.description().ok())
+            .unwrap_or_default()
+    }
+
+    /// Exact minimum and maximum of 1-based band `band` (nodata excluded).
+    pub fn min_max(&self, band: usize) -> Result<(f64, f64)> {
+        let b = self
+            .ds
+            .rasterband(band)
+            .map_err(|e| unreadable(&self.path, &format!("band {band}"), e))?;
+        let mm = b
+            .compute_raster_min_max(false)
+            .map_err(|e| unreadable(&self.path, &format!("band {band} statistics"), e))?;
+        Ok((mm.min, mm.max))
+    }
+
     /// Reads 1-based `bands` over `win` as `[band, row, col]` f32; nodata becomes NaN. One
     /// dataset-level read for all bands, so a pixel-interleaved file decodes each block once
     /// (band-by-band reads would decode it once per band when the block cache is small).
@@ -174,13 +208,12 @@ impl RasterReader {
             Err(super::RasterIoError::Arguments(m)) => {
                 return Err(Error::Internal(format!("{}: {m}", self.path.display())))
             }
-            Err(super::RasterIoError::Gdal) => {
-                return Err(Error::Input {
-                    path: self.path.clone(),
-                    msg: format!(
-                        "cannot read bands {bands:?} {win}; the file may be truncated or corrupt"
-                    ),
-                })
+            Err(super::RasterIoError::Gdal(msg)) => {
+                return Err(unreadable(
+                    &self.path,
+                    &format!("bands {bands:?} {win}"),
+                    msg,
+                ))
             }
         }
         for (k, &b) in bands.iter().enumerate() {
@@ -204,31 +237,11 @@ impl RasterReader {
         Ok(buf)
     }
 
-    /// Reads one band over `win` resampled (nearest) to `size` = (cols, rows).
-    pub fn read_band(&self, band: usize, win: Window, size: (usize, usize)) -> Result<Array2<f32>> {
-        let rb = self
-            .ds
-            .rasterband(band)
-            .map_err(|e| Error::gdal(&self.path, format!("open band {band}"), e))?;
-        let mut buf = vec![0f32; size.0 * size.1];
-        rb.read_into_slice::<f32>(
-            (win.col as isize, win.row as isize),
-            (win.width, win.height),
-            size,
-            &mut buf,
-            None,
-        )
-        .map_err(|e| Error::gdal(&self.path, format!("read band {band} {win}"), e))?;
-        if let Some(nd) = self.nodata.get(band - 1).copied().flatten() {
-            let ndf = nd as f32;
-            for v in &mut buf {
-                if *v == ndf {
-                    *v = f32::NAN;
-                }
-            }
-        }
-        // GDAL fills the buffer row by row: (cols, rows) in C order is ndarray [row, col].
-        Array2::from_shape_vec((size.1, size.0), buf).map_err(|e| Error::Internal(e.to_string()))
+    /// Reads one 1-based band over `win` as `[row, col]` f32; nodata becomes NaN.
+    pub fn read_band(&self, band: usize, win: Window) -> Result<Array2<f32>> {
+        Ok(self
+            .read(&[band], win)?
+            .index_axis_move(ndarray::Axis(0), 0))
     }
 
     /// A sample of a band's valid values (NaN and nodata left out): the whole band when it
@@ -287,11 +300,7 @@ impl RasterReader {
                     height: 512.min(h - row),
                     width: 512.min(w - col),
                 };
-                if self
-                    .read_band(band, win, (win.width, win.height))?
-                    .iter()
-                    .any(|v| !v.is_nan())
-                {
+                if self.read_band(band, win)?.iter().any(|v| !v.is_nan()) {
                     return Ok(true);
                 }
             }

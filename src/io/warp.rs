@@ -18,26 +18,8 @@ pub enum Resampling {
     Nearest,
 }
 
-/// Writes `src` warped onto `grid` as a tiled GeoTIFF at `dst` (Float32 for bilinear, the
-/// source type for nearest). With `db_to_power`, the source is read through GDAL's `dB2pow`
-/// pixel function, so interpolation happens in linear power and `dst` holds linear power.
-pub fn warp_to_grid(
-    src: &Path,
-    dst: &Path,
-    grid: &Grid,
-    resampling: Resampling,
-    db_to_power: bool,
-) -> Result<()> {
-    let tmp = crate::io::writer::append_ext(dst, ".partial.tif");
-    let vrt_path = crate::io::writer::append_ext(dst, ".src.vrt");
-    let source_path = if db_to_power {
-        write_db2pow_vrt(src, &vrt_path)?;
-        vrt_path.clone()
-    } else {
-        src.to_path_buf()
-    };
-    let src_ds = Dataset::open(&source_path)
-        .map_err(|e| Error::gdal(&source_path, "open for warping", e))?;
+/// gdalwarp's arguments that put a raster onto `grid` with `resampling`.
+fn warp_args(grid: &Grid, resampling: Resampling) -> Vec<String> {
     let b = grid.bounds();
     let mut args: Vec<String> = vec![
         "-of".into(),
@@ -71,18 +53,18 @@ pub fn warp_to_grid(
             "nan".into(),
         ]);
     }
-    let cargs: Vec<CString> = args
-        .iter()
-        .map(|a| CString::new(a.as_str()).unwrap_or_default())
-        .collect();
+    args
+}
+
+/// One GDALWarp call from `src_ds` to the file `c_dst` with gdalwarp arguments `cargs`;
+/// whether it succeeded.
+fn run_warp(src_ds: &Dataset, cargs: &[CString], c_dst: &CString) -> bool {
     let mut argv: Vec<*mut std::ffi::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
     argv.push(std::ptr::null_mut());
-    let c_dst = CString::new(tmp.to_string_lossy().as_bytes())
-        .map_err(|e| Error::Internal(e.to_string()))?;
     // SAFETY: argv is a NULL-terminated array of C strings alive for the call; the options
     // object is freed below; `src_ds` is a valid open dataset; the returned dataset is
     // closed exactly once.
-    let ok = unsafe {
+    unsafe {
         let opts = gdal_sys::GDALWarpAppOptionsNew(argv.as_mut_ptr(), std::ptr::null_mut());
         if opts.is_null() {
             false
@@ -105,14 +87,52 @@ pub fn warp_to_grid(
                 true
             }
         }
+    }
+}
+
+/// Writes `src` warped onto `grid` as a tiled GeoTIFF at `dst` (Float32 for bilinear, the
+/// source type for nearest). With `db_to_power`, the source is read through GDAL's `dB2pow`
+/// pixel function, so interpolation happens in linear power and `dst` holds linear power.
+pub fn warp_to_grid(
+    src: &Path,
+    dst: &Path,
+    grid: &Grid,
+    resampling: Resampling,
+    db_to_power: bool,
+) -> Result<()> {
+    let tmp = crate::io::writer::append_ext(dst, ".partial.tif");
+    let vrt_path = crate::io::writer::append_ext(dst, ".src.vrt");
+    let source_path = if db_to_power {
+        write_db2pow_vrt(src, &vrt_path)?;
+        vrt_path.clone()
+    } else {
+        src.to_path_buf()
     };
+    let src_ds = Dataset::open(&source_path).map_err(|e| {
+        Error::input(
+            &source_path,
+            format!("GDAL cannot open it for warping ({e}); check the file"),
+        )
+    })?;
+    let args = warp_args(grid, resampling);
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()).unwrap_or_default())
+        .collect();
+    let c_dst = CString::new(tmp.to_string_lossy().as_bytes())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let ok = run_warp(&src_ds, &cargs, &c_dst);
     drop(src_ds);
     let _ = std::fs::remove_file(&vrt_path);
     if !ok {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::input(
             src,
-            format!("GDAL could not warp it onto {}", grid.describe()),
+            format!(
+                "GDAL could not warp it onto {} ({}); check the file and its CRS",
+                grid.describe(),
+                crate::io::last_gdal_message()
+            ),
         ));
     }
     std::fs::rename(&tmp, dst).map_err(|e| Error::io(dst, "move warped raster into place", e))
@@ -131,7 +151,7 @@ fn write_db2pow_vrt(src: &Path, vrt: &Path) -> Result<()> {
     let (w, h) = ds.raster_size();
     let gt = ds
         .geo_transform()
-        .map_err(|e| Error::gdal(src, "geotransform", e))?;
+        .map_err(|e| Error::input(src, format!("has no geotransform ({e}); georeference it")))?;
     let abs = std::fs::canonicalize(src).map_err(|e| Error::io(src, "resolve path", e))?;
     let mut x = format!(
         "<VRTDataset rasterXSize=\"{w}\" rasterYSize=\"{h}\">\n  <SRS>{}</SRS>\n  <GeoTransform>{}</GeoTransform>\n",

@@ -10,11 +10,16 @@ use std::sync::Mutex;
 
 use gdal::raster::{ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
 use gdal::{Dataset, DriverManager, Metadata};
-use ndarray::{Array2, Array3};
+use ndarray::Array3;
 
 use crate::config::ClassDef;
 use crate::error::{Error, Result};
 use crate::raster::{Grid, Window};
+
+/// A pixel type GeoTIFFs can store (u8, f32, ...): GDAL's type trait, kept behind io/.
+pub trait Pixel: gdal::raster::GdalType + Copy {}
+
+impl<T: gdal::raster::GdalType + Copy> Pixel for T {}
 
 /// One Byte band of a product.
 #[derive(Debug, Clone)]
@@ -150,21 +155,12 @@ impl ProductWriter {
         let ds = guard
             .as_mut()
             .ok_or_else(|| Error::Internal("writer already finished".into()))?;
-        for b in 0..data.shape()[0] {
-            let plane: Array2<u8> = data.index_axis(ndarray::Axis(0), b).to_owned();
-            let mut buf = to_buffer(plane);
-            ds.rasterband(b + 1)
-                .and_then(|mut band| {
-                    band.write(
-                        (win.col as isize, win.row as isize),
-                        (win.width, win.height),
-                        &mut buf,
-                    )
-                })
-                .map_err(|e| {
-                    Error::gdal(&self.tmp_dir, format!("write band {} {win}", b + 1), e)
-                })?;
-        }
+        let bands: Vec<usize> = (1..=data.shape()[0]).collect();
+        let mut buf: Vec<u8> = data.iter().copied().collect();
+        super::dataset_raster_io(ds, true, win, &bands, &mut buf, false).map_err(|e| match e {
+            super::RasterIoError::Arguments(m) => Error::Internal(format!("write {win}: {m}")),
+            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("write {win}"), m),
+        })?;
         Ok(())
     }
 
@@ -225,17 +221,6 @@ impl Drop for ProductWriter {
             let _ = std::fs::remove_dir_all(&self.tmp_dir);
         }
     }
-}
-
-/// The one conversion from ndarray `[row, col]` to GDAL's `(cols, rows)` buffer.
-fn to_buffer<T: gdal::raster::GdalType + Copy>(a: Array2<T>) -> gdal::raster::Buffer<T> {
-    let (h, w) = a.dim();
-    let data = if a.is_standard_layout() {
-        a.into_raw_vec_and_offset().0
-    } else {
-        a.iter().copied().collect()
-    };
-    gdal::raster::Buffer::new((w, h), data)
 }
 
 /// `path` with `ext` appended to its file name.
@@ -453,15 +438,11 @@ impl StreamWriter {
                     self.tmp.display()
                 )))
             }
-            Err(super::RasterIoError::Gdal) => {
+            Err(super::RasterIoError::Gdal(msg)) => {
                 return Err(Error::gdal(
                     &self.tmp,
                     format!("write rows {row}..{}", row + h),
-                    gdal::errors::GdalError::CplError {
-                        class: gdal_sys::CPLErr::CE_Failure,
-                        number: 0,
-                        msg: "GDALDatasetRasterIO failed".into(),
-                    },
+                    msg,
                 ))
             }
         }

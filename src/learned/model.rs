@@ -13,6 +13,8 @@ use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax};
 use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
+pub use super::fusion::Fusion;
+
 /// Optical input channels without hand-crafted features (10 bands + presence flag).
 pub const BASE_OPT_CH: usize = 11;
 /// SAR input channels without hand-crafted features (VV, VH + presence flag).
@@ -20,59 +22,11 @@ pub const BASE_SAR_CH: usize = 3;
 /// Receptive radius of an encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
 
-/// How the two modalities are fused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Fusion {
-    /// Stacked inputs, one encoder.
-    Early,
-    /// Per-branch heads only, combined by precision weighting.
-    Late,
-    /// Latent vectors concatenated, mixed by a 1x1 convolution.
-    Concat,
-    /// Latent vectors added.
-    Add,
-    /// Low-rank multiplicative interaction of the latent vectors.
-    Bilinear,
-    /// Gated attention: a per-pixel, per-channel gate chooses between the branches.
-    Attention,
-    /// A small network predicts a normalised k x k x 2 kernel per pixel, applied to both
-    /// branches' neighbourhoods.
-    LearnedKernel,
-    /// The same operator with hand-set weights (spatial distance and feature similarity).
-    FixedKernel,
-    /// Optical branch only.
-    OpticalOnly,
-    /// SAR branch only.
-    SarOnly,
-}
-
-impl Fusion {
-    /// Parses a pipeline name.
-    pub fn from_name(s: &str) -> Option<Fusion> {
-        Some(match s {
-            "early" => Fusion::Early,
-            "late" => Fusion::Late,
-            "concat" => Fusion::Concat,
-            "add" => Fusion::Add,
-            "bilinear" => Fusion::Bilinear,
-            "attention" => Fusion::Attention,
-            "learned-kernel" => Fusion::LearnedKernel,
-            "fixed-kernel" => Fusion::FixedKernel,
-            "optical-only" => Fusion::OpticalOnly,
-            "sar-only" => Fusion::SarOnly,
-            _ => return None,
-        })
-    }
-
-    fn two_branches(self) -> bool {
-        !matches!(self, Fusion::Early | Fusion::OpticalOnly | Fusion::SarOnly)
-    }
-}
-
 /// Shape of a network.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct NetSpec {
-    /// Fusion strategy.
+    /// Fusion strategy (stored under its model-file name, see `fusion::model_name`).
+    #[serde(with = "super::fusion::model_name")]
     pub fusion: Fusion,
     /// Latent channels.
     pub width: usize,
@@ -690,9 +644,9 @@ mod tests {
     #[test]
     fn every_fusion_keeps_the_grid_and_gives_log_probabilities() {
         let dev = Device::flex();
-        for &name in crate::config::FUSIONS {
+        for fusion in Fusion::ALL {
             let spec = NetSpec {
-                fusion: Fusion::from_name(name).unwrap(),
+                fusion,
                 width: 4,
                 kernel: 3,
                 classes: 3,
@@ -706,11 +660,11 @@ mod tests {
                 &dev,
             );
             let lp = net.log_probs(&net.latent(x), None);
-            assert_eq!(lp.dims(), [2, 3, 9, 7], "{name}");
+            assert_eq!(lp.dims(), [2, 3, 9, 7], "{fusion:?}");
             let sums = vals(lp.exp().sum_dim(1));
             assert!(
                 sums.iter().all(|s| (s - 1.0).abs() < 1e-4),
-                "{name}: {sums:?}"
+                "{fusion:?}: {sums:?}"
             );
         }
     }

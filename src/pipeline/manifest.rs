@@ -34,15 +34,10 @@ pub struct ProductEntry {
 }
 
 impl ProductEntry {
-    /// Whether the model file still has the recorded hash.
-    pub fn model_hash_matches(&self) -> bool {
-        // A learned model is a stem with `.bpk` and `.json` files; a hand-crafted one a file.
-        let h = if self.model.extension().is_none() {
-            crate::learned::model_hash(&self.model).ok()
-        } else {
-            std::fs::read(&self.model).ok().map(|b| hex_sha256(&b))
-        };
-        h.as_deref() == Some(self.model_hash.as_str())
+    /// Whether the model file still has the recorded hash (`current`: its hash now, as the
+    /// method computes it; None when it cannot be read).
+    pub fn model_hash_matches(&self, current: Option<String>) -> bool {
+        current.as_deref() == Some(self.model_hash.as_str())
     }
 }
 

@@ -1,14 +1,16 @@
 //! Batch runner: scenes → tiles → methods → products, metrics, manifest, report.
 //!
 //! - [`scene`]: checks and co-registration, per-worker tile reading.
-//! - [`handcrafted`]: the hand-crafted method (features + random forest).
+//! - [`features`]: the hand-crafted feature stack of a scene, tile by tile.
+//! - [`method_run`]: one method on one scene through [`crate::method`]: model, product,
+//!   held-out evaluation.
 //! - [`manifest`]: product hashes for resumable, idempotent runs.
 //! - [`stac`]: STAC Item beside every product.
 //! - [`report`]: Markdown and HTML comparison report.
 
-pub mod handcrafted;
-pub mod learned;
+pub mod features;
 pub mod manifest;
+pub mod method_run;
 pub mod report;
 pub mod scene;
 pub mod stac;
@@ -195,17 +197,6 @@ pub fn scene_split(p: &Pipeline, src: &scene::SceneSources) -> crate::eval::spli
     )
 }
 
-/// Refuses to train `method` on a scene without labels.
-pub fn require_labels(method: &crate::config::MethodDef, src: &scene::SceneSources) -> Result<()> {
-    match src.labels {
-        Some(_) => Ok(()),
-        None => Err(Error::config(
-            &src.optical,
-            format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
-        )),
-    }
-}
-
 /// Loads a pipeline and applies the `--out` override.
 pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
     let mut p = Pipeline::load(path)?;
@@ -223,6 +214,17 @@ pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     run_pipeline(p, pipeline_path, opts)
 }
 
+/// The worker pool of a run (`tiling.workers` threads, default all cores).
+fn thread_pool(p: &Pipeline) -> Result<rayon::ThreadPool> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(w) = p.tiling.workers {
+        builder = builder.num_threads(w);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Internal(format!("thread pool: {e}")))
+}
+
 /// Runs an already loaded pipeline (`pipeline_path` names it in messages).
 pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let (si, sn) = opts.shard;
@@ -235,157 +237,18 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
     let log = Log { quiet: opts.quiet };
     let out = p.output.clone();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, "create output folder", e))?;
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(w) = p.tiling.workers {
-        builder = builder.num_threads(w);
-    }
-    let pool = builder
-        .build()
-        .map_err(|e| Error::Internal(format!("thread pool: {e}")))?;
-    let pipeline_hash = p.hash();
+    let pool = thread_pool(&p)?;
+    let run = SceneRun {
+        p: &p,
+        opts,
+        log: &log,
+        pipeline_hash: p.hash(),
+    };
     let mut products = Vec::new();
-    let mut runtime: Option<crate::learned::Runtime> = None;
     for (i, s) in p.scenes.iter().enumerate() {
-        if i % sn != si {
-            continue;
+        if i % sn == si {
+            products.extend(pool.install(|| run.scene(s))?);
         }
-        let scene_out = out.join(&s.name);
-        std::fs::create_dir_all(&scene_out)
-            .map_err(|e| Error::io(&scene_out, "create scene folder", e))?;
-        log.info(&format!("scene {}: checking inputs", s.name));
-        let src = scene::prepare_scene(&p, s, &scene_out.join(".coreg"))?;
-        for v in &src.coregistration {
-            log.info(&format!("  {v}"));
-        }
-        let mut man = Manifest::load(&scene_out);
-        let metrics_path = scene_out.join("metrics.json");
-        let mut metrics =
-            read_json(&metrics_path).unwrap_or_else(|| json!({"scene": s.name, "methods": {}}));
-        for m in &p.methods {
-            let mut inputs = src.input_files();
-            inputs.extend(m.model.clone());
-            let key = m.name.clone();
-            let config_hash = p.product_config_hash(s, m);
-            let input_hash = fingerprint(&inputs);
-            let product = scene_out.join(format!("{}.tif", m.name));
-            if !opts.force {
-                if let Some(e) = man.products.get(&key) {
-                    if e.config_hash == config_hash
-                        && e.input_hash == input_hash
-                        && product.exists()
-                        && e.model_hash_matches()
-                    {
-                        log.info(&format!(
-                            "scene {}: {} is up to date (hashes match), skipped",
-                            s.name, m.name
-                        ));
-                        products.push(ProductSummary {
-                            scene: s.name.clone(),
-                            method: m.name.clone(),
-                            product,
-                            metrics: e.metrics.clone(),
-                            skipped: true,
-                        });
-                        continue;
-                    }
-                }
-            }
-            log.info(&format!(
-                "scene {}: method {} ({})",
-                s.name,
-                m.name,
-                m.kind()
-            ));
-            let meta = vec![
-                (
-                    "GEOFUSE_VERSION".to_string(),
-                    env!("CARGO_PKG_VERSION").to_string(),
-                ),
-                ("GEOFUSE_PIPELINE_HASH".to_string(), pipeline_hash.clone()),
-                ("GEOFUSE_CONFIG_HASH".to_string(), config_hash.clone()),
-                ("GEOFUSE_METHOD".to_string(), m.name.clone()),
-                ("GEOFUSE_SCENE".to_string(), s.name.clone()),
-            ];
-            let outcome = if m.kind() == "learned" {
-                if runtime.is_none() {
-                    let rt = crate::learned::Runtime::new(&opts.device)?;
-                    log.info(&format!("learned methods run on {}", rt.name));
-                    runtime = Some(rt);
-                }
-                let rt = runtime.as_ref().expect("runtime just set");
-                pool.install(|| learned::run_learned(&p, &src, m, &scene_out, meta, rt, &log))?
-            } else {
-                pool.install(|| handcrafted::run_handcrafted(&p, &src, m, &scene_out, meta, &log))?
-            };
-            let names: Vec<String> = p.classes.iter().map(|c| c.name.clone()).collect();
-            let mpix = src.grid.pixels() as f64 / 1e6;
-            let mut mj = json!({
-                "kind": m.kind(),
-                "product": outcome.product.file_name().map(|f| f.to_string_lossy().to_string()),
-                "model_hash": outcome.model_hash,
-                "seconds": outcome.seconds,
-                "predict_seconds": outcome.predict_seconds,
-                "mpix_per_s": mpix / outcome.predict_seconds.max(1e-9),
-                "train_samples_per_class": outcome.samples_per_class,
-                "blocks_train_test": [outcome.blocks.0, outcome.blocks.1],
-            });
-            if let Some(v) = outcome.ece_uncalibrated {
-                mj["ece_uncalibrated"] = json!(v);
-            }
-            if let Some(v) = outcome.temperature {
-                mj["temperature"] = json!(v);
-            }
-            if let Some(u) = &outcome.uncertainty {
-                let obj = mj.as_object_mut().expect("object");
-                for (k, v) in u.to_json().as_object().into_iter().flatten() {
-                    obj.insert(k.clone(), v.clone());
-                }
-            }
-            if let Some(c) = &outcome.confusion {
-                let mt = c.metrics(&names);
-                let obj = mj.as_object_mut().expect("object");
-                for (k, v) in serde_json::to_value(&mt)
-                    .unwrap_or(Value::Null)
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                {
-                    obj.insert(k.clone(), v.clone());
-                }
-                log.info(&format!(
-                    "  held-out: OA {:.3}, kappa {:.3}, mIoU {:.3} on {} pixels",
-                    mt.oa, mt.kappa, mt.miou, mt.pixels
-                ));
-            }
-            stac::write_item(&p, &src, m, &outcome, &pipeline_hash)?;
-            metrics["methods"][&m.name] = mj.clone();
-            man.products.insert(
-                key,
-                ProductEntry {
-                    scene: s.name.clone(),
-                    method: m.name.clone(),
-                    product: outcome.product.clone(),
-                    model: outcome.model.clone(),
-                    config_hash,
-                    input_hash,
-                    model_hash: outcome.model_hash.clone(),
-                    pipeline_hash: pipeline_hash.clone(),
-                    metrics: mj.clone(),
-                },
-            );
-            man.save(&scene_out)?;
-            write_json(&metrics_path, &metrics)?;
-            log.info(&format!("  product: {}", outcome.product.display()));
-            products.push(ProductSummary {
-                scene: s.name.clone(),
-                method: m.name.clone(),
-                product: outcome.product,
-                metrics: mj,
-                skipped: false,
-            });
-        }
-        write_json(&metrics_path, &metrics)?;
-        let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
     }
     manifest::write_top_level(&out, &p)?;
     let report = report::write(&out, &p)?;
@@ -394,6 +257,174 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         products,
         report,
     })
+}
+
+/// What every scene of a run shares.
+struct SceneRun<'a> {
+    p: &'a Pipeline,
+    opts: &'a RunOptions,
+    log: &'a Log,
+    pipeline_hash: String,
+}
+
+impl SceneRun<'_> {
+    /// Every method on one scene: products, metrics.json, the scene's manifest.
+    fn scene(&self, s: &crate::config::SceneDef) -> Result<Vec<ProductSummary>> {
+        let (p, log) = (self.p, self.log);
+        let scene_out = p.output.join(&s.name);
+        std::fs::create_dir_all(&scene_out)
+            .map_err(|e| Error::io(&scene_out, "create scene folder", e))?;
+        log.info(&format!("scene {}: checking inputs", s.name));
+        let src = scene::prepare_scene(p, s, &scene_out.join(".coreg"))?;
+        for v in &src.coregistration {
+            log.info(&format!("  {v}"));
+        }
+        let mut man = Manifest::load(&scene_out);
+        let metrics_path = scene_out.join("metrics.json");
+        let mut metrics =
+            read_json(&metrics_path).unwrap_or_else(|| json!({"scene": s.name, "methods": {}}));
+        let ctx = crate::method::SceneContext {
+            pipeline: p,
+            scene: &src,
+            split: scene_split(p, &src),
+            log,
+        };
+        let mut products = Vec::new();
+        for m in &p.methods {
+            let ps = self.method(s, m, &ctx, &scene_out, &mut man, &mut metrics)?;
+            if !ps.skipped {
+                man.save(&scene_out)?;
+                write_json(&metrics_path, &metrics)?;
+                log.info(&format!("  product: {}", ps.product.display()));
+            }
+            products.push(ps);
+        }
+        write_json(&metrics_path, &metrics)?;
+        let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
+        Ok(products)
+    }
+
+    /// One method on one scene, or its up-to-date product.
+    fn method(
+        &self,
+        s: &crate::config::SceneDef,
+        m: &crate::config::MethodDef,
+        ctx: &crate::method::SceneContext,
+        scene_out: &Path,
+        man: &mut Manifest,
+        metrics: &mut Value,
+    ) -> Result<ProductSummary> {
+        let (p, log) = (self.p, self.log);
+        let mut inputs = ctx.scene.input_files();
+        inputs.extend(m.model.clone());
+        let config_hash = p.product_config_hash(s, m);
+        let input_hash = fingerprint(&inputs);
+        let product = scene_out.join(format!("{}.tif", m.name));
+        let summary = |product: PathBuf, metrics: Value, skipped: bool| ProductSummary {
+            scene: s.name.clone(),
+            method: m.name.clone(),
+            product,
+            metrics,
+            skipped,
+        };
+        let method = crate::method::for_def(m, &self.opts.device);
+        if let Some(e) = man.products.get(&m.name).filter(|_| !self.opts.force) {
+            if e.config_hash == config_hash
+                && e.input_hash == input_hash
+                && product.exists()
+                && e.model_hash_matches(method.model_hash(&e.model).ok())
+            {
+                log.info(&format!(
+                    "scene {}: {} is up to date (hashes match), skipped",
+                    s.name, m.name
+                ));
+                return Ok(summary(product, e.metrics.clone(), true));
+            }
+        }
+        log.info(&format!(
+            "scene {}: method {} ({})",
+            s.name,
+            m.name,
+            m.kind().name()
+        ));
+        let meta = vec![
+            (
+                "GEOFUSE_VERSION".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            (
+                "GEOFUSE_PIPELINE_HASH".to_string(),
+                self.pipeline_hash.clone(),
+            ),
+            ("GEOFUSE_CONFIG_HASH".to_string(), config_hash.clone()),
+            ("GEOFUSE_METHOD".to_string(), m.name.clone()),
+            ("GEOFUSE_SCENE".to_string(), s.name.clone()),
+        ];
+        let outcome = method_run::run_method(&*method, m, ctx, scene_out, meta)?;
+        let mj = method_metrics(p, m, ctx, &outcome, log);
+        stac::write_item(p, ctx.scene, m, &outcome, &self.pipeline_hash)?;
+        metrics["methods"][&m.name] = mj.clone();
+        man.products.insert(
+            m.name.clone(),
+            ProductEntry {
+                scene: s.name.clone(),
+                method: m.name.clone(),
+                product: outcome.product.clone(),
+                model: outcome.model.clone(),
+                config_hash,
+                input_hash,
+                model_hash: outcome.model_hash.clone(),
+                pipeline_hash: self.pipeline_hash.clone(),
+                metrics: mj.clone(),
+            },
+        );
+        Ok(summary(outcome.product, mj, false))
+    }
+}
+
+/// The metrics.json object of one method on one scene (and the held-out log line).
+fn method_metrics(
+    p: &Pipeline,
+    m: &crate::config::MethodDef,
+    ctx: &crate::method::SceneContext,
+    outcome: &method_run::MethodOutcome,
+    log: &Log,
+) -> Value {
+    let names: Vec<String> = p.classes.iter().map(|c| c.name.clone()).collect();
+    let mpix = ctx.scene.grid.pixels() as f64 / 1e6;
+    let mut mj = json!({
+        "kind": m.kind().name(),
+        "product": outcome.product.file_name().map(|f| f.to_string_lossy().to_string()),
+        "model_hash": outcome.model_hash,
+        "seconds": outcome.seconds,
+        "predict_seconds": outcome.predict_seconds,
+        "mpix_per_s": mpix / outcome.predict_seconds.max(1e-9),
+        "train_samples_per_class": outcome.samples_per_class,
+        "blocks_train_test": [outcome.blocks.0, outcome.blocks.1],
+    });
+    let obj = mj.as_object_mut().expect("a JSON object");
+    obj.extend(outcome.model_metrics.clone());
+    if let Some(ev) = &outcome.evaluation {
+        if let Some(v) = ev.uncalibrated.as_ref().and_then(|u| u.ece()) {
+            obj.insert("ece_uncalibrated".into(), json!(v));
+        }
+        obj.extend(
+            ev.uncertainty
+                .to_json()
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let mt = ev.confusion.metrics(&names);
+        if let Value::Object(o) = serde_json::to_value(&mt).unwrap_or(Value::Null) {
+            obj.extend(o);
+        }
+        log.info(&format!(
+            "  held-out: OA {:.3}, kappa {:.3}, mIoU {:.3} on {} pixels",
+            mt.oa, mt.kappa, mt.miou, mt.pixels
+        ));
+    }
+    mj
 }
 
 /// A model trained by [`train_models`].
@@ -440,36 +471,27 @@ pub fn train_models(
             ),
         ));
     }
-    let mut runtime: Option<crate::learned::Runtime> = None;
     let mut out = Vec::new();
     for s in scenes {
         let scene_out = p.output.join(&s.name);
         let src = scene::prepare_scene(&p, s, &scene_out.join(".coreg"))?;
+        let ctx = crate::method::SceneContext {
+            pipeline: &p,
+            scene: &src,
+            split: scene_split(&p, &src),
+            log: &log,
+        };
         for m in &methods {
             log.info(&format!("scene {}: training {}", s.name, m.name));
-            let (path, hash) = if m.kind() == "learned" {
-                if runtime.is_none() {
-                    runtime = Some(crate::learned::Runtime::new(&opts.device)?);
-                }
-                let (_, path, hash) = learned::train_learned(
-                    &p,
-                    &src,
-                    m,
-                    &scene_out,
-                    runtime.as_ref().expect("set"),
-                    &log,
-                )?;
-                (path, hash)
-            } else {
-                let (_, path, hash) =
-                    handcrafted::train_handcrafted(&p, &src, m, &scene_out, &log)?;
-                (path, hash)
-            };
+            let trained = crate::method::for_def(m, &opts.device);
+            let mut def = (*m).clone();
+            def.model = None;
+            let model = method_run::model_for(&*trained, &def, &ctx, &scene_out)?;
             out.push(TrainedModel {
                 scene: s.name.clone(),
                 method: m.name.clone(),
-                path,
-                hash,
+                path: model.path().to_path_buf(),
+                hash: model.hash().to_string(),
             });
         }
         let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::{Pipeline, SarUnit, SceneDef};
 use crate::error::{Error, Result};
 use crate::features::{sar, TileInputs};
-use crate::io::reader::{grid_of, open, same_crs, RasterReader};
+use crate::io::reader::{same_crs, RasterReader};
 use crate::io::warp::{warp_to_grid, Resampling};
 use crate::raster::{Grid, Window};
 
@@ -79,18 +79,17 @@ fn grids_match(scene: &Grid, other: &Grid, tol: f64) -> std::result::Result<(), 
     Ok(())
 }
 
-/// Checks a scene's rasters and co-registers them onto the optical grid (warping into
-/// `work_dir` when the pipeline allows it).
-pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
-    let opt = open(&s.optical.path)?;
-    let grid = grid_of(&opt, &s.optical.path)?;
+/// Opens the optical raster and checks its CRS, band count and band names; returns its grid.
+fn check_optical(s: &SceneDef) -> Result<Grid> {
+    let opt = RasterReader::open(&s.optical.path)?;
+    let grid = opt.grid()?;
     if grid.crs_wkt.is_empty() {
         return Err(Error::input(
             &s.optical.path,
             "has no CRS; assign one with gdal_translate -a_srs EPSG:xxxx",
         ));
     }
-    let nb = opt.raster_count();
+    let nb = opt.band_count();
     if nb != s.optical.bands.len() {
         return Err(Error::input(
             &s.optical.path,
@@ -102,11 +101,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         ));
     }
     for (i, name) in s.optical.bands.iter().enumerate() {
-        let desc = opt
-            .rasterband(i + 1)
-            .ok()
-            .and_then(|b| gdal::Metadata::description(&b).ok())
-            .unwrap_or_default();
+        let desc = opt.band_description(i + 1);
         if !desc.is_empty()
             && desc.len() <= 4
             && desc.to_ascii_uppercase().starts_with('B')
@@ -118,64 +113,65 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
             ));
         }
     }
-    drop(opt);
-    let tol = p.coregistration.tolerance_pixels;
-    let mut verdicts = vec![format!(
-        "optical {}: {}",
-        s.optical.path.display(),
-        grid.describe()
-    )];
-    let mut align = |path: &Path,
-                     what: &str,
-                     resampling: Resampling,
-                     db_to_power: bool|
-     -> Result<(PathBuf, bool)> {
-        let ds = open(path)?;
-        let g = grid_of(&ds, path)?;
-        drop(ds);
-        match grids_match(&grid, &g, tol) {
+    Ok(grid)
+}
+
+/// Brings rasters onto the optical grid: as they are when they match, warped into
+/// `work_dir` when the pipeline allows it, else a grid-mismatch error naming both grids.
+struct Aligner<'a> {
+    p: &'a Pipeline,
+    s: &'a SceneDef,
+    grid: &'a Grid,
+    work_dir: &'a Path,
+    verdicts: Vec<String>,
+}
+
+impl Aligner<'_> {
+    /// The raster at `path` on the scene grid, and whether it was warped.
+    fn align(
+        &mut self,
+        path: &Path,
+        what: &str,
+        resampling: Resampling,
+        db_to_power: bool,
+    ) -> Result<(PathBuf, bool)> {
+        let g = RasterReader::open(path)?.grid()?;
+        let why = match grids_match(self.grid, &g, self.p.coregistration.tolerance_pixels) {
             Ok(()) => {
-                verdicts.push(format!("{what} {}: matches the optical grid", path.display()));
-                Ok((path.to_path_buf(), false))
+                let v = format!("{what} {}: matches the optical grid", path.display());
+                self.verdicts.push(v);
+                return Ok((path.to_path_buf(), false));
             }
-            Err(why) if p.coregistration.allow_warp => {
-                std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, "create work folder", e))?;
-                let dst = work_dir.join(format!("{what}_on_optical_grid.tif"));
-                warp_to_grid(path, &dst, &grid, resampling, db_to_power)?;
-                verdicts.push(format!("{what} {}: {why} ({}); warped onto the optical grid -> {}", path.display(), g.describe(), dst.display()));
-                Ok((dst, true))
-            }
-            Err(why) => Err(Error::GridMismatch {
+            Err(why) => why,
+        };
+        if !self.p.coregistration.allow_warp {
+            return Err(Error::GridMismatch {
                 path: path.to_path_buf(),
                 msg: format!(
                     "{} has {}, but {} has {} ({why}); resample it onto the optical grid (gdalwarp), or set [coregistration] allow_warp = true in the pipeline",
-                    s.optical.path.display(),
-                    grid.describe(),
+                    self.s.optical.path.display(),
+                    self.grid.describe(),
                     path.display(),
                     g.describe()
                 ),
-            }),
+            });
         }
-    };
-    let (sar_path, warped) = align(
-        &s.sar.path,
-        "sar",
-        Resampling::Bilinear,
-        s.sar.unit == SarUnit::Db,
-    )?;
-    let sar_unit = if warped { SarUnit::Linear } else { s.sar.unit };
-    let labels = match &s.labels {
-        Some(l) => Some(align(l, "labels", Resampling::Nearest, false)?.0),
-        None => None,
-    };
-    let mask = match &s.mask {
-        Some(m) => Some((
-            align(&m.path, "mask", Resampling::Nearest, false)?.0,
-            m.invalid.clone(),
-        )),
-        None => None,
-    };
-    let sar_ds = open(&sar_path)?;
+        let wd = self.work_dir;
+        std::fs::create_dir_all(wd).map_err(|e| Error::io(wd, "create work folder", e))?;
+        let dst = wd.join(format!("{what}_on_optical_grid.tif"));
+        warp_to_grid(path, &dst, self.grid, resampling, db_to_power)?;
+        self.verdicts.push(format!(
+            "{what} {}: {why} ({}); warped onto the optical grid -> {}",
+            path.display(),
+            g.describe(),
+            dst.display()
+        ));
+        Ok((dst, true))
+    }
+}
+
+/// 1-based bands of VV and VH in the SAR raster, checked against its band count.
+fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<[usize; 2]> {
     let pos = |want: &str| {
         s.sar
             .polarisations
@@ -184,20 +180,22 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
             .unwrap_or(0)
             + 1
     };
-    let sar_bands = [pos("VV"), pos("VH")];
-    if sar_ds.raster_count() < s.sar.polarisations.len() {
+    let n = RasterReader::open(sar_path)?.band_count();
+    if n < s.sar.polarisations.len() {
         return Err(Error::input(
             &s.sar.path,
             format!(
-                "has {} bands but `sar.polarisations` lists {} ({}); name one polarisation per band",
-                sar_ds.raster_count(),
+                "has {n} bands but `sar.polarisations` lists {} ({}); name one polarisation per band",
                 s.sar.polarisations.len(),
                 s.sar.polarisations.join(" ")
             ),
         ));
     }
-    drop(sar_ds);
-    // A band with no valid value at all (all NaN or nodata) cannot be used.
+    Ok([pos("VV"), pos("VH")])
+}
+
+/// Refuses bands without any valid value, and negative backscatter declared linear.
+fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: [usize; 2], unit: SarUnit) -> Result<()> {
     let opt_reader = RasterReader::open(&s.optical.path)?;
     let bands: Vec<usize> = (1..=s.optical.bands.len()).collect();
     let samples = opt_reader.sample_bands(&bands, 512)?;
@@ -212,7 +210,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
             ));
         }
     }
-    let sar_reader = RasterReader::open(&sar_path)?;
+    let sar_reader = RasterReader::open(sar_path)?;
     for (k, b) in sar_bands.iter().enumerate() {
         let vals = sar_reader.sample(*b, 512)?;
         if vals.is_empty() && !sar_reader.has_valid(*b)? {
@@ -224,22 +222,55 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
                 ),
             ));
         }
-        if sar_unit == SarUnit::Linear && vals.iter().any(|&v| v < 0.0) {
+        if unit == SarUnit::Linear && vals.iter().any(|&v| v < 0.0) {
             return Err(Error::input(
                 &s.sar.path,
                 "has negative backscatter but `sar.unit = \"linear\"`; set unit = \"db\"",
             ));
         }
     }
+    Ok(())
+}
+
+/// Checks a scene's rasters and co-registers them onto the optical grid (warping into
+/// `work_dir` when the pipeline allows it).
+pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
+    let grid = check_optical(s)?;
+    let mut al = Aligner {
+        p,
+        s,
+        grid: &grid,
+        work_dir,
+        verdicts: vec![format!(
+            "optical {}: {}",
+            s.optical.path.display(),
+            grid.describe()
+        )],
+    };
+    let db = s.sar.unit == SarUnit::Db;
+    let (sar_path, warped) = al.align(&s.sar.path, "sar", Resampling::Bilinear, db)?;
+    let sar_unit = if warped { SarUnit::Linear } else { s.sar.unit };
+    let labels = match &s.labels {
+        Some(l) => Some(al.align(l, "labels", Resampling::Nearest, false)?.0),
+        None => None,
+    };
+    let mask = match &s.mask {
+        Some(m) => Some((
+            al.align(&m.path, "mask", Resampling::Nearest, false)?.0,
+            m.invalid.clone(),
+        )),
+        None => None,
+    };
+    let sar_bands = sar_bands(s, &sar_path)?;
+    check_values(s, &sar_path, sar_bands, sar_unit)?;
     if let Some(l) = &labels {
-        let ds = open(l)?;
-        if ds.raster_count() != 1 {
+        if RasterReader::open(l)?.band_count() != 1 {
             return Err(Error::input(l, "labels must be a single-band raster"));
         }
     }
     Ok(SceneSources {
         name: s.name.clone(),
-        grid,
+        grid: grid.clone(),
         optical: s.optical.path.clone(),
         optical_bands: s.optical.bands.clone(),
         scale: s.optical.scale,
@@ -249,7 +280,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         sar_unit,
         labels,
         mask,
-        coregistration: verdicts,
+        coregistration: al.verdicts,
     })
 }
 
@@ -295,7 +326,7 @@ impl SceneReader {
     /// Reads labels only.
     pub fn read_labels(&self, win: Window) -> Result<Option<Array2<f32>>> {
         match &self.labels {
-            Some(r) => Ok(Some(r.read_band(1, win, (win.width, win.height))?)),
+            Some(r) => Ok(Some(r.read_band(1, win)?)),
             None => Ok(None),
         }
     }
@@ -313,7 +344,7 @@ impl SceneReader {
                 .for_each(|v, &x| *v &= !x.is_nan());
         }
         if let Some(m) = &self.mask {
-            let mv = m.read_band(1, win, (win.width, win.height))?;
+            let mv = m.read_band(1, win)?;
             ndarray::Zip::from(&mut valid).and(&mv).for_each(|v, &x| {
                 if !x.is_nan() && self.invalid.contains(&(x as u16)) {
                     *v = false;

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::config::{MethodDef, Pipeline};
 use crate::error::Result;
-use crate::pipeline::handcrafted::{product_bands, MethodOutcome};
+use crate::pipeline::method_run::MethodOutcome;
 use crate::pipeline::scene::SceneSources;
 
 /// UTC "now" as RFC 3339 (seconds precision).
@@ -48,7 +48,7 @@ pub fn item(
         ),
         None => (Value::Null, Value::Null),
     };
-    let bands: Vec<Value> = product_bands(p.classes.len())
+    let bands: Vec<Value> = crate::product::bands(&outcome.band_meanings)
         .iter()
         .map(|b| json!({"name": b.name, "description": b.description, "data_type": "uint8", "nodata": 255, "scale": b.scale, "offset": b.offset}))
         .collect();

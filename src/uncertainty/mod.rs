@@ -41,38 +41,6 @@ pub fn summarise(mean_probs: &[f32], mean_member_entropy: f32) -> Uncertainty {
     }
 }
 
-/// Quantises a 0..1 value to the product's byte encoding (scale [`BYTE_SCALE`], 0..=250).
-#[inline]
-pub fn to_byte(v: f32) -> u8 {
-    (v.clamp(0.0, 1.0) / BYTE_SCALE as f32).round() as u8
-}
-
-/// Writes one product pixel at (`r`, `c`) of `out` (`[band, row, col]`): band 0 the class
-/// `ids[argmax p]` (ties to the lower index), bands 1-4 confidence, aleatoric, epistemic and
-/// total uncertainty as bytes. `p` are mean class probabilities, `mean_member_entropy` in nats.
-pub fn write_pixel(
-    out: &mut ndarray::Array3<u8>,
-    r: usize,
-    c: usize,
-    ids: &[u8],
-    p: &[f32],
-    mean_member_entropy: f32,
-) -> usize {
-    let best = (0..p.len())
-        .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
-        .unwrap_or(0);
-    let u = summarise(p, mean_member_entropy);
-    out[[0, r, c]] = ids[best];
-    out[[1, r, c]] = to_byte(u.confidence);
-    out[[2, r, c]] = to_byte(u.aleatoric);
-    out[[3, r, c]] = to_byte(u.epistemic);
-    out[[4, r, c]] = to_byte(u.total);
-    best
-}
-
-/// Scale of the product's uncertainty bands: physical = byte * BYTE_SCALE.
-pub const BYTE_SCALE: f64 = 0.004;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,13 +77,5 @@ mod tests {
         let ln2 = 2f32.ln();
         assert!((u.total - h(0.7) / ln2).abs() < 1e-6);
         assert!((u.epistemic - (h(0.7) - mean_ent) / ln2).abs() < 1e-6);
-    }
-
-    #[test]
-    fn byte_encoding_round_trips_within_half_a_step() {
-        for v in [0.0f32, 0.1234, 0.5, 0.999, 1.0] {
-            assert!((to_byte(v) as f64 * BYTE_SCALE - v as f64).abs() <= BYTE_SCALE / 2.0 + 1e-9);
-        }
-        assert_eq!(to_byte(1.0), 250);
     }
 }

@@ -1,0 +1,199 @@
+//! The hand-crafted method kinds behind the [`crate::method`] interface: the feature stack
+//! of every tile into a [`StackClassifier`] (random forest, boosted trees).
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Array3};
+
+use super::sampling::training_set;
+use super::stack::{HandcraftedModel, StackClassifier};
+use crate::error::{Error, Result};
+use crate::features::FeaturePlan;
+use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
+use crate::pipeline::features::{scene_plan, tile_features, CoreFeatures};
+use crate::pipeline::scene::SceneReader;
+use crate::product::{BandMeanings, TileProbabilities};
+use crate::tiler::{tiles, Tile};
+
+/// A hand-crafted method: features, then classifier `C`.
+pub struct StackMethod<C: StackClassifier> {
+    name: String,
+    settings: C::Settings,
+    _c: PhantomData<C>,
+}
+
+impl<C: StackClassifier> StackMethod<C> {
+    /// The method `name` with its settings.
+    pub fn new(name: &str, settings: C::Settings) -> Self {
+        StackMethod {
+            name: name.into(),
+            settings,
+            _c: PhantomData,
+        }
+    }
+}
+
+impl<C: StackClassifier> Method for StackMethod<C> {
+    fn train(&self, ctx: &SceneContext, scene_out: &Path) -> Result<Box<dyn Model>> {
+        let (p, src) = (ctx.pipeline, ctx.scene);
+        let plan = scene_plan(p, src)?;
+        let g = &src.grid;
+        let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
+        let data = training_set(ctx, &plan, &tl)?;
+        ctx.log
+            .info(&format!("  {}", C::describe(&self.settings, &data)));
+        let model = HandcraftedModel {
+            format: C::FORMAT.into(),
+            geofuse_version: env!("CARGO_PKG_VERSION").into(),
+            feature_names: plan.names.clone(),
+            classes: p.classes.clone(),
+            glcm_ranges: plan.glcm_blocks().iter().map(|g| g.range).collect(),
+            samples_per_class: data.per_class.clone(),
+            class_weights: data.weights.clone(),
+            classifier: C::fit(&self.settings, &data, p.seed),
+        };
+        std::fs::create_dir_all(scene_out)
+            .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
+        let path = scene_out.join(format!("{}.model", self.name));
+        let hash = model.save(&path)?;
+        Ok(Box::new(StackModel { model, path, hash }))
+    }
+
+    fn model_hash(&self, path: &Path) -> Result<String> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "read model", e))?;
+        Ok(crate::config::hex_sha256(&bytes))
+    }
+
+    fn load(&self, _ctx: &SceneContext, path: &Path) -> Result<Box<dyn Model>> {
+        let (model, hash) = HandcraftedModel::<C>::load(path)?;
+        Ok(Box::new(StackModel {
+            model,
+            path: path.to_path_buf(),
+            hash,
+        }))
+    }
+}
+
+/// A trained hand-crafted model and where it is saved.
+struct StackModel<C> {
+    model: HandcraftedModel<C>,
+    path: PathBuf,
+    hash: String,
+}
+
+impl<C: StackClassifier> Model for StackModel<C> {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn samples_per_class(&self) -> Vec<usize> {
+        self.model.samples_per_class.clone()
+    }
+
+    fn band_meanings(&self, k: usize) -> BandMeanings {
+        self.model.classifier.band_meanings(k)
+    }
+
+    fn metadata(&self) -> Vec<(String, String)> {
+        vec![(
+            "GEOFUSE_FEATURES".into(),
+            self.model.feature_names.join(","),
+        )]
+    }
+
+    fn predictor<'a>(&'a self, ctx: &SceneContext) -> Result<Box<dyn TilePredictor + 'a>> {
+        let (p, src) = (ctx.pipeline, ctx.scene);
+        // The plan uses the training-time GLCM ranges, never the mapped scene's.
+        let plan = FeaturePlan::new(
+            &p.features,
+            &src.optical_bands,
+            src.scale,
+            src.offset,
+            &self.model.glcm_ranges,
+        );
+        self.model
+            .check_compatible(&self.path, &plan.names, &p.classes)?;
+        Ok(Box::new(StackPredictor {
+            classifier: &self.model.classifier,
+            classes: p.classes.len(),
+            plan,
+        }))
+    }
+}
+
+/// Predicts tiles in parallel, one reader per worker.
+struct StackPredictor<'a, C> {
+    classifier: &'a C,
+    classes: usize,
+    plan: FeaturePlan,
+}
+
+impl<C: StackClassifier> TilePredictor for StackPredictor<'_, C> {
+    fn halo(&self) -> usize {
+        self.plan.halo
+    }
+
+    fn parallel(&self) -> bool {
+        true
+    }
+
+    fn predict(&self, reader: &SceneReader, t: &Tile) -> Result<TilePrediction> {
+        let CoreFeatures {
+            features,
+            labels,
+            modalities,
+        } = tile_features(reader, &self.plan, t)?;
+        let probs = predict_stack(self.classifier, self.classes, &features, modalities);
+        Ok(TilePrediction {
+            probs,
+            labels,
+            uncalibrated: None,
+        })
+    }
+}
+
+/// Class probabilities of every pixel of a feature stack `[feature, row, col]` that has a
+/// modality (`modalities` != 0), predicted in blocks of samples.
+pub fn predict_stack<C: StackClassifier>(
+    classifier: &C,
+    k: usize,
+    features: &Array3<f32>,
+    modalities: Array2<u8>,
+) -> TileProbabilities {
+    const BLOCK: usize = 1024;
+    let (nf, h, w) = features.dim();
+    let pixels: Vec<(usize, usize)> = modalities
+        .indexed_iter()
+        .filter(|(_, &m)| m != 0)
+        .map(|(rc, _)| rc)
+        .collect();
+    let mut out = TileProbabilities {
+        probs: Array3::zeros((k, h, w)),
+        member_entropy: Array2::zeros((h, w)),
+        modalities,
+    };
+    let mut x = vec![0f32; BLOCK * nf];
+    let mut probs = vec![0f32; BLOCK * k];
+    let mut ent = vec![0f32; BLOCK];
+    for chunk in pixels.chunks(BLOCK) {
+        for (s, &(r, c)) in chunk.iter().enumerate() {
+            for j in 0..nf {
+                x[s * nf + j] = features[[j, r, c]];
+            }
+        }
+        let n = chunk.len();
+        classifier.predict_block(&x[..n * nf], n, &mut probs[..n * k], &mut ent[..n]);
+        for (s, &(r, c)) in chunk.iter().enumerate() {
+            for j in 0..k {
+                out.probs[[j, r, c]] = probs[s * k + j];
+            }
+            out.member_entropy[[r, c]] = ent[s];
+        }
+    }
+    out
+}

@@ -1,0 +1,394 @@
+//! The pipeline file (TOML): scenes, classes, tiling, features, split, methods, output.
+//!
+//! Unknown keys are an error that names the key; relative paths resolve against the folder
+//! of the pipeline file; `validate` checks everything that can be checked without opening
+//! a raster. Every vocabulary is a serde enum owned by the stage that uses it, so nothing
+//! matches strings after parsing.
+//!
+//! - [`scene`]: `[[scenes]]`.
+//! - [`features`]: `[features]`.
+//! - [`tiling`]: `[tiling]`, `[coregistration]`, `[split]`.
+//! - [`method`]: `[[methods]]`, settings by kind.
+
+pub mod features;
+pub mod method;
+pub mod scene;
+pub mod tiling;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Output folder (products, metrics, manifest, report).
+    pub output: PathBuf,
+    /// Seed for every random choice (sampling, split, forest).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Class table: id (label and product value), name, colour.
+    pub classes: Vec<ClassDef>,
+    /// Scenes to process.
+    pub scenes: Vec<SceneDef>,
+    /// Tiling.
+    #[serde(default)]
+    pub tiling: Tiling,
+    /// Co-registration policy.
+    #[serde(default)]
+    pub coregistration: Coregistration,
+    /// Hand-crafted features.
+    #[serde(default)]
+    pub features: FeatureConfig,
+    /// Spatial train/test split.
+    #[serde(default)]
+    pub split: SplitConfig,
+    /// Methods to run on every scene.
+    pub methods: Vec<MethodDef>,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// One class of the class table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassDef {
+    /// Value in the label raster and in the product's class band (0..=254).
+    pub id: u8,
+    /// Name written to the product's category names.
+    pub name: String,
+    /// Colour as `#rrggbb`.
+    pub color: String,
+}
+
+impl ClassDef {
+    /// RGB triple of `color`.
+    pub fn rgb(&self) -> Option<[u8; 3]> {
+        let h = self.color.strip_prefix('#')?;
+        if h.len() != 6 {
+            return None;
+        }
+        let p = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok();
+        Some([p(0)?, p(2)?, p(4)?])
+    }
+}
+
+pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDEX_BANDS};
+pub use method::{
+    BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
+};
+pub use scene::{MaskDef, OpticalDef, SarDef, SarUnit, SceneDef};
+pub use tiling::{Coregistration, SplitConfig, Tiling};
+
+impl Pipeline {
+    /// Reads, parses, resolves relative paths and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<Pipeline> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                path,
+                format!("cannot read the pipeline file ({e}); check the path"),
+            )
+        })?;
+        let mut p: Pipeline = toml::from_str(&text)
+            .map_err(|e| Error::config(path, e.to_string().trim_end().to_string()))?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        p.resolve_paths(&base);
+        p.validate(path)?;
+        Ok(p)
+    }
+
+    /// Makes every relative path absolute against `base` (the pipeline file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = normalize(&base.join(&*p));
+            }
+        };
+        fix(&mut self.output);
+        for s in &mut self.scenes {
+            fix(&mut s.optical.path);
+            fix(&mut s.sar.path);
+            if let Some(l) = &mut s.labels {
+                fix(l);
+            }
+            if let Some(m) = &mut s.mask {
+                fix(&mut m.path);
+            }
+        }
+        for m in &mut self.methods {
+            m.resolve_paths(&fix);
+        }
+    }
+
+    /// Checks the configuration; errors name the key and the fix.
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        self.validate_sections()
+            .map_err(|msg| Error::config(path, msg))
+    }
+
+    fn validate_sections(&self) -> std::result::Result<(), String> {
+        self.validate_classes()?;
+        if self.scenes.is_empty() {
+            return Err("`scenes` is empty; add at least one [[scenes]] table".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for s in &self.scenes {
+            s.validate()?;
+            if !names.insert(&s.name) {
+                return Err(format!("scene name `{}` appears twice", s.name));
+            }
+            self.features.validate_scene(s)?;
+        }
+        self.features.validate()?;
+        self.tiling.validate()?;
+        self.split.validate()?;
+        if self.methods.is_empty() {
+            return Err("`methods` is empty; add [[methods]] name = \"handcrafted\"".into());
+        }
+        let mut mnames = std::collections::HashSet::new();
+        for m in &self.methods {
+            if !mnames.insert(&m.name) {
+                return Err(format!("method name `{}` appears twice", m.name));
+            }
+            m.validate()?;
+        }
+        Ok(())
+    }
+
+    fn validate_classes(&self) -> std::result::Result<(), String> {
+        if self.classes.is_empty() {
+            return Err(
+                "`classes` is empty; list at least two classes with id, name, color".into(),
+            );
+        }
+        if self.classes.len() < 2 {
+            return Err("`classes` needs at least two classes to classify".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for c in &self.classes {
+            if c.id == 255 {
+                return Err(format!(
+                    "class `{}` uses id 255, which is the product's nodata; pick 0..=254",
+                    c.name
+                ));
+            }
+            if !ids.insert(c.id) {
+                return Err(format!("class id {} appears twice in `classes`", c.id));
+            }
+            if c.rgb().is_none() {
+                return Err(format!(
+                    "class `{}` has color `{}`; write it as #rrggbb",
+                    c.name, c.color
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Hash of everything that shapes the products (hex SHA-256 of the canonical JSON).
+    pub fn hash(&self) -> String {
+        hex_sha256(serde_json::to_string(self).unwrap_or_default().as_bytes())
+    }
+
+    /// Hash of the parts that shape one method's product on one scene, and the geofuse version
+    /// (a product made by another release is remade).
+    pub fn product_config_hash(&self, scene: &SceneDef, method: &MethodDef) -> String {
+        hex_sha256(self.product_config(scene, method).to_string().as_bytes())
+    }
+
+    /// What [`product_config_hash`](Self::product_config_hash) hashes.
+    fn product_config(&self, scene: &SceneDef, method: &MethodDef) -> serde_json::Value {
+        serde_json::json!({
+            "seed": self.seed, "classes": self.classes, "scene": scene, "features": self.features,
+            "split": self.split, "method": method, "coregistration": self.coregistration,
+            "geofuse": env!("CARGO_PKG_VERSION"),
+        })
+    }
+}
+
+/// Removes `.` and `name/..` components lexically (no filesystem access), so messages show
+/// `out/demo` rather than `pipelines/../out/demo`.
+pub fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
+}
+
+/// Hex SHA-256 of bytes.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r##"
+output = "out"
+[[classes]]
+id = 1
+name = "water"
+color = "#0000ff"
+[[classes]]
+id = 2
+name = "forest"
+color = "#00ff00"
+[[scenes]]
+name = "s"
+optical = { path = "opt.tif", bands = ["B02","B03","B04","B05","B06","B07","B08","B8A","B11","B12"] }
+sar = { path = "sar.tif" }
+[[methods]]
+name = "handcrafted"
+"##;
+
+    fn parse(text: &str) -> Result<Pipeline> {
+        let path = Path::new("/tmp/p/pipeline.toml");
+        let mut p: Pipeline =
+            toml::from_str(text).map_err(|e| Error::config(path, e.to_string()))?;
+        p.resolve_paths(Path::new("/tmp/p"));
+        p.validate(path)?;
+        Ok(p)
+    }
+
+    #[test]
+    fn minimal_pipeline_parses_and_resolves_paths() {
+        let p = parse(MINIMAL).unwrap();
+        assert_eq!(p.scenes[0].optical.path, PathBuf::from("/tmp/p/opt.tif"));
+        assert_eq!(p.output, PathBuf::from("/tmp/p/out"));
+        assert_eq!(p.tiling.tile_size, 512);
+    }
+
+    #[test]
+    fn product_hash_covers_the_geofuse_version_and_the_method() {
+        let p = parse(MINIMAL).unwrap();
+        let (s, m) = (&p.scenes[0], &p.methods[0]);
+        assert_eq!(p.product_config(s, m)["geofuse"], env!("CARGO_PKG_VERSION"));
+        let mut m2 = m.clone();
+        m2.name = "other".into();
+        assert_ne!(p.product_config_hash(s, m), p.product_config_hash(s, &m2));
+    }
+
+    #[test]
+    fn normalize_removes_parent_components() {
+        assert_eq!(
+            normalize(Path::new("pipelines/../out/demo")),
+            PathBuf::from("out/demo")
+        );
+        assert_eq!(
+            normalize(Path::new("../../shared/x")),
+            PathBuf::from("../../shared/x")
+        );
+        assert_eq!(normalize(Path::new("./a/./b")), PathBuf::from("a/b"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse(&format!("{MINIMAL}\nbogus_key = 3\n")).unwrap_err();
+        assert!(e.to_string().contains("bogus_key"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn missing_band_for_index_is_explained() {
+        let text = MINIMAL.replace("\"B11\",", "");
+        let e = parse(&text).unwrap_err();
+        assert!(e.to_string().contains("B11"), "{e}");
+    }
+
+    #[test]
+    fn unavailable_method_kind_is_refused() {
+        let text = format!("{MINIMAL}[[methods]]\nname = \"x\"\nkind = \"nope\"\n");
+        let e = parse(&text).unwrap_err();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn bad_colour_is_refused() {
+        let e = parse(&MINIMAL.replace("#0000ff", "blue")).unwrap_err();
+        assert!(e.to_string().contains("#rrggbb"), "{e}");
+    }
+
+    #[test]
+    fn methods_get_the_settings_of_their_kind() {
+        let text = format!(
+            "{MINIMAL}[[methods]]\nname = \"boosted\"\nrounds = 12\n[[methods]]\nname = \"net\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nwidth = 4\n[[methods]]\nname = \"concat\"\n"
+        );
+        let p = parse(&text).unwrap();
+        let kinds: Vec<_> = p.methods.iter().map(|m| m.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                MethodKind::Handcrafted,
+                MethodKind::Boosted,
+                MethodKind::Learned,
+                MethodKind::Learned
+            ]
+        );
+        match &p.methods[1].settings {
+            MethodSettings::Boosted(b) => assert_eq!(b.rounds, 12),
+            other => panic!("{other:?}"),
+        }
+        let n = p.methods[2].network().unwrap();
+        assert_eq!(
+            (n.fusion, n.width),
+            (crate::learned::Fusion::LearnedKernel, 4)
+        );
+        assert_eq!(
+            p.methods[3].network().unwrap().fusion,
+            crate::learned::Fusion::Concat
+        );
+    }
+
+    #[test]
+    fn a_setting_of_another_kind_is_an_unknown_key() {
+        let text = format!("{MINIMAL}[[methods]]\nname = \"late\"\ntrees = 10\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("`late`") && e.contains("trees"), "{e}");
+    }
+
+    #[test]
+    fn unknown_vocabulary_values_name_the_allowed_ones() {
+        let text =
+            format!("{MINIMAL}[[methods]]\nname = \"x\"\nkind = \"learned\"\nfusion = \"fancy\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("fancy") && e.contains("learned-kernel"), "{e}");
+        let text = MINIMAL.replace(
+            "[[methods]]",
+            "[features]\nspeckle = { filter = \"median\" }\n[[methods]]",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("median") && e.contains("gamma-map"), "{e}");
+        let text = MINIMAL.replace(
+            "[[methods]]",
+            "[features]\nsar = [\"vv_db\", \"hh_db\"]\n[[methods]]",
+        );
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("hh_db") && e.contains("vh_vv_ratio_db"), "{e}");
+        let text = format!("{MINIMAL}[[methods]]\nname = \"mystery\"\n");
+        let e = parse(&text).unwrap_err().to_string();
+        assert!(e.contains("mystery") && e.contains("boosted"), "{e}");
+    }
+}

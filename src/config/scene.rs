@@ -1,0 +1,121 @@
+//! `[[scenes]]`: optical and SAR rasters, labels and mask of each scene.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One scene: co-registered optical and SAR rasters, optional labels and mask.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SceneDef {
+    /// Scene name: the product folder under the output folder.
+    pub name: String,
+    /// Optical (Sentinel-2-like) raster.
+    pub optical: OpticalDef,
+    /// SAR (Sentinel-1-like) raster.
+    pub sar: SarDef,
+    /// Optional reference labels (class ids of the class table; other values are unlabelled).
+    #[serde(default)]
+    pub labels: Option<PathBuf>,
+    /// Optional validity/cloud mask for the optical raster.
+    #[serde(default)]
+    pub mask: Option<MaskDef>,
+}
+
+/// Optical raster description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpticalDef {
+    /// Path to the raster.
+    pub path: PathBuf,
+    /// Band names in file order (e.g. B02 B03 B04 B05 B06 B07 B08 B8A B11 B12).
+    pub bands: Vec<String>,
+    /// Reflectance = DN * scale + offset (Sentinel-2 L2A: 1e-4).
+    #[serde(default = "default_reflectance_scale")]
+    pub scale: f64,
+    /// Reflectance offset.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+fn default_reflectance_scale() -> f64 {
+    1e-4
+}
+
+/// SAR raster description.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SarDef {
+    /// Path to the raster.
+    pub path: PathBuf,
+    /// Polarisations in file order; must contain VV and VH.
+    #[serde(default = "default_pols")]
+    pub polarisations: Vec<String>,
+    /// Unit of the stored backscatter.
+    #[serde(default)]
+    pub unit: SarUnit,
+}
+
+fn default_pols() -> Vec<String> {
+    vec!["VV".into(), "VH".into()]
+}
+
+/// Unit of stored SAR backscatter.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SarUnit {
+    /// Decibels (10 log10 of linear power).
+    #[default]
+    Db,
+    /// Linear power (sigma0 / gamma0).
+    Linear,
+}
+
+/// Validity mask for the optical raster (e.g. a cloud mask or Sen2Cor SCL).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskDef {
+    /// Path to the single-band mask raster.
+    pub path: PathBuf,
+    /// Mask values that make the optical pixel invalid (synthetic: 1 cloud, 2 shadow;
+    /// SCL: 3 8 9 10).
+    pub invalid: Vec<u16>,
+}
+
+impl SceneDef {
+    /// Checks what can be checked without opening a raster; `Err` is the message.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let s = self;
+        if s.name.is_empty() || s.name.contains(['/', '\\']) || s.name.starts_with('.') {
+            return Err(format!(
+                "scene name `{}` must be a plain folder name (no slashes, not starting with '.')",
+                s.name
+            ));
+        }
+        if s.optical.bands.is_empty() {
+            return Err(format!(
+                "scene `{}`: `optical.bands` is empty; name the bands in file order",
+                s.name
+            ));
+        }
+        for want in ["VV", "VH"] {
+            if !s
+                .sar
+                .polarisations
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(want))
+            {
+                return Err(format!(
+                    "scene `{}`: `sar.polarisations` lacks {want}; geofuse needs VV and VH",
+                    s.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the optical raster names band `b` (case-insensitive).
+    pub fn has_optical_band(&self, b: &str) -> bool {
+        self.optical.bands.iter().any(|x| x.eq_ignore_ascii_case(b))
+    }
+}

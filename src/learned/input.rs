@@ -1,0 +1,171 @@
+//! Network inputs: normalisation of raw bands, input assembly (burn and native layouts),
+//! training patches, augmentation and batches.
+
+use ndarray::{s, Array2, Array3, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// Per-band normalisation statistics (computed from training patches).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Normalisation {
+    /// Mean of each raw band.
+    pub mean: Vec<f32>,
+    /// Standard deviation of each raw band.
+    pub std: Vec<f32>,
+}
+
+impl Normalisation {
+    /// Statistics of the valid values of `patches` (`[12, h, w]` each).
+    pub fn from_patches(patches: &[Patch]) -> Normalisation {
+        let nb = patches.first().map_or(RAW_BANDS, |p| p.raw.shape()[0]);
+        let mut sum = vec![0f64; nb];
+        let mut sq = vec![0f64; nb];
+        let mut n = vec![0f64; nb];
+        for p in patches {
+            for (b, plane) in p.raw.axis_iter(Axis(0)).enumerate() {
+                for &v in plane.iter().filter(|v| !v.is_nan()) {
+                    sum[b] += v as f64;
+                    sq[b] += (v as f64) * (v as f64);
+                    n[b] += 1.0;
+                }
+            }
+        }
+        let mean: Vec<f32> = (0..nb)
+            .map(|b| {
+                if n[b] > 0.0 {
+                    (sum[b] / n[b]) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let std = (0..nb)
+            .map(|b| {
+                if n[b] > 1.0 {
+                    ((sq[b] / n[b] - (sum[b] / n[b]).powi(2)).max(0.0).sqrt() as f32).max(1e-6)
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        Normalisation { mean, std }
+    }
+}
+
+/// Network input `[spec.in_ch(), h, w]` from raw bands (NaN = missing): normalised bands and
+/// features, zeros where a modality (or a feature) is missing, and a presence flag per modality.
+/// Raw layout: 10 reflectances, VV, VH, then `spec.extra_opt` optical and `spec.extra_sar` SAR
+/// features.
+pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Array3<f32> {
+    let (_, h, w) = raw.dim();
+    Array3::from_shape_vec(
+        (spec.in_ch(), h, w),
+        assemble_pixels(raw, norm, spec).to_planes(),
+    )
+    .expect("planes of the assembled map")
+}
+
+/// [`assemble`] in pixel-major layout (`[h][w][in_ch]`), what [`native`] computes on.
+pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> native::Map {
+    use rayon::prelude::*;
+    let (_, h, w) = raw.dim();
+    let (eo, es) = (spec.extra_opt, spec.extra_sar);
+    let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+    let mut m = native::Map::zeros(h, w, in_ch);
+    let z = |b: usize, v: f32| {
+        if v.is_nan() {
+            0.0
+        } else {
+            (v - norm.mean[b]) / norm.std[b]
+        }
+    };
+    m.v.par_chunks_mut(w * in_ch)
+        .enumerate()
+        .for_each(|(r, row)| {
+            for (c, x) in row.chunks_exact_mut(in_ch).enumerate() {
+                let v = |b: usize| raw[[b, r, c]];
+                if (0..N_OPT).all(|b| !v(b).is_nan()) {
+                    for (b, o) in x[..N_OPT].iter_mut().enumerate() {
+                        *o = z(b, v(b));
+                    }
+                    for j in 0..eo {
+                        x[N_OPT + j] = z(RAW_BANDS + j, v(RAW_BANDS + j));
+                    }
+                    x[opt_ch - 1] = 1.0;
+                }
+                if (N_OPT..RAW_BANDS).all(|b| !v(b).is_nan()) {
+                    for b in N_OPT..RAW_BANDS {
+                        x[opt_ch + b - N_OPT] = z(b, v(b));
+                    }
+                    for j in 0..es {
+                        x[opt_ch + 2 + j] = z(RAW_BANDS + eo + j, v(RAW_BANDS + eo + j));
+                    }
+                    x[in_ch - 1] = 1.0;
+                }
+            }
+        });
+    m
+}
+
+/// A training patch: raw bands `[12, p, p]` and class indices `[p, p]` (-1 = unlabelled).
+#[derive(Debug, Clone)]
+pub struct Patch {
+    /// Raw bands.
+    pub raw: Array3<f32>,
+    /// Class index per pixel, -1 where unlabelled or held out.
+    pub labels: Array2<i64>,
+}
+
+/// Flips and 90-degree rotations of a square patch (`code` 0..8).
+pub(crate) fn augment<T: Clone>(a: ndarray::ArrayView3<T>, code: usize) -> Array3<T> {
+    let mut v = a;
+    for _ in 0..(code & 3) {
+        // Rotate by 90 degrees: transpose, then flip the columns.
+        v = v.permuted_axes([0, 2, 1]);
+        v.invert_axis(Axis(2));
+    }
+    if code & 4 != 0 {
+        v.invert_axis(Axis(1));
+    }
+    v.to_owned()
+}
+
+/// Stacks patches into a batch: inputs, labels (0 where unlabelled) and loss weights.
+pub(crate) fn batch(
+    patches: &[&Patch],
+    norm: &Normalisation,
+    spec: &NetSpec,
+    class_weights: &[f32],
+    aug: &[usize],
+    drop: &[u8],
+) -> (Vec<f32>, Vec<i64>, Vec<f32>, usize) {
+    let p = patches[0].labels.dim().0;
+    let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+    let mut xs = Vec::with_capacity(patches.len() * in_ch * p * p);
+    let mut ys = Vec::with_capacity(patches.len() * p * p);
+    let mut ws = Vec::with_capacity(patches.len() * p * p);
+    for (i, pt) in patches.iter().enumerate() {
+        let mut x = augment(assemble(&pt.raw, norm, spec).view(), aug[i]);
+        let l = augment(pt.labels.view().insert_axis(Axis(0)), aug[i]);
+        if drop[i] == 1 {
+            x.slice_mut(s![0..opt_ch, .., ..]).fill(0.0);
+        } else if drop[i] == 2 {
+            x.slice_mut(s![opt_ch..in_ch, .., ..]).fill(0.0);
+        }
+        for r in 0..p {
+            for c in 0..p {
+                let y = l[[0, r, c]];
+                let present = x[[opt_ch - 1, r, c]] > 0.0 || x[[in_ch - 1, r, c]] > 0.0;
+                ys.push(y.max(0));
+                ws.push(if y >= 0 && present {
+                    class_weights[y as usize]
+                } else {
+                    0.0
+                });
+            }
+        }
+        xs.extend(x.iter().copied());
+    }
+    (xs, ys, ws, p)
+}

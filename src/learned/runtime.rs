@@ -1,0 +1,72 @@
+//! The compute device of learned methods: burn's Flex backend plus geofuse's native kernels
+//! on the CPU, or wgpu.
+
+use burn::prelude::*;
+
+use super::native;
+use crate::error::{Error, Result};
+
+/// The compute device for learned methods.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) device: Device,
+    /// Human description (`cpu`, `wgpu`).
+    pub name: String,
+    /// Inference runs through [`native`] (CPU) rather than burn's operators.
+    pub(crate) native: bool,
+}
+
+impl Runtime {
+    /// `cpu`: burn's Flex backend. `wgpu`: the default wgpu adapter (a GPU, or Mesa's lavapipe
+    /// on a CPU-only machine). `auto`: a discrete or integrated GPU through wgpu when one
+    /// initialises, else the CPU.
+    pub fn new(choice: &str) -> Result<Runtime> {
+        match choice {
+            "cpu" => Ok(Runtime::cpu()),
+            // burn's Flex operators for inference too: what `native` is compared against.
+            "cpu-burn" => Ok(Runtime { device: Device::flex(), name: "cpu (burn flex)".into(), native: false }),
+            "wgpu" => Device::wgpu_options()
+                .init()
+                .map(|device| Runtime { device, name: "wgpu".into(), native: false })
+                .map_err(|e| Error::config("--device wgpu", format!("no wgpu adapter could be initialised ({e}); install a GPU driver or Mesa's lavapipe (mesa-vulkan-drivers, libvulkan1), or use --device cpu"))),
+            "auto" => {
+                for kind in [burn::tensor::DeviceKind::DiscreteGpu(0), burn::tensor::DeviceKind::IntegratedGpu(0)] {
+                    let k = format!("{kind:?}");
+                    if let Ok(device) = Device::wgpu_options().device_kind(kind).init() {
+                        return Ok(Runtime { device, name: format!("wgpu ({k})"), native: false });
+                    }
+                }
+                Ok(Runtime::cpu())
+            }
+            other => Err(Error::config("--device", format!("`{other}` is not a device; use auto, cpu or wgpu"))),
+        }
+    }
+
+    /// [`new`](Self::new), made once per process and choice: the device probe (and wgpu's
+    /// start-up) runs once however many learned methods a run has. Logs the device once.
+    pub fn shared(choice: &str, log: &crate::pipeline::Log) -> Result<Runtime> {
+        static MADE: std::sync::Mutex<Vec<(String, Runtime)>> = std::sync::Mutex::new(Vec::new());
+        let mut made = crate::error::lock(&MADE)?;
+        if let Some((_, r)) = made.iter().find(|(c, _)| c == choice) {
+            return Ok(r.clone());
+        }
+        let r = Runtime::new(choice)?;
+        log.info(&format!("learned methods run on {}", r.name));
+        made.push((choice.to_string(), r.clone()));
+        Ok(r)
+    }
+
+    /// The CPU: burn's Flex backend trains, [`native`] predicts.
+    fn cpu() -> Runtime {
+        let simd = if native::simd_available() {
+            "avx2+fma"
+        } else {
+            "scalar"
+        };
+        Runtime {
+            device: Device::flex(),
+            name: format!("cpu (flex training, native {simd} inference)"),
+            native: true,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! A learned method's inputs from a scene: raw band windows (plus hand-crafted features for
+//! hybrid models) and training patches drawn from training blocks.
+
+use ndarray::{s, Array2, Array3, Axis};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::eval::split::BlockSplit;
+use crate::features::sar::linear_to_db;
+use crate::features::FeaturePlan;
+use crate::learned::Patch;
+use crate::pipeline::scene::{SceneReader, SceneSources};
+use crate::raster::Window;
+use crate::rng::{hash4, unit, Rng};
+
+/// A window of a learned model's inputs.
+pub struct RawWindow {
+    /// Raw bands `[band, row, col]` (see [`raw_window`]).
+    pub raw: Array3<f32>,
+    /// Reference labels (NaN = unlabelled), when the scene has labels.
+    pub labels: Option<Array2<f32>>,
+    /// Modality codes of the raw inputs ([`crate::product::modalities`]).
+    pub modalities: Array2<u8>,
+}
+
+/// Raw bands of a window and its labels: 10 reflectances, VV and VH in dB (NaN = missing),
+/// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
+/// computed on the window grown by the features' own halo so they do not depend on tiling.
+pub fn raw_window(
+    reader: &SceneReader,
+    src: &SceneSources,
+    win: Window,
+    hybrid: Option<&FeaturePlan>,
+) -> Result<RawWindow> {
+    let g = &src.grid;
+    let halo = hybrid.map_or(0, |pl| pl.halo);
+    let (r0, c0) = (win.row.saturating_sub(halo), win.col.saturating_sub(halo));
+    let (r1, c1) = (
+        (win.row + win.height + halo).min(g.height),
+        (win.col + win.width + halo).min(g.width),
+    );
+    let read = Window {
+        col: c0,
+        row: r0,
+        width: c1 - c0,
+        height: r1 - r0,
+    };
+    let (dr, dc) = (win.row - r0, win.col - c0);
+    let data = reader.read(read)?;
+    let t = &data.inputs;
+    let crop = |a: &Array3<f32>| {
+        a.slice(s![.., dr..dr + win.height, dc..dc + win.width])
+            .to_owned()
+    };
+    let (scale, offset) = (src.scale as f32, src.offset as f32);
+    let mut parts = vec![
+        crop(&t.optical_dn.mapv(|v| v * scale + offset)),
+        crop(&t.sar_linear.mapv(linear_to_db)),
+    ];
+    if let Some(plan) = hybrid {
+        let f = crop(&plan.compute(t));
+        let mask = plan.optical_feature_mask();
+        let opt: Vec<usize> = (0..mask.len()).filter(|&i| mask[i]).collect();
+        let sar: Vec<usize> = (0..mask.len()).filter(|&i| !mask[i]).collect();
+        parts.push(f.select(Axis(0), &opt));
+        parts.push(f.select(Axis(0), &sar));
+    }
+    let views: Vec<_> = parts.iter().map(|a| a.view()).collect();
+    let raw = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Internal(e.to_string()))?;
+    let labels = data.labels.map(|l| {
+        l.slice(s![dr..dr + win.height, dc..dc + win.width])
+            .to_owned()
+    });
+    let modalities = crate::product::modalities(&data.inputs, (dr, dc), (win.height, win.width));
+    Ok(RawWindow {
+        raw,
+        labels,
+        modalities,
+    })
+}
+
+/// Hand-crafted feature names in the order a hybrid model takes them (optical, then SAR), and
+/// how many are optical and SAR.
+pub fn hybrid_names(plan: &FeaturePlan) -> (Vec<String>, usize, usize) {
+    let mask = plan.optical_feature_mask();
+    let opt: Vec<String> = plan
+        .names
+        .iter()
+        .zip(&mask)
+        .filter(|(_, &m)| m)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let sar: Vec<String> = plan
+        .names
+        .iter()
+        .zip(&mask)
+        .filter(|(_, &m)| !m)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let (eo, es) = (opt.len(), sar.len());
+    (opt.into_iter().chain(sar).collect(), eo, es)
+}
+
+/// Class index of a label value for the loss (-1 = unlabelled).
+fn label_index(ids: &[u8], v: f32) -> i64 {
+    crate::eval::class_index(ids, v).map_or(-1, |i| i as i64)
+}
+
+/// Whether a training block is held out for validation (early stopping).
+fn is_validation_block(seed: u64, block: usize, row: usize, col: usize) -> bool {
+    unit(hash4(
+        seed,
+        0x7A1,
+        (row / block) as u64,
+        (col / block) as u64,
+        0,
+    )) < 0.2
+}
+
+/// Samples `n` patch windows lying entirely inside training blocks of the requested group
+/// (validation or not), deterministically from `seed`.
+pub fn patch_windows(
+    src: &SceneSources,
+    split: &BlockSplit,
+    block: usize,
+    patch: usize,
+    n: usize,
+    validation: bool,
+    seed: u64,
+) -> Vec<Window> {
+    let g = &src.grid;
+    let (bx, by) = (g.width / block, g.height / block);
+    let mut blocks = Vec::new();
+    for j in 0..by {
+        for i in 0..bx {
+            let (r, c) = (j * block, i * block);
+            if !split.is_test(r, c) && is_validation_block(seed, block, r, c) == validation {
+                blocks.push((r, c));
+            }
+        }
+    }
+    if blocks.is_empty() {
+        return Vec::new();
+    }
+    let mut rng = Rng::new(seed ^ if validation { 0x7A11 } else { 0x7A12 });
+    (0..n)
+        .map(|_| {
+            let (r, c) = blocks[rng.below(blocks.len())];
+            let room = block - patch;
+            Window {
+                row: r + rng.below(room + 1),
+                col: c + rng.below(room + 1),
+                width: patch,
+                height: patch,
+            }
+        })
+        .collect()
+}
+
+/// Reads the patches of `wins` (in parallel, one reader per worker).
+pub fn read_patches(
+    src: &SceneSources,
+    ids: &[u8],
+    wins: &[Window],
+    hybrid: Option<&FeaturePlan>,
+) -> Result<Vec<Patch>> {
+    wins.par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, w| -> Result<Patch> {
+                let reader = reader.as_ref().map_err(Clone::clone)?;
+                let RawWindow { raw, labels, .. } = raw_window(reader, src, *w, hybrid)?;
+                let labels = labels
+                    .map(|l| l.mapv(|v| label_index(ids, v)))
+                    .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
+                Ok(Patch { raw, labels })
+            },
+        )
+        .collect()
+}

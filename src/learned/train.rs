@@ -1,0 +1,395 @@
+//! Training: class-weighted sampled-softmax loss over all experts, modality dropout,
+//! augmentation, early stopping on validation blocks, temperature fitting.
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::config::ClassDef;
+use crate::error::{Error, Result};
+
+/// Training settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Network shape.
+    pub spec: NetSpec,
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Early-stopping patience (epochs).
+    pub patience: usize,
+    /// Patches per step.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub learning_rate: f64,
+    /// Probability of dropping a whole modality for a patch.
+    pub modality_dropout: f64,
+    /// Dropout before the head.
+    pub dropout: f64,
+    /// Monte Carlo passes at inference.
+    pub mc_passes: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Epoch (1-based) of the kept weights.
+    pub best_epoch: usize,
+    /// Validation mIoU of the kept weights.
+    pub best_val_miou: f64,
+    /// (training loss, validation mIoU) per epoch.
+    pub history: Vec<(f64, f64)>,
+    /// Class weights of the loss.
+    pub class_weights: Vec<f32>,
+    /// Labelled training pixels per class.
+    pub class_pixels: Vec<usize>,
+    /// Softmax temperature fitted on the validation blocks (1 = uncalibrated).
+    #[serde(default = "unit_temperature")]
+    pub temperature: f64,
+}
+
+pub(crate) fn unit_temperature() -> f64 {
+    1.0
+}
+
+/// Logit-noise sample pairs per training step (antithetic: each draw and its negation).
+pub(crate) const TRAIN_NOISE_PAIRS: usize = 2;
+
+/// Inverse-frequency class weights of the loss (normalised to mean 1 over the present
+/// classes, [`crate::classic::forest::balanced_weights`]) and labelled pixels per class.
+fn loss_class_weights(train: &[Patch], k: usize) -> (Vec<f32>, Vec<usize>) {
+    let mut counts = vec![0usize; k];
+    for p in train {
+        for &y in p.labels.iter().filter(|&&y| y >= 0) {
+            counts[y as usize] += 1;
+        }
+    }
+    let w = crate::classic::forest::balanced_weights(&counts);
+    (w.iter().map(|&v| v as f32).collect(), counts)
+}
+
+/// A random permutation of 0..n (Fisher-Yates).
+fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// The modality-dropout code of a patch: 1 drops the optical input, 2 the SAR input.
+fn drop_code(rng: &mut Rng, p: f64) -> u8 {
+    let u = rng.f64();
+    if u < p / 2.0 {
+        1
+    } else if u < p {
+        2
+    } else {
+        0
+    }
+}
+
+/// What every training step shares.
+struct Stepper<'a> {
+    config: &'a TrainConfig,
+    norm: &'a Normalisation,
+    class_weights: &'a [f32],
+    device: &'a Device,
+    classes: usize,
+}
+
+impl Stepper<'_> {
+    /// The loss of one batch (patches `chunk` of `train`): the fused prediction's
+    /// sampled-softmax loss plus each expert's own (deep supervision, so that every expert is a
+    /// classifier on its own where the others are missing). None when no pixel is labelled.
+    fn loss(
+        &self,
+        net: &FusionNet,
+        train: &[Patch],
+        chunk: &[usize],
+        rng: &mut Rng,
+    ) -> Option<Tensor<1>> {
+        let (config, k, dev) = (self.config, self.classes, self.device);
+        let pts: Vec<&Patch> = chunk.iter().map(|&i| &train[i]).collect();
+        let aug: Vec<usize> = chunk.iter().map(|_| rng.below(8)).collect();
+        let drop: Vec<u8> = chunk
+            .iter()
+            .map(|_| drop_code(rng, config.modality_dropout))
+            .collect();
+        let (xs, ys, ws, p) = batch(
+            &pts,
+            self.norm,
+            &config.spec,
+            self.class_weights,
+            &aug,
+            &drop,
+        );
+        let b = pts.len();
+        if ws.iter().all(|&w| w == 0.0) {
+            return None;
+        }
+        let x = to_tensor(xs, [b, config.spec.in_ch(), p, p], dev);
+        let y = Tensor::<4, Int>::from_data(TensorData::new(ys, [b, 1, p, p]), dev);
+        let wt = to_tensor(ws, [b, 1, p, p], dev);
+        let latent = net.latent(x);
+        let hidden = net.hidden(&latent);
+        let head_ch = net.head_channels();
+        let mask = (config.dropout > 0.0).then(|| {
+            let m = dropout_mask(rng, b * head_ch * p * p, 1.0 - config.dropout);
+            to_tensor(m, [b, head_ch, p, p], dev)
+        });
+        // Antithetic standard-normal logit noise for the sampled-softmax loss.
+        let mut eps = Vec::with_capacity(2 * TRAIN_NOISE_PAIRS);
+        for _ in 0..TRAIN_NOISE_PAIRS {
+            let e: Vec<f32> = (0..b * k * p * p).map(|_| rng.normal() as f32).collect();
+            let e = to_tensor(e, [b, k, p, p], dev);
+            eps.push(e.clone().neg());
+            eps.push(e);
+        }
+        let outs = net.expert_outputs(&hidden, mask.as_ref());
+        let fused = model::precision_fuse(&outs, &latent.presence);
+        let wnll = |o: &model::HeadOut, w: Tensor<4>| {
+            (model::sampled_softmax_nll(o, &y, &eps) * w.clone()).sum() / w.sum().clamp_min(1e-6)
+        };
+        let mut loss = wnll(&fused, wt.clone());
+        if outs.len() > 1 {
+            for (o, pr) in outs.iter().zip(&latent.presence) {
+                let w = match pr {
+                    Some(pr) => wt.clone() * pr.clone(),
+                    None => wt.clone(),
+                };
+                loss = loss + wnll(o, w);
+            }
+        }
+        Some(loss)
+    }
+}
+
+/// Early stopping: the best validation mIoU's weights, and the history.
+struct EarlyStop {
+    best: Option<(FusionNet, usize, f64)>,
+    history: Vec<(f64, f64)>,
+    since_best: usize,
+    patience: usize,
+}
+
+impl EarlyStop {
+    /// Records an epoch; true when training should stop.
+    fn record(&mut self, net: FusionNet, epoch: usize, loss: f64, val_miou: f64) -> bool {
+        self.history.push((loss, val_miou));
+        if self.best.as_ref().is_none_or(|b| val_miou > b.2) {
+            self.best = Some((net, epoch, val_miou));
+            self.since_best = 0;
+            false
+        } else {
+            self.since_best += 1;
+            self.since_best >= self.patience
+        }
+    }
+}
+
+impl LearnedModel {
+    /// Trains a network on `train` patches, keeping the weights with the best validation mIoU
+    /// on `val` patches (early stopping). `on_epoch(epoch, loss, val_miou)` reports progress.
+    pub fn train(
+        runtime: &Runtime,
+        config: &TrainConfig,
+        classes: &[ClassDef],
+        optical_bands: &[String],
+        train: &[Patch],
+        val: &[Patch],
+        mut on_epoch: impl FnMut(usize, f64, f64),
+    ) -> Result<LearnedModel> {
+        if train.is_empty() {
+            return Err(Error::Internal("no training patches".into()));
+        }
+        let k = classes.len();
+        let norm = Normalisation::from_patches(train);
+        let (class_weights, counts) = loss_class_weights(train, k);
+        let train_device = runtime.device.clone().autodiff();
+        // burn's generator is global to the backend: seed and initialise under one lock so that
+        // concurrent trainings (tests, library users) cannot interleave their draws. Every later
+        // random choice (shuffles, augmentation, dropout masks) uses geofuse's own generator.
+        let mut net = {
+            let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            train_device.seed(config.seed);
+            FusionNet::new(config.spec, &train_device)
+        };
+        let mut optim = AdamConfig::new().init();
+        let mut rng = Rng::new(config.seed ^ 0x7EA1);
+        let stepper = Stepper {
+            config,
+            norm: &norm,
+            class_weights: &class_weights,
+            device: &train_device,
+            classes: k,
+        };
+        let mut stop = EarlyStop {
+            best: None,
+            history: Vec::new(),
+            since_best: 0,
+            patience: config.patience,
+        };
+        for epoch in 1..=config.epochs {
+            let (mut loss_sum, mut steps) = (0.0, 0);
+            for chunk in shuffled(train.len(), &mut rng).chunks(config.batch) {
+                let Some(loss) = stepper.loss(&net, train, chunk, &mut rng) else {
+                    continue;
+                };
+                loss_sum += scalar(&loss);
+                steps += 1;
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                net = optim.step(config.learning_rate, net, grads);
+            }
+            let snapshot = net.valid();
+            let val_miou = validate(&snapshot, &norm, val, k, &runtime.device);
+            let loss = loss_sum / steps.max(1) as f64;
+            on_epoch(epoch, loss, val_miou);
+            if stop.record(snapshot, epoch, loss, val_miou) {
+                break;
+            }
+        }
+        let (net, best_epoch, best_val_miou) = stop
+            .best
+            .ok_or_else(|| Error::Internal("training ran no epoch".into()))?;
+        let cal = calibration_samples(&net, &norm, val, config, &runtime.device);
+        let temperature =
+            fit_temperature(&cal, &inference_noise(config.seed, mc_passes(config), k), k);
+        let report = TrainReport {
+            epochs: stop.history.len(),
+            best_epoch,
+            best_val_miou,
+            history: stop.history,
+            class_weights,
+            class_pixels: counts,
+            temperature,
+        };
+        Ok(LearnedModel::assembled(
+            runtime,
+            config,
+            (classes, optical_bands),
+            norm,
+            report,
+            net,
+        ))
+    }
+}
+
+/// The value of a one-element tensor.
+fn scalar(t: &Tensor<1>) -> f64 {
+    t.clone()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map(|v| v[0] as f64)
+        .unwrap_or(f64::NAN)
+}
+
+/// Log-probabilities `[K]` and label of every labelled validation pixel (deterministic head),
+/// with the modality `drop` code of [`batch`] applied to every patch (0: none, 1: optical
+/// removed, 2: SAR removed).
+pub(crate) fn val_log_probs(
+    net: &FusionNet,
+    norm: &Normalisation,
+    val: &[Patch],
+    k: usize,
+    device: &Device,
+    drop: u8,
+) -> Vec<(Vec<f32>, usize)> {
+    let mut out = Vec::new();
+    for vb in val_batches(net, norm, val, drop, device) {
+        let logp = to_vec(net.log_probs(&vb.latent, None));
+        let pp = vb.p * vb.p;
+        for &(i, px, y) in &vb.labelled {
+            out.push(((0..k).map(|c| logp[(i * k + c) * pp + px]).collect(), y));
+        }
+    }
+    out
+}
+
+/// A batch of validation patches: latent features, patch side, and the labelled pixels as
+/// (patch in batch, pixel in patch, class).
+pub(crate) struct ValBatch {
+    pub(crate) latent: model::Latent,
+    pub(crate) b: usize,
+    pub(crate) p: usize,
+    pub(crate) labelled: Vec<(usize, usize, usize)>,
+}
+
+/// Validation patches in batches of 16 with the modality `drop` code of [`batch`] applied.
+pub(crate) fn val_batches<'a>(
+    net: &'a FusionNet,
+    norm: &'a Normalisation,
+    val: &'a [Patch],
+    drop: u8,
+    device: &'a Device,
+) -> impl Iterator<Item = ValBatch> + 'a {
+    let spec = net.spec();
+    let k = spec.classes;
+    val.chunks(16).map(move |chunk| {
+        let pts: Vec<&Patch> = chunk.iter().collect();
+        let b = pts.len();
+        let (xs, ys, ws, p) = batch(
+            &pts,
+            norm,
+            &spec,
+            &vec![1.0; k],
+            &vec![0; b],
+            &vec![drop; b],
+        );
+        let labelled = (0..b * p * p)
+            .filter(|&idx| ws[idx] > 0.0)
+            .map(|idx| (idx / (p * p), idx % (p * p), ys[idx] as usize))
+            .collect();
+        ValBatch {
+            latent: net.latent(to_tensor(xs, [b, spec.in_ch(), p, p], device)),
+            b,
+            p,
+            labelled,
+        }
+    })
+}
+
+/// Inverted-dropout mask values: 1 / keep with probability `keep`, else 0.
+pub(crate) fn dropout_mask(rng: &mut Rng, n: usize, keep: f64) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            if rng.f64() < keep {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Validation mIoU of `net` (argmax of the deterministic head) for early stopping. Two-branch
+/// models are scored on the validation patches as they are and with each modality removed in
+/// turn (one confusion matrix over the three), so the kept epoch is the one whose fallback
+/// experts work too, not only the fused prediction.
+pub(crate) fn validate(
+    net: &FusionNet,
+    norm: &Normalisation,
+    val: &[Patch],
+    k: usize,
+    device: &Device,
+) -> f64 {
+    let mut conf = Confusion::new(k);
+    let drops: &[u8] = if net.spec().experts() > 1 {
+        &[0, 1, 2]
+    } else {
+        &[0]
+    };
+    for &d in drops {
+        for (lp, y) in val_log_probs(net, norm, val, k, device, d) {
+            let best = (0..k).max_by(|&a, &c| lp[a].total_cmp(&lp[c])).unwrap_or(0);
+            conf.add(y, best);
+        }
+    }
+    let names: Vec<String> = (0..k).map(|i| i.to_string()).collect();
+    conf.metrics(&names).miou
+}

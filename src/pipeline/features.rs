@@ -1,0 +1,182 @@
+//! The hand-crafted feature stack of a scene, tile by tile: GLCM quantisation ranges, the
+//! feature plan, per-tile features, and whole-scene stacks (in memory or streamed to disk).
+
+use std::path::Path;
+
+use ndarray::{Array2, Array3};
+use rayon::prelude::*;
+
+use crate::config::{GlcmConfig, Pipeline, SarUnit};
+use crate::error::{lock, Error, Result};
+use crate::features::glcm::Quantisation;
+use crate::features::{FeaturePlan, GlcmSource};
+use crate::io::reader::{percentile, RasterReader};
+use crate::pipeline::scene::{SceneReader, SceneSources};
+use crate::tiler::{tiles, Tile};
+
+/// Quantisation range of each GLCM block, from the pipeline (`fixed`) or from scene
+/// percentiles of a decimated read (`percentile`).
+pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, f64)>> {
+    let mut out = Vec::new();
+    for g in glcm {
+        if g.quantisation == Quantisation::Fixed {
+            out.push((g.min.unwrap_or(0.0), g.max.unwrap_or(1.0)));
+            continue;
+        }
+        let source = GlcmSource::resolve(&g.band, &src.optical_bands)
+            .ok_or_else(|| Error::input(&src.optical, format!("GLCM band {} not found", g.band)))?;
+        let (path, band, to_db) = match source {
+            GlcmSource::Optical(i) => (&src.optical, i + 1, false),
+            GlcmSource::Vv => (&src.sar, src.sar_bands[0], src.sar_unit == SarUnit::Linear),
+            GlcmSource::Vh => (&src.sar, src.sar_bands[1], src.sar_unit == SarUnit::Linear),
+        };
+        let r = RasterReader::open(path)?;
+        let mut v = r.sample(band, 1024)?;
+        if to_db {
+            v = v
+                .into_iter()
+                .map(crate::features::sar::linear_to_db)
+                .filter(|x| !x.is_nan())
+                .collect();
+        }
+        let lo = percentile(&v, g.percentiles[0]).ok_or_else(|| {
+            Error::input(
+                path,
+                format!("band {band} has no valid pixel for GLCM quantisation"),
+            )
+        })?;
+        let mut hi = percentile(&v, g.percentiles[1]).unwrap_or(lo + 1.0);
+        if hi <= lo {
+            hi = lo + 1.0;
+        }
+        out.push((lo, hi));
+    }
+    Ok(out)
+}
+
+/// The feature plan of a scene, with GLCM quantisation ranges taken from the scene.
+pub fn scene_plan(p: &Pipeline, src: &SceneSources) -> Result<FeaturePlan> {
+    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    Ok(FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        &ranges,
+    ))
+}
+
+/// Features of one tile, cropped to its core: `[feature, row, col]`, the core's labels, and
+/// the core's modality codes ([`crate::product::modality_bits`] of the raw inputs).
+pub fn tile_features(reader: &SceneReader, plan: &FeaturePlan, t: &Tile) -> Result<CoreFeatures> {
+    let data = reader.read(t.read)?;
+    let stack = plan.compute(&data.inputs);
+    let (r0, c0) = t.core_offset();
+    let (h, w) = (t.core.height, t.core.width);
+    Ok(CoreFeatures {
+        features: crate::features::crop(&stack, r0, c0, h, w),
+        labels: data
+            .labels
+            .map(|l| l.slice(ndarray::s![r0..r0 + h, c0..c0 + w]).to_owned()),
+        modalities: crate::product::modalities(&data.inputs, (r0, c0), (h, w)),
+    })
+}
+
+/// What [`tile_features`] returns for a tile core.
+pub struct CoreFeatures {
+    /// `[feature, row, col]`, NaN where missing.
+    pub features: Array3<f32>,
+    /// Reference labels (NaN = unlabelled), when the scene has labels.
+    pub labels: Option<Array2<f32>>,
+    /// Modality codes of the raw inputs.
+    pub modalities: Array2<u8>,
+}
+
+/// Computes the feature stack of every tile of a scene (in parallel, one set of readers per
+/// worker) and hands each tile core to `sink`. Returns the feature names.
+fn for_each_tile_features<F>(
+    p: &Pipeline,
+    src: &SceneSources,
+    tile_size: usize,
+    sink: F,
+) -> Result<Vec<String>>
+where
+    F: Fn(&Tile, Array3<f32>) -> Result<()> + Sync,
+{
+    let plan = scene_plan(p, src)?;
+    let g = &src.grid;
+    tiles(g.width, g.height, tile_size, plan.halo)
+        .par_iter()
+        .map_init(
+            || SceneReader::open(src),
+            |reader, t| -> Result<()> {
+                let reader = reader.as_ref().map_err(Clone::clone)?;
+                sink(t, tile_features(reader, &plan, t)?.features)
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    Ok(plan.names)
+}
+
+/// Computes the full feature stack of a scene in memory (small scenes and tests):
+/// `[feature, row, col]` with NaN where missing. [`write_scene_features`] streams instead.
+pub fn scene_features(
+    p: &Pipeline,
+    src: &SceneSources,
+    tile_size: usize,
+) -> Result<(Vec<String>, Array3<f32>)> {
+    let g = &src.grid;
+    let out = std::sync::Mutex::new(None::<Array3<f32>>);
+    let names = for_each_tile_features(p, src, tile_size, |t, f| {
+        let mut guard = lock(&out)?;
+        let stack =
+            guard.get_or_insert_with(|| Array3::<f32>::zeros((f.shape()[0], g.height, g.width)));
+        let c = t.core;
+        stack
+            .slice_mut(ndarray::s![
+                ..,
+                c.row..c.row + c.height,
+                c.col..c.col + c.width
+            ])
+            .assign(&f);
+        Ok(())
+    })?;
+    let stack = out
+        .into_inner()
+        .map_err(|_| Error::Internal("lock poisoned".into()))?;
+    Ok((
+        names,
+        stack.unwrap_or_else(|| Array3::zeros((0, g.height, g.width))),
+    ))
+}
+
+/// Streams the feature stack of a scene to a Float32 GeoTIFF at `out` (nodata `nodata`,
+/// band descriptions = feature names), tile by tile: memory is bounded by the tile size and
+/// worker count. Returns the feature names.
+pub fn write_scene_features(
+    p: &Pipeline,
+    src: &SceneSources,
+    out: &Path,
+    nodata: f32,
+) -> Result<Vec<String>> {
+    let names = scene_plan(p, src)?.names;
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let writer = std::sync::Mutex::new(crate::io::writer::StreamWriter::create::<f32>(
+        out,
+        &src.grid,
+        &refs,
+        Some(nodata as f64),
+    )?);
+    for_each_tile_features(p, src, p.tiling.tile_size, |t, f| {
+        lock(&writer)?.write(
+            t.core.row,
+            t.core.col,
+            &f.mapv(|v| if v.is_nan() { nodata } else { v }),
+        )
+    })?;
+    writer
+        .into_inner()
+        .map_err(|_| Error::Internal("lock poisoned".into()))?
+        .finish()?;
+    Ok(names)
+}

@@ -1,0 +1,312 @@
+//! The product contract (DESIGN.md): the bands of every classified COG, their names,
+//! descriptions, scale and offset, the modality bits, and how a pixel's class probabilities
+//! become bytes. Writers, readers of products, metrics, STAC and the tools all go through it.
+
+use ndarray::{Array2, Array3};
+
+use crate::eval::calibration::UncertaintyStats;
+use crate::io::writer::ByteBand;
+use crate::uncertainty::summarise;
+
+/// Value of every band where a pixel has no prediction.
+pub const NODATA: u8 = 255;
+
+/// Scale of the uncertainty bands: physical = byte x BYTE_SCALE (0..=250 -> 0..1).
+pub const BYTE_SCALE: f64 = 0.004;
+
+/// The bands of a product, in file order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductBand {
+    /// Class id of the pipeline's class table.
+    Class,
+    /// Maximum mean class probability.
+    Confidence,
+    /// Expected entropy of the members / ln K.
+    Aleatoric,
+    /// Mutual information (total - aleatoric) / ln K.
+    Epistemic,
+    /// Entropy of the mean probabilities / ln K.
+    Total,
+    /// Bit 1 optical present, bit 2 SAR present.
+    Modalities,
+}
+
+impl ProductBand {
+    /// Every band in file order.
+    pub const ALL: [ProductBand; 6] = [
+        ProductBand::Class,
+        ProductBand::Confidence,
+        ProductBand::Aleatoric,
+        ProductBand::Epistemic,
+        ProductBand::Total,
+        ProductBand::Modalities,
+    ];
+
+    /// Number of bands.
+    pub const COUNT: usize = 6;
+
+    /// 0-based index in the product (GDAL band = index + 1).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Band name (the description's first word).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductBand::Class => "class",
+            ProductBand::Confidence => "confidence",
+            ProductBand::Aleatoric => "aleatoric",
+            ProductBand::Epistemic => "epistemic",
+            ProductBand::Total => "total",
+            ProductBand::Modalities => "modalities",
+        }
+    }
+
+    /// Physical = byte x scale + offset.
+    pub fn scale(self) -> f64 {
+        match self {
+            ProductBand::Class | ProductBand::Modalities => 1.0,
+            _ => BYTE_SCALE,
+        }
+    }
+
+    /// Offset of the physical value.
+    pub fn offset(self) -> f64 {
+        0.0
+    }
+}
+
+/// What a method's uncertainty bands mean (written into the band descriptions), for K classes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandMeanings {
+    /// Aleatoric band.
+    pub aleatoric: String,
+    /// Epistemic band.
+    pub epistemic: String,
+    /// Total band.
+    pub total: String,
+}
+
+impl BandMeanings {
+    /// An ensemble's (forest trees, Monte Carlo passes): mean member entropy, mutual
+    /// information, entropy of the mean.
+    pub fn ensemble(k: usize) -> BandMeanings {
+        BandMeanings {
+            aleatoric: format!("aleatoric uncertainty, mean per-member entropy / ln {k}"),
+            epistemic: format!("epistemic uncertainty, mutual information / ln {k}"),
+            total: format!("total uncertainty, entropy of the mean / ln {k}"),
+        }
+    }
+}
+
+/// The band descriptions of a product whose uncertainty bands mean `m`.
+pub fn bands(m: &BandMeanings) -> Vec<ByteBand> {
+    ProductBand::ALL
+        .iter()
+        .map(|&b| {
+            let description = match b {
+                ProductBand::Class => "class: class id (see category names); 255 = nodata".into(),
+                ProductBand::Modalities => {
+                    "modalities: bit 1 optical present, bit 2 SAR present".into()
+                }
+                _ => {
+                    let what = match b {
+                        ProductBand::Confidence => "max class probability",
+                        ProductBand::Aleatoric => &m.aleatoric,
+                        ProductBand::Epistemic => &m.epistemic,
+                        _ => &m.total,
+                    };
+                    format!(
+                        "{}: {what}; physical = value x {BYTE_SCALE}, 0..1",
+                        b.name()
+                    )
+                }
+            };
+            ByteBand {
+                name: b.name().into(),
+                description,
+                scale: b.scale(),
+                offset: b.offset(),
+            }
+        })
+        .collect()
+}
+
+/// The modality code of a pixel: bit 1 optical present, bit 2 SAR present. "Present" means
+/// the raw input was observed there: every optical band valid and not masked, VV and VH both
+/// valid (see `SceneReader::read`, which invalidates the bands of a modality together).
+#[inline]
+pub fn modality_bits(optical: bool, sar: bool) -> u8 {
+    optical as u8 | (sar as u8) << 1
+}
+
+/// The modality codes of the `h` x `w` window at (`r0`, `c0`) of a tile's raw inputs: optical
+/// present where every optical band holds a value, SAR where VV and VH hold a positive power.
+pub fn modalities(
+    inputs: &crate::features::TileInputs,
+    (r0, c0): (usize, usize),
+    (h, w): (usize, usize),
+) -> Array2<u8> {
+    let (opt, sar) = (&inputs.optical_dn, &inputs.sar_linear);
+    Array2::from_shape_fn((h, w), |(r, c)| {
+        let (rr, cc) = (r0 + r, c0 + c);
+        let o = (0..opt.shape()[0]).all(|b| !opt[[b, rr, cc]].is_nan());
+        let s = (0..sar.shape()[0]).all(|b| sar[[b, rr, cc]] > 0.0);
+        modality_bits(o, s)
+    })
+}
+
+/// Quantises a 0..1 value to the byte encoding (scale [`BYTE_SCALE`], 0..=250).
+#[inline]
+pub fn to_byte(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) / BYTE_SCALE as f32).round() as u8
+}
+
+/// One tile of a product: `[band, row, col]` bytes, every band [`NODATA`] until written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductTile(pub Array3<u8>);
+
+impl ProductTile {
+    /// A tile of `h` x `w` pixels, all nodata.
+    pub fn new(h: usize, w: usize) -> ProductTile {
+        ProductTile(Array3::from_elem((ProductBand::COUNT, h, w), NODATA))
+    }
+
+    /// The byte of `band` at (`r`, `c`).
+    #[inline]
+    pub fn get(&self, band: ProductBand, r: usize, c: usize) -> u8 {
+        self.0[[band.index(), r, c]]
+    }
+
+    /// Sets the modality code at (`r`, `c`).
+    #[inline]
+    pub fn set_modalities(&mut self, r: usize, c: usize, code: u8) {
+        self.0[[ProductBand::Modalities.index(), r, c]] = code;
+    }
+
+    /// Writes the class `ids[argmax p]` (ties to the lower index) and the confidence,
+    /// aleatoric, epistemic and total bytes of one pixel from its mean class probabilities
+    /// `p` and mean member entropy (nats). Returns the class index.
+    pub fn set_prediction(
+        &mut self,
+        r: usize,
+        c: usize,
+        ids: &[u8],
+        p: &[f32],
+        mean_member_entropy: f32,
+    ) -> usize {
+        let best = (0..p.len())
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a)))
+            .unwrap_or(0);
+        let u = summarise(p, mean_member_entropy);
+        let mut put = |b: ProductBand, v: u8| self.0[[b.index(), r, c]] = v;
+        put(ProductBand::Class, ids[best]);
+        put(ProductBand::Confidence, to_byte(u.confidence));
+        put(ProductBand::Aleatoric, to_byte(u.aleatoric));
+        put(ProductBand::Epistemic, to_byte(u.epistemic));
+        put(ProductBand::Total, to_byte(u.total));
+        best
+    }
+
+    /// Adds pixel (`r`, `c`) to held-out uncertainty statistics.
+    pub fn add_to_stats(&self, stats: &mut UncertaintyStats, r: usize, c: usize, correct: bool) {
+        let confidence = (self.get(ProductBand::Confidence, r, c) as f64 * BYTE_SCALE) as f32;
+        stats.add(
+            confidence,
+            correct,
+            self.get(ProductBand::Total, r, c),
+            self.get(ProductBand::Epistemic, r, c),
+            self.get(ProductBand::Modalities, r, c),
+        );
+    }
+}
+
+/// Per-pixel class probabilities of a tile core, before quantisation: what a method's
+/// predictor hands to the product writer.
+pub struct TileProbabilities {
+    /// Mean class probabilities `[K, h, w]` (ignored where `modalities` is 0).
+    pub probs: Array3<f32>,
+    /// Mean member entropy in nats `[h, w]` (aleatoric part).
+    pub member_entropy: Array2<f32>,
+    /// Modality code per pixel `[h, w]` ([`modality_bits`]); 0 = no prediction (nodata).
+    pub modalities: Array2<u8>,
+}
+
+impl TileProbabilities {
+    /// Quantises into product bytes; pixels without any modality stay nodata (modalities 0).
+    pub fn to_tile(&self, ids: &[u8]) -> (ProductTile, Array2<usize>) {
+        let (k, h, w) = self.probs.dim();
+        let mut t = ProductTile::new(h, w);
+        let mut best = Array2::from_elem((h, w), usize::MAX);
+        let mut pv = vec![0f32; k];
+        for r in 0..h {
+            for c in 0..w {
+                let m = self.modalities[[r, c]];
+                t.set_modalities(r, c, m);
+                if m == 0 {
+                    continue;
+                }
+                for (j, v) in pv.iter_mut().enumerate() {
+                    *v = self.probs[[j, r, c]];
+                }
+                best[[r, c]] = t.set_prediction(r, c, ids, &pv, self.member_entropy[[r, c]]);
+            }
+        }
+        (t, best)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_layout_matches_the_design_contract() {
+        let names: Vec<_> = ProductBand::ALL.iter().map(|b| b.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "class",
+                "confidence",
+                "aleatoric",
+                "epistemic",
+                "total",
+                "modalities"
+            ]
+        );
+        for (i, b) in ProductBand::ALL.iter().enumerate() {
+            assert_eq!(b.index(), i);
+        }
+        let d = bands(&BandMeanings::ensemble(7));
+        assert_eq!(d.len(), ProductBand::COUNT);
+        assert!(d[2].description.contains("ln 7"), "{}", d[2].description);
+        assert_eq!(d[1].scale, BYTE_SCALE);
+        assert_eq!(d[5].scale, 1.0);
+    }
+
+    #[test]
+    fn a_pixel_without_modalities_stays_nodata() {
+        let p = TileProbabilities {
+            probs: Array3::from_shape_vec((2, 1, 2), vec![0.9, 0.2, 0.1, 0.8]).unwrap(),
+            member_entropy: Array2::zeros((1, 2)),
+            modalities: Array2::from_shape_vec((1, 2), vec![3, 0]).unwrap(),
+        };
+        let (t, best) = p.to_tile(&[4, 9]);
+        assert_eq!(t.get(ProductBand::Class, 0, 0), 4);
+        assert_eq!(best[[0, 0]], 0);
+        assert_eq!(t.get(ProductBand::Confidence, 0, 0), to_byte(0.9));
+        assert_eq!(t.get(ProductBand::Modalities, 0, 0), 3);
+        assert_eq!(t.get(ProductBand::Class, 0, 1), NODATA);
+        assert_eq!(t.get(ProductBand::Total, 0, 1), NODATA);
+        assert_eq!(t.get(ProductBand::Modalities, 0, 1), 0);
+    }
+
+    #[test]
+    fn byte_encoding_round_trips_within_half_a_step() {
+        for i in 0..=100 {
+            let v = i as f32 / 100.0;
+            let back = to_byte(v) as f64 * BYTE_SCALE;
+            assert!((back - v as f64).abs() <= BYTE_SCALE / 2.0 + 1e-6, "{v}");
+        }
+    }
+}
