@@ -273,17 +273,17 @@ fn corrupt_block(path: &Path, bx: usize, by: usize) {
         ds.create_copy(&drv, path, &opts).unwrap();
     }
     std::fs::remove_file(&tmp).unwrap();
-    let ds = Dataset::open(path).unwrap();
-    let band = ds.rasterband(1).unwrap();
-    let item = |k: &str| -> u64 {
-        gdal::Metadata::metadata_item(&band, &format!("{k}_{bx}_{by}"), "TIFF")
-            .unwrap_or_else(|| panic!("no {k} for block {bx},{by}"))
-            .parse()
-            .unwrap()
+    let (offset, size) = {
+        let ds = Dataset::open(path).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        let item = |k: &str| -> u64 {
+            gdal::Metadata::metadata_item(&band, &format!("{k}_{bx}_{by}"), "TIFF")
+                .unwrap_or_else(|| panic!("no {k} for block {bx},{by}"))
+                .parse()
+                .unwrap()
+        };
+        (item("BLOCK_OFFSET"), item("BLOCK_SIZE"))
     };
-    let (offset, size) = (item("BLOCK_OFFSET"), item("BLOCK_SIZE"));
-    drop(band);
-    drop(ds);
     let mut bytes = std::fs::read(path).unwrap();
     for b in &mut bytes[offset as usize..(offset + size) as usize] {
         *b = 0xA5;

@@ -327,7 +327,7 @@ impl NetworkSettings {
                 "width, epochs, batch, patches, mc_passes must be positive and patch >= 8".into(),
             );
         }
-        if self.kernel % 2 == 0 || self.kernel > 7 {
+        if self.kernel.is_multiple_of(2) || self.kernel > 7 {
             return Err("kernel must be odd and <= 7".into());
         }
         if !(0.0..0.9).contains(&self.dropout) || !(0.0..0.5).contains(&self.modality_dropout) {

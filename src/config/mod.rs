@@ -5,10 +5,10 @@
 //! a raster. Every vocabulary is a serde enum owned by the stage that uses it, so nothing
 //! matches strings after parsing.
 //!
-//! - [`scene`]: `[[scenes]]`.
-//! - [`features`]: `[features]`.
-//! - [`tiling`]: `[tiling]`, `[coregistration]`, `[split]`.
-//! - [`method`]: `[[methods]]`, settings by kind.
+//! - [`scene`] reads the `[[scenes]]` tables.
+//! - [`features`] reads `[features]`.
+//! - [`tiling`] reads `[tiling]`, `[coregistration]` and `[split]`.
+//! - [`method`] reads `[[methods]]`, with settings by kind.
 
 pub mod features;
 pub mod method;
