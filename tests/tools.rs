@@ -164,6 +164,46 @@ fn classify_tool_learns_the_labels_and_is_deterministic() {
     );
     // Uncertainty bands: on the 0..250 scale, not all zero.
     assert!(band_values(&a, 5).iter().any(|&v| v > 0.0 && v <= 250.0));
+    // The product contract's sixth band: 3 (inputs present) wherever a class was written.
+    let m = band_values(&a, 6);
+    assert!(classes
+        .iter()
+        .zip(&m)
+        .all(|(c, m)| (*c == 255.0) == (*m == 0.0)));
+    // Boosted trees through the same tool: as accurate within a few points, deterministic.
+    let boosted = |out: &Path| {
+        let o = geofuse(&[
+            "classify",
+            opt.to_str().unwrap(),
+            "--labels",
+            lab.to_str().unwrap(),
+            "--classifier",
+            "boosted",
+            "--rounds",
+            "30",
+            "--max-depth",
+            "4",
+            "--samples-per-class",
+            "300",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        band_values(out, 1)
+    };
+    let (c, d) = (dir.path().join("c.tif"), dir.path().join("d.tif"));
+    let bc = boosted(&c);
+    assert_eq!(bc, boosted(&d), "boosted runs differ");
+    let okb = labels
+        .iter()
+        .zip(&bc)
+        .filter(|(l, c)| **l > 0.0 && **c != 255.0 && l == c)
+        .count();
+    assert!(
+        okb as f64 / n as f64 > 0.7,
+        "boosted accuracy {}",
+        okb as f64 / n as f64
+    );
 }
 
 #[test]

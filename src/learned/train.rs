@@ -178,6 +178,15 @@ struct EarlyStop {
 }
 
 impl EarlyStop {
+    fn new(patience: usize) -> EarlyStop {
+        EarlyStop {
+            best: None,
+            history: Vec::new(),
+            since_best: 0,
+            patience,
+        }
+    }
+
     /// Records an epoch; true when training should stop.
     fn record(&mut self, net: FusionNet, epoch: usize, loss: f64, val_miou: f64) -> bool {
         self.history.push((loss, val_miou));
@@ -228,12 +237,7 @@ impl LearnedModel {
             device: &train_device,
             classes: k,
         };
-        let mut stop = EarlyStop {
-            best: None,
-            history: Vec::new(),
-            since_best: 0,
-            patience: config.patience,
-        };
+        let mut stop = EarlyStop::new(config.patience);
         for epoch in 1..=config.epochs {
             let (mut loss_sum, mut steps) = (0.0, 0);
             for chunk in shuffled(train.len(), &mut rng).chunks(config.batch) {
