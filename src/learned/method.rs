@@ -5,17 +5,125 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::s;
+use serde::{Deserialize, Serialize};
 
 use super::scene_input::{hybrid_names, patch_windows, raw_window, read_patches, RawWindow};
 use super::{LearnedModel, NetSpec, Runtime, TrainConfig, N_OPT};
-use crate::config::NetworkSettings;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
+use crate::learned::Fusion;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
 use crate::pipeline::features::scene_plan;
 use crate::pipeline::scene::SceneReader;
 use crate::product::{BandMeanings, TileProbabilities};
 use crate::tiler::Tile;
+
+/// Network settings (`kind = "learned"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// Fusion strategy (default: the method's name).
+    pub fusion: Fusion,
+    /// Latent channels per encoder.
+    #[serde(default = "default_width")]
+    pub width: usize,
+    /// Maximum training epochs.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Stop after this many epochs without a better validation score.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// Patch side in pixels (capped by the split block size).
+    #[serde(default = "default_patch")]
+    pub patch: usize,
+    /// Training patches sampled per epoch pool.
+    #[serde(default = "default_patches")]
+    pub patches: usize,
+    /// Patches per optimiser step.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[serde(default = "default_lr")]
+    pub learning_rate: f64,
+    /// Probability of dropping a whole modality for a training patch.
+    #[serde(default = "default_modality_dropout")]
+    pub modality_dropout: f64,
+    /// Dropout rate on the heads' hidden layer, at training and in the Monte Carlo passes
+    /// (epistemic uncertainty); 0 disables Monte Carlo dropout.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Monte Carlo dropout passes at inference (epistemic uncertainty). An inference setting:
+    /// it also applies to a model loaded with `model`.
+    #[serde(default = "default_mc")]
+    pub mc_passes: usize,
+    /// Kernel fusion: kernel side (odd).
+    #[serde(default = "default_kernel")]
+    pub kernel: usize,
+    /// Also feed the hand-crafted features ([features]) to the network, optical ones to the
+    /// optical branch and SAR ones to the SAR branch (hybrid).
+    #[serde(default)]
+    pub hybrid: bool,
+}
+
+fn default_width() -> usize {
+    16
+}
+fn default_epochs() -> usize {
+    40
+}
+fn default_patience() -> usize {
+    8
+}
+fn default_patch() -> usize {
+    32
+}
+fn default_patches() -> usize {
+    256
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_lr() -> f64 {
+    3e-3
+}
+fn default_modality_dropout() -> f64 {
+    0.2
+}
+fn default_dropout() -> f64 {
+    0.5
+}
+fn default_mc() -> usize {
+    16
+}
+fn default_kernel() -> usize {
+    3
+}
+
+impl NetworkSettings {
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        if self.width == 0
+            || self.epochs == 0
+            || self.batch == 0
+            || self.patches == 0
+            || self.mc_passes == 0
+            || self.patch < 8
+        {
+            return Err(
+                "width, epochs, batch, patches, mc_passes must be positive and patch >= 8".into(),
+            );
+        }
+        if self.kernel.is_multiple_of(2) || self.kernel > 7 {
+            return Err("kernel must be odd and <= 7".into());
+        }
+        if !(0.0..0.9).contains(&self.dropout) || !(0.0..0.5).contains(&self.modality_dropout) {
+            return Err("dropout must be in [0, 0.9) and modality_dropout in [0, 0.5)".into());
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return Err("learning_rate must be in (0, 1)".into());
+        }
+        Ok(())
+    }
+}
 
 /// `kind = "learned"`.
 pub struct NetworkMethod {

@@ -1,12 +1,17 @@
 //! Learned encoders and fusion (burn). The only module that uses burn types; the rest of
 //! geofuse talks to it through ndarray arrays.
 //!
-//! - [`model`]: encoders, fusion strategies, head.
-//! - [`LearnedModel`]: training (patches, augmentation, modality dropout, class weights, early
-//!   stopping), Monte Carlo dropout inference, saving and loading.
+//! - [`fusion`]: the fusion strategies (the pipeline's `fusion` vocabulary).
+//! - [`model`]: encoders, fusion operators, heteroscedastic heads (burn modules).
+//! - [`LearnedModel`]: a trained network with its metadata; by concern: `input`
+//!   (normalisation, input assembly, patches, batches), `train` (loss, modality dropout,
+//!   early stopping), `predict` (Monte Carlo dropout passes, predictive distribution),
+//!   `calibrate` (temperature scaling), `store` (saving, loading, hashes).
 //! - [`native`]: CPU inference on geofuse's own kernels (the weights copied from burn).
-//! - [`Runtime`]: the compute device (`cpu` = burn's Flex backend for training and [`native`]
+//! - [`runtime`]: the compute device (`cpu` = burn's Flex backend for training and [`native`]
 //!   for inference, `wgpu` = GPU through wgpu).
+//! - [`scene_input`]: raw band windows and training patches from a scene.
+//! - [`method`]: [`NetworkMethod`], the learned kind behind [`crate::method`].
 
 mod calibrate;
 pub mod fusion;
