@@ -16,7 +16,7 @@ pub struct Normalisation {
 }
 
 impl Normalisation {
-    /// Statistics of the valid values of `patches` (`[12, h, w]` each).
+    /// Statistics of the valid values of `patches` (`[raw bands, h, w]` each).
     pub fn from_patches(patches: &[Patch]) -> Normalisation {
         let nb = patches.first().map_or(RAW_BANDS, |p| p.raw.shape()[0]);
         let mut sum = vec![0f64; nb];
@@ -55,7 +55,7 @@ impl Normalisation {
 
 /// Network input `[spec.in_ch(), h, w]` from raw bands (NaN = missing): normalised bands and
 /// features, zeros where a modality (or a feature) is missing, and a presence flag per modality.
-/// Raw layout: 10 reflectances, VV, VH, then `spec.extra_opt` optical and `spec.extra_sar` SAR
+/// Raw layout: `spec.optical` reflectances, VV, VH, then `spec.extra_opt` optical and `spec.extra_sar` SAR
 /// features.
 pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Array3<f32> {
     let (_, h, w) = raw.dim();
@@ -72,6 +72,7 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
     let (_, h, w) = raw.dim();
     let (eo, es) = (spec.extra_opt, spec.extra_sar);
     let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
+    let (n_opt, n_raw) = (spec.optical, spec.raw_bands());
     let mut m = native::Map::zeros(h, w, in_ch);
     let z = |b: usize, v: f32| {
         if v.is_nan() {
@@ -85,21 +86,21 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
         .for_each(|(r, row)| {
             for (c, x) in row.chunks_exact_mut(in_ch).enumerate() {
                 let v = |b: usize| raw[[b, r, c]];
-                if (0..N_OPT).all(|b| !v(b).is_nan()) {
-                    for (b, o) in x[..N_OPT].iter_mut().enumerate() {
+                if (0..n_opt).all(|b| !v(b).is_nan()) {
+                    for (b, o) in x[..n_opt].iter_mut().enumerate() {
                         *o = z(b, v(b));
                     }
                     for j in 0..eo {
-                        x[N_OPT + j] = z(RAW_BANDS + j, v(RAW_BANDS + j));
+                        x[n_opt + j] = z(n_raw + j, v(n_raw + j));
                     }
                     x[opt_ch - 1] = 1.0;
                 }
-                if (N_OPT..RAW_BANDS).all(|b| !v(b).is_nan()) {
-                    for b in N_OPT..RAW_BANDS {
-                        x[opt_ch + b - N_OPT] = z(b, v(b));
+                if (n_opt..n_raw).all(|b| !v(b).is_nan()) {
+                    for b in n_opt..n_raw {
+                        x[opt_ch + b - n_opt] = z(b, v(b));
                     }
                     for j in 0..es {
-                        x[opt_ch + 2 + j] = z(RAW_BANDS + eo + j, v(RAW_BANDS + eo + j));
+                        x[opt_ch + 2 + j] = z(n_raw + eo + j, v(n_raw + eo + j));
                     }
                     x[in_ch - 1] = 1.0;
                 }
@@ -108,7 +109,7 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
     m
 }
 
-/// A training patch: raw bands `[12, p, p]` and class indices `[p, p]` (-1 = unlabelled).
+/// A training patch: raw bands `[optical + 2 (+ hybrid features), p, p]` and class indices `[p, p]` (-1 = unlabelled).
 #[derive(Debug, Clone)]
 pub struct Patch {
     /// Raw bands.

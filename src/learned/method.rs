@@ -8,7 +8,7 @@ use ndarray::s;
 use serde::{Deserialize, Serialize};
 
 use super::scene_input::{hybrid_names, patch_windows, raw_window, read_patches, RawWindow};
-use super::{LearnedModel, NetSpec, Runtime, TrainConfig, N_OPT};
+use super::{LearnedModel, NetSpec, Runtime, TrainConfig};
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
 use crate::learned::Fusion;
@@ -142,17 +142,6 @@ impl NetworkMethod {
         }
     }
 
-    fn check_bands(&self, ctx: &SceneContext) -> Result<()> {
-        let src = ctx.scene;
-        if src.optical_bands.len() != N_OPT {
-            return Err(Error::config(
-                &src.optical,
-                format!("learned methods need 10 optical bands (B02 B03 B04 B05 B06 B07 B08 B8A B11 B12); scene `{}` has {}", src.name, src.optical_bands.len()),
-            ));
-        }
-        Ok(())
-    }
-
     fn train_config(&self, ctx: &SceneContext, extra: (usize, usize)) -> TrainConfig {
         let n = &self.settings;
         TrainConfig {
@@ -161,6 +150,7 @@ impl NetworkMethod {
                 width: n.width,
                 kernel: n.kernel,
                 classes: ctx.pipeline.classes.len(),
+                optical: ctx.scene.optical_bands.len(),
                 extra_opt: extra.0,
                 extra_sar: extra.1,
             },
@@ -210,7 +200,6 @@ impl NetworkMethod {
 
 impl Method for NetworkMethod {
     fn train(&self, ctx: &SceneContext, scene_out: &Path) -> Result<Box<dyn Model>> {
-        self.check_bands(ctx)?;
         let (p, src, log) = (ctx.pipeline, ctx.scene, ctx.log);
         let runtime = self.runtime(ctx)?;
         let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
@@ -265,7 +254,6 @@ impl Method for NetworkMethod {
     }
 
     fn load(&self, ctx: &SceneContext, path: &Path) -> Result<Box<dyn Model>> {
-        self.check_bands(ctx)?;
         let (p, src) = (ctx.pipeline, ctx.scene);
         let (m, hash) = LearnedModel::load(path, &self.runtime(ctx)?)?;
         let same = m

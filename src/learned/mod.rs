@@ -46,11 +46,10 @@ pub use model::{Fusion, NetSpec};
 /// Serialises seeding + parameter initialisation (burn's generator is global to a backend).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Raw input bands without hand-crafted features: 10 optical reflectances then VV, VH in dB.
-/// Hybrid models append their optical features, then their SAR features.
-pub const RAW_BANDS: usize = 12;
-/// Optical reflectance bands.
-pub const N_OPT: usize = 10;
+/// Raw input bands of a default network ([`model::DEFAULT_OPTICAL`] reflectances, then VV, VH
+/// in dB; a network's own count is [`NetSpec::raw_bands`]). Hybrid models append their optical
+/// features, then their SAR features.
+pub const RAW_BANDS: usize = model::DEFAULT_OPTICAL + 2;
 
 /// A trained network with its metadata.
 pub struct LearnedModel {
@@ -277,8 +276,10 @@ mod tests {
         let mut rng = Rng::new(5);
         let (h, w) = (23, 30);
         let mut raw = Array3::from_shape_fn((RAW_BANDS, h, w), |_| rng.f64() as f32 * 2.0 - 0.5);
-        raw.slice_mut(s![0..N_OPT, 2..9, 3..11]).fill(f32::NAN);
-        raw.slice_mut(s![N_OPT.., .., 20..26]).fill(f32::NAN);
+        raw.slice_mut(s![0..model::DEFAULT_OPTICAL, 2..9, 3..11])
+            .fill(f32::NAN);
+        raw.slice_mut(s![model::DEFAULT_OPTICAL.., .., 20..26])
+            .fill(f32::NAN);
         raw[[0, 15, 22]] = f32::NAN;
         (model, raw)
     }
@@ -366,6 +367,7 @@ mod tests {
             width: 2,
             kernel: 3,
             classes: 2,
+            optical: 10,
             extra_opt: 0,
             extra_sar: 0,
         };

@@ -15,10 +15,20 @@ use serde::{Deserialize, Serialize};
 
 pub use super::fusion::Fusion;
 
-/// Optical input channels without hand-crafted features (10 bands + presence flag).
-pub const BASE_OPT_CH: usize = 11;
 /// SAR input channels without hand-crafted features (VV, VH + presence flag).
 pub const BASE_SAR_CH: usize = 3;
+/// Optical bands of a network unless its spec says otherwise (Sentinel-2's 10 m and 20 m
+/// bands); saved models of that shape do not record the count, so their files and hashes
+/// are those of earlier releases.
+pub const DEFAULT_OPTICAL: usize = 10;
+
+fn default_optical() -> usize {
+    DEFAULT_OPTICAL
+}
+
+fn is_default_optical(n: &usize) -> bool {
+    *n == DEFAULT_OPTICAL
+}
 /// Receptive radius of an encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
 
@@ -34,6 +44,13 @@ pub struct NetSpec {
     pub kernel: usize,
     /// Classes.
     pub classes: usize,
+    /// Optical bands of the input (whatever the scene declares: 13-band L1C, 10 or 12-band
+    /// L2A, 4-band).
+    #[serde(
+        default = "default_optical",
+        skip_serializing_if = "is_default_optical"
+    )]
+    pub optical: usize,
     /// Hybrid: hand-crafted optical features fed to the optical branch.
     #[serde(default)]
     pub extra_opt: usize,
@@ -50,14 +67,20 @@ impl NetSpec {
             width,
             kernel: 3,
             classes,
+            optical: DEFAULT_OPTICAL,
             extra_opt: 0,
             extra_sar: 0,
         }
     }
 
+    /// Raw input bands: the optical bands, then VV and VH.
+    pub fn raw_bands(&self) -> usize {
+        self.optical + 2
+    }
+
     /// Optical block channels (presence flag included).
     pub fn opt_ch(&self) -> usize {
-        BASE_OPT_CH + self.extra_opt
+        self.optical + 1 + self.extra_opt
     }
 
     /// SAR block channels (presence flag included).
@@ -650,6 +673,7 @@ mod tests {
                 width: 4,
                 kernel: 3,
                 classes: 3,
+                optical: 13,
                 extra_opt: 2,
                 extra_sar: 1,
             };

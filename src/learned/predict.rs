@@ -63,7 +63,7 @@ impl LearnedModel {
         self.meta.config.spec.receptive_radius()
     }
 
-    /// Predicts a window of raw bands `[12, h, w]` whose top-left pixel is `origin` (row, col)
+    /// Predicts a window of raw bands `[spec.raw_bands() (+ hybrid features), h, w]` whose top-left pixel is `origin` (row, col)
     /// in the scene. Returns mean class probabilities `[K, h, w]` and mean per-pass entropy
     /// (nats) `[h, w]` over the Monte Carlo dropout passes. The encoders and fusion run once;
     /// only the head runs per pass, with dropout masks hashed from scene coordinates (so a

@@ -23,7 +23,7 @@ pub struct RawWindow {
     pub modalities: Array2<u8>,
 }
 
-/// Raw bands of a window and its labels: 10 reflectances, VV and VH in dB (NaN = missing),
+/// Raw bands of a window and its labels: the optical reflectances (every band the scene declares), VV and VH in dB (NaN = missing),
 /// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
 /// computed on the window grown by the features' own halo so they do not depend on tiling.
 pub fn raw_window(
