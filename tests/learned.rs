@@ -442,3 +442,16 @@ fn a_13_band_l1c_scene_runs_every_learned_method() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("B01") && err.contains("retrain"), "{err}");
 }
+
+#[test]
+fn the_gpu_probe_prints_nothing_without_a_runtime_dir() {
+    // What cron, Slurm and containers give: no XDG_RUNTIME_DIR. `--device auto` probes wgpu.
+    let o = std::process::Command::new(bin())
+        .args(["bench-net", "--device", "auto", "--size", "16"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+}

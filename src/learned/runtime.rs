@@ -70,3 +70,36 @@ impl Runtime {
         }
     }
 }
+
+/// Gives wgpu's adapter probe a runtime directory when the environment has none (cron, Slurm,
+/// containers): Mesa's Vulkan and EGL drivers try a Wayland connection while they enumerate,
+/// and without `XDG_RUNTIME_DIR` libwayland prints "XDG_RUNTIME_DIR is invalid or not set"
+/// once per attempt, eight lines on a machine without a GPU. geofuse never opens a display; a
+/// private empty folder makes that connection fail quietly. Call it before any thread starts
+/// (it sets a process environment variable).
+pub fn quiet_display_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return;
+    }
+    let uid = {
+        #[cfg(unix)]
+        {
+            // SAFETY: getuid has no preconditions and cannot fail.
+            unsafe { libc::getuid() }
+        }
+        #[cfg(not(unix))]
+        {
+            0
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("geofuse-runtime-{uid}"));
+    let made = std::fs::create_dir_all(&dir).is_ok();
+    #[cfg(unix)]
+    if made {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    }
+    if made {
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
+    }
+}
