@@ -531,3 +531,18 @@ fn train_then_predict_commands_equal_run() {
     let b = product_bands(&dir.path().join("p/synthetic/handcrafted.tif"));
     assert_same_product(&a, &b, "train + predict vs run");
 }
+
+#[test]
+fn report_html_escapes_scene_and_method_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 96, 4, 64);
+    edit(
+        &pipe,
+        "name = \"handcrafted\"",
+        "name = \"rf<script>&x\"\nkind = \"handcrafted\"",
+    );
+    run(&pipe, &quiet()).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("rf&lt;script&gt;&amp;x"), "{html}");
+}

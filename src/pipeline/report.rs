@@ -8,6 +8,29 @@ use serde_json::Value;
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 
+/// A user string (scene or method name) for HTML text: `&`, `<`, `>`, `"` and `'` escaped.
+fn html_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// A user string for a Markdown table cell: `|` and `\` escaped, line breaks as spaces.
+fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
 fn num(v: &Value, k: &str) -> String {
     v.get(k)
         .and_then(Value::as_f64)
@@ -48,6 +71,7 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
             .and_then(Value::as_u64)
             .map(|x| x.to_string())
             .unwrap_or_else(|| "—".into());
+        let (s, m) = (md_cell(s), md_cell(m));
         let _ = writeln!(
             md,
             "| {s} | {m} | {} | {} | {} | {px} | {} | {} |",
@@ -59,7 +83,8 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
         );
     }
     let _ = writeln!(md, "\n## Per-class F1\n");
-    let _ = writeln!(md, "| scene | method | {} |", classes.join(" | "));
+    let names: Vec<String> = classes.iter().map(|c| md_cell(c)).collect();
+    let _ = writeln!(md, "| scene | method | {} |", names.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "---|".repeat(classes.len()));
     for (s, m, v) in &rows {
         let f: Vec<String> = classes
@@ -72,7 +97,13 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
                     .unwrap_or_else(|| "—".into())
             })
             .collect();
-        let _ = writeln!(md, "| {s} | {m} | {} |", f.join(" | "));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            md_cell(s),
+            md_cell(m),
+            f.join(" | ")
+        );
     }
     let md_path = out.join("report.md");
     std::fs::write(&md_path, &md).map_err(|e| Error::io(&md_path, "write report", e))?;
@@ -80,7 +111,9 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
     for (s, m, v) in &rows {
         let _ = writeln!(
             html,
-            "<tr><td>{s}</td><td>{m}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(s),
+            html_escape(m),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
@@ -91,4 +124,18 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
     let html_path = out.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| Error::io(&html_path, "write report", e))?;
     Ok(md_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_strings_are_escaped_for_html_and_markdown() {
+        assert_eq!(
+            html_escape("<b>a & 'b'\"</b>"),
+            "&lt;b&gt;a &amp; &#39;b&#39;&quot;&lt;/b&gt;"
+        );
+        assert_eq!(md_cell("a|b\nc"), "a\\|b c");
+    }
 }
