@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from osgeo import gdal
 
-TIMING = {"seconds", "predict_seconds", "mpix_per_s"}
+TIMING = {"seconds", "predict_seconds", "mpix_per_s", "train_seconds"}
 
 
 def sha(p):
@@ -79,10 +79,12 @@ def main():
             if sa.exists():
                 print(f"    sidecar {sa.name}: {'identical' if sb.exists() and sha(sa) == sha(sb) else 'DIFFERS'}")
     for a in sorted(list(old.glob("*/*.model")) + list(old.glob("*/*.json"))):
-        if a.name in ("metrics.json", "manifest.json") or a.name.endswith((".stac.json", ".model.json")):
+        if a.parent.name == "models" or a.name in ("metrics.json", "manifest.json") or a.name.endswith((".stac.json", ".model.json", ".train.json")):
             continue
         b = new / a.relative_to(old)
-        print(f"model {a.relative_to(old)}: {'byte-identical' if b.exists() and sha(a) == sha(b) else 'DIFFERS'}")
+        if not b.exists():  # trained once per run since issue 11: <out>/models/
+            b = new / "models" / a.name
+        print(f"model {a.relative_to(old)}: {'byte-identical' if b.exists() and sha(a) == sha(b) else 'DIFFERS'} ({b.relative_to(new)})")
     for a in sorted(old.glob("*/metrics.json")):
         b = new / a.relative_to(old)
         ma = strip(json.loads(a.read_text()))

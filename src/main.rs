@@ -665,10 +665,12 @@ fn print_summary(s: &pipeline::RunSummary) {
         s.products.len(),
         s.out.display()
     );
-    println!("held-out metrics (spatial blocks disjoint from training):");
     println!(
-        "  {:<28} {:<22} {:>6} {:>6} {:>6}  product",
-        "scene", "method", "OA", "kappa", "mIoU"
+        "held-out metrics (blocks: test blocks of a training scene; scene: a held-out scene):"
+    );
+    println!(
+        "  {:<28} {:<22} {:>6} {:>6} {:>6} {:>6}  product",
+        "scene", "method", "on", "OA", "kappa", "mIoU"
     );
     for p in &s.products {
         let f = |k: &str| {
@@ -678,10 +680,15 @@ fn print_summary(s: &pipeline::RunSummary) {
                 .map(|x| format!("{x:.3}"))
                 .unwrap_or_else(|| "n/a".into())
         };
+        let on = match p.metrics.get("evaluation").and_then(|v| v.as_str()) {
+            Some("held-out scene") => "scene",
+            _ => "blocks",
+        };
         println!(
-            "  {:<28} {:<22} {:>6} {:>6} {:>6}  {}{}",
+            "  {:<28} {:<22} {:>6} {:>6} {:>6} {:>6}  {}{}",
             p.scene,
             p.method,
+            on,
             f("oa"),
             f("kappa"),
             f("miou"),

@@ -65,7 +65,7 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
     cpu_run(&pipe, &dir.path().join("out"));
     let rt = Runtime::new("cpu").unwrap();
     let (model, _) =
-        LearnedModel::load(&dir.path().join("out/synthetic/learned-kernel"), &rt).unwrap();
+        LearnedModel::load(&dir.path().join("out/models/learned-kernel"), &rt).unwrap();
     let raw = scene_raw(&pipe, dir.path());
     let (full_p, full_e) = model.predict(&raw, (0, 0));
     for ts in [40usize, 33, 64] {
@@ -102,7 +102,7 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
     let out2 = dir.path().join("out2");
     std::fs::create_dir_all(out2.join("synthetic")).unwrap();
     for f in ["learned-kernel.bpk", "learned-kernel.json"] {
-        std::fs::copy(dir.path().join("out/synthetic").join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(dir.path().join("out/models").join(f), dir.path().join(f)).unwrap();
     }
     let text = std::fs::read_to_string(&pipe).unwrap();
     std::fs::write(
@@ -130,8 +130,8 @@ fn learned_training_is_reproducible_on_cpu() {
     let (dir, pipe) = learned_scene("concat", 64);
     cpu_run(&pipe, &dir.path().join("a"));
     cpu_run(&pipe, &dir.path().join("b"));
-    let ha = geofuse::learned::model_hash(&dir.path().join("a/synthetic/concat")).unwrap();
-    let hb = geofuse::learned::model_hash(&dir.path().join("b/synthetic/concat")).unwrap();
+    let ha = geofuse::learned::model_hash(&dir.path().join("a/models/concat")).unwrap();
+    let hb = geofuse::learned::model_hash(&dir.path().join("b/models/concat")).unwrap();
     assert_eq!(ha, hb, "same seed, same data: same model");
     let pa = band_values(&dir.path().join("a/synthetic/concat.tif"), 1);
     let pb = band_values(&dir.path().join("b/synthetic/concat.tif"), 1);
@@ -178,7 +178,7 @@ fn a_learned_model_with_other_classes_is_refused() {
     let (dir, pipe) = learned_scene("add", 64);
     cpu_run(&pipe, &dir.path().join("out"));
     for f in ["add.bpk", "add.json"] {
-        std::fs::copy(dir.path().join("out/synthetic").join(f), dir.path().join(f)).unwrap();
+        std::fs::copy(dir.path().join("out/models").join(f), dir.path().join(f)).unwrap();
     }
     let text = std::fs::read_to_string(&pipe)
         .unwrap()
@@ -203,7 +203,7 @@ fn a_missing_modality_weighs_exactly_zero_and_the_other_branch_carries_the_pixel
     cpu_run(&pipe, &dir.path().join("out"));
     let rt = Runtime::new("cpu").unwrap();
     let (model, _) =
-        LearnedModel::load(&dir.path().join("out/synthetic/learned-kernel"), &rt).unwrap();
+        LearnedModel::load(&dir.path().join("out/models/learned-kernel"), &rt).unwrap();
     let mut raw = scene_raw(&pipe, dir.path());
     // A SAR gap over the right half.
     raw.slice_mut(ndarray::s![10..12, .., 32..]).fill(f32::NAN);
@@ -252,7 +252,7 @@ fn wgpu_equals_cpu_within_tolerance() {
     };
     let (dir, pipe) = learned_scene("learned-kernel", 64);
     cpu_run(&pipe, &dir.path().join("out"));
-    let stem = dir.path().join("out/synthetic/learned-kernel");
+    let stem = dir.path().join("out/models/learned-kernel");
     let cpu = Runtime::new("cpu").unwrap();
     let (mc, _) = LearnedModel::load(&stem, &cpu).unwrap();
     let (mg, _) = LearnedModel::load(&stem, &gpu).unwrap();
@@ -288,7 +288,7 @@ fn hybrid_model_takes_handcrafted_features_and_stays_tile_invariant() {
     .unwrap();
     cpu_run(&pipe, &dir.path().join("out"));
     let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/synthetic/learned-kernel.json")).unwrap(),
+        &std::fs::read_to_string(dir.path().join("out/models/learned-kernel.json")).unwrap(),
     )
     .unwrap();
     let names = meta["hybrid_features"].as_array().unwrap();
@@ -306,7 +306,7 @@ fn hybrid_model_takes_handcrafted_features_and_stays_tile_invariant() {
     // The same model, another tile size: same classes up to float rounding.
     for f in ["learned-kernel.bpk", "learned-kernel.json"] {
         std::fs::copy(
-            dir.path().join("out/synthetic").join(f),
+            dir.path().join("out/models").join(f),
             dir.path().join(f.replace("learned-kernel", "h")),
         )
         .unwrap();
@@ -420,13 +420,13 @@ fn a_13_band_l1c_scene_runs_every_learned_method() {
     }
     // The model records the 13 bands, and refuses a scene without them.
     let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("synthetic/concat.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(out.join("models/concat.json")).unwrap())
             .unwrap();
     assert_eq!(meta["config"]["spec"]["optical"], 13);
     assert_eq!(meta["optical_bands"].as_array().unwrap().len(), 13);
     std::fs::write(
         &pipe,
-        format!("{ten_bands}[[methods]]\nname = \"reused\"\nkind = \"learned\"\nfusion = \"concat\"\nmodel = \"out/synthetic/concat\"\n"),
+        format!("{ten_bands}[[methods]]\nname = \"reused\"\nkind = \"learned\"\nfusion = \"concat\"\nmodel = \"out/models/concat\"\n"),
     )
     .unwrap();
     let o = geofuse(&[

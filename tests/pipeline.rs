@@ -145,8 +145,8 @@ fn parallel_equals_serial_and_runs_are_deterministic() {
             &format!("boosted, {d} vs serial"),
         );
     }
-    let m1 = std::fs::read(dir.path().join("serial/synthetic/handcrafted.model")).unwrap();
-    let m2 = std::fs::read(dir.path().join("par/synthetic/handcrafted.model")).unwrap();
+    let m1 = std::fs::read(dir.path().join("serial/models/handcrafted.model")).unwrap();
+    let m2 = std::fs::read(dir.path().join("par/models/handcrafted.model")).unwrap();
     assert_eq!(
         m1, m2,
         "model files differ between serial and parallel runs"
@@ -460,9 +460,9 @@ fn a_saved_model_is_reused_and_a_mismatched_one_refused() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = scene_with_pipeline(dir.path(), 96, 8, 64);
     run(&pipe, &quiet()).unwrap();
-    let model = dir.path().join("out/synthetic/handcrafted.model");
+    let model = dir.path().join("out/models/handcrafted.model");
     let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.model.json")).unwrap(),
+        &std::fs::read_to_string(dir.path().join("out/models/handcrafted.model.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(summary["feature_names"].as_array().unwrap().len(), 34);
@@ -508,7 +508,7 @@ fn train_then_predict_commands_equal_run() {
         "-q",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let model = dir.path().join("t/synthetic/handcrafted.model");
+    let model = dir.path().join("t/models/handcrafted.model");
     assert!(String::from_utf8_lossy(&o.stdout).contains("handcrafted.model"));
     assert!(
         !dir.path().join("t/synthetic/handcrafted.tif").exists(),
@@ -545,4 +545,128 @@ fn report_html_escapes_scene_and_method_names() {
     let html = std::fs::read_to_string(dir.path().join("out/report.html")).unwrap();
     assert!(!html.contains("<script>"), "{html}");
     assert!(html.contains("rf&lt;script&gt;&amp;x"), "{html}");
+}
+
+/// Two synthetic scenes `a` and `b` (seeds 4 and 9) under `dir`, one pipeline over both with
+/// the hand-crafted method (20 trees) and `extra` appended.
+fn two_scene_pipeline(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    for (name, seed) in [("a", 4), ("b", 9)] {
+        geofuse::synth::generate(
+            &dir.join(name),
+            &geofuse::synth::SynthOptions {
+                size: 96,
+                seed,
+                strip_rows: 64,
+                cloud_cover: 0.12,
+            },
+        )
+        .unwrap();
+    }
+    let one = |name: &str| {
+        let t = geofuse::synth::pipeline_toml("out", name, name);
+        let a = t.find("[[scenes]]").unwrap();
+        let b = a + t[a..].find("\n[").unwrap() + 1;
+        (t.clone(), t[a..b].to_string())
+    };
+    let (template, scene_a) = one("a");
+    let (_, scene_b) = one("b");
+    let head = &template[..template.find("[[scenes]]").unwrap()];
+    let rest = &template[template.find("[tiling]").unwrap()..];
+    let rest = rest[..rest.find("\n[[methods]]").unwrap()].to_string();
+    let text = format!(
+        "{head}{scene_a}\n{scene_b}\n{}\n[[methods]]\nname = \"handcrafted\"\ntrees = 20\n{extra}",
+        rest.replace("block_size = 64", "block_size = 32")
+            .replace("samples_per_class = 3000", "samples_per_class = 600")
+    );
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn one_model_trained_on_the_training_scenes_maps_a_held_out_scene() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = two_scene_pipeline(dir.path(), "\n[evaluation]\nscenes = [\"b\"]\n");
+    let s = run(&pipe, &quiet()).unwrap();
+    assert_eq!(s.products.len(), 2);
+    let out = dir.path().join("out");
+    // One model, trained on scene a only, and none inside the scene folders.
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("models/handcrafted.train.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["trained_on"], serde_json::json!(["a"]));
+    assert!(!out.join("a/handcrafted.model").exists());
+    let (ma, mb) = (read_metrics(&out, "a"), read_metrics(&out, "b"));
+    let (ma, mb) = (&ma["methods"]["handcrafted"], &mb["methods"]["handcrafted"]);
+    assert_eq!(ma["evaluation"], "held-out blocks");
+    assert_eq!(mb["evaluation"], "held-out scene");
+    assert_eq!(ma["model_hash"], mb["model_hash"]);
+    // The held-out scene is scored on every labelled pixel it has a prediction for.
+    let labels = band_values(&dir.path().join("b/labels.tif"), 1);
+    let classes = band_values(&out.join("b/handcrafted.tif"), 1);
+    let scored = labels
+        .iter()
+        .zip(&classes)
+        .filter(|(l, c)| (1.0..=7.0).contains(*l) && **c != 255.0)
+        .count();
+    assert_eq!(mb["pixels"].as_u64().unwrap() as usize, scored);
+    assert!(ma["pixels"].as_u64().unwrap() < (96 * 96) as u64 / 2);
+    assert!(mb["oa"].as_f64().is_some(), "{mb}");
+    // A rerun reuses the model and skips both products.
+    let again = run(&pipe, &quiet()).unwrap();
+    assert!(again.products.iter().all(|p| p.skipped));
+    // A scene cannot be both held out and trained on.
+    edit(
+        &pipe,
+        "[evaluation]",
+        "[training]\nscenes = [\"a\", \"b\"]\n\n[evaluation]",
+    );
+    let e = run(&pipe, &quiet()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("held out"), "{e}");
+}
+
+#[test]
+fn a_model_trained_on_two_scenes_pools_their_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = two_scene_pipeline(dir.path(), "");
+    run(&pipe, &quiet()).unwrap();
+    let out = dir.path().join("out");
+    let both: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("models/handcrafted.model.json")).unwrap(),
+    )
+    .unwrap();
+    edit(
+        &pipe,
+        "[tiling]",
+        "[training]\nscenes = [\"a\"]\n\n[tiling]",
+    );
+    run(&pipe, &quiet()).unwrap();
+    let one: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("models/handcrafted.model.json")).unwrap(),
+    )
+    .unwrap();
+    let total = |v: &serde_json::Value| -> u64 {
+        v["samples_per_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .sum()
+    };
+    // Both scenes give samples: more in all (the cap is per class over all scenes, but small
+    // classes take everything they have), and a different model.
+    assert!(
+        total(&both) > total(&one),
+        "{} vs {}",
+        total(&both),
+        total(&one)
+    );
+    assert_ne!(both["hash"], one["hash"]);
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("models/handcrafted.train.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["trained_on"], serde_json::json!(["a"]));
 }

@@ -6,15 +6,17 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3};
 
-use super::sampling::training_set;
+use super::sampling::{training_set, TrainingScene};
 use super::stack::{HandcraftedModel, StackClassifier};
+use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
-use crate::pipeline::features::{scene_plan, tile_features, CoreFeatures};
+use crate::pipeline::features::{glcm_ranges, plan_with, tile_features, CoreFeatures};
 use crate::pipeline::scene::SceneReader;
+use crate::pipeline::Log;
 use crate::product::{BandMeanings, TileProbabilities};
-use crate::tiler::{tiles, Tile};
+use crate::tiler::Tile;
 
 /// A hand-crafted method: features, then classifier `C`.
 pub struct StackMethod<C: StackClassifier> {
@@ -35,27 +37,44 @@ impl<C: StackClassifier> StackMethod<C> {
 }
 
 impl<C: StackClassifier> Method for StackMethod<C> {
-    fn train(&self, ctx: &SceneContext, scene_out: &Path) -> Result<Box<dyn Model>> {
-        let (p, src) = (ctx.pipeline, ctx.scene);
-        let plan = scene_plan(p, src)?;
-        let g = &src.grid;
-        let tl = tiles(g.width, g.height, p.tiling.tile_size, plan.halo);
-        let data = training_set(ctx, &plan, &tl)?;
-        ctx.log
+    fn train(&self, scenes: &[SceneContext], models_dir: &Path) -> Result<Box<dyn Model>> {
+        let first = scenes
+            .first()
+            .ok_or_else(|| Error::Internal("no training scene".into()))?;
+        let p = first.pipeline;
+        let srcs: Vec<_> = scenes.iter().map(|c| c.scene).collect();
+        let ranges = glcm_ranges(&srcs, &p.features.glcm)?;
+        let train: Vec<TrainingScene> = scenes
+            .iter()
+            .map(|c| TrainingScene::new(c, plan_with(p, c.scene, &ranges)))
+            .collect();
+        let names = &train[0].plan.names;
+        if let Some(t) = train.iter().find(|t| &t.plan.names != names) {
+            return Err(Error::config(
+                &t.ctx.scene.optical,
+                format!(
+                    "training scene `{}` gives other features than `{}` (its optical bands differ); give every training scene the same bands",
+                    t.ctx.scene.name, first.scene.name
+                ),
+            ));
+        }
+        let data = training_set(&train)?;
+        first
+            .log
             .info(&format!("  {}", C::describe(&self.settings, &data)));
         let model = HandcraftedModel {
             format: C::FORMAT.into(),
             geofuse_version: env!("CARGO_PKG_VERSION").into(),
-            feature_names: plan.names.clone(),
+            feature_names: names.clone(),
             classes: p.classes.clone(),
-            glcm_ranges: plan.glcm_blocks().iter().map(|g| g.range).collect(),
+            glcm_ranges: ranges,
             samples_per_class: data.per_class.clone(),
             class_weights: data.weights.clone(),
             classifier: C::fit(&self.settings, &data, p.seed),
         };
-        std::fs::create_dir_all(scene_out)
-            .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
-        let path = scene_out.join(format!("{}.model", self.name));
+        std::fs::create_dir_all(models_dir)
+            .map_err(|e| Error::io(models_dir, "create models folder", e))?;
+        let path = models_dir.join(format!("{}.model", self.name));
         let hash = model.save(&path)?;
         Ok(Box::new(StackModel { model, path, hash }))
     }
@@ -65,8 +84,17 @@ impl<C: StackClassifier> Method for StackMethod<C> {
         Ok(crate::config::hex_sha256(&bytes))
     }
 
-    fn load(&self, _ctx: &SceneContext, path: &Path) -> Result<Box<dyn Model>> {
+    fn load(&self, p: &Pipeline, path: &Path, _log: &Log) -> Result<Box<dyn Model>> {
         let (model, hash) = HandcraftedModel::<C>::load(path)?;
+        let ids = |c: &[crate::config::ClassDef]| {
+            c.iter().map(|c| (c.id, c.name.clone())).collect::<Vec<_>>()
+        };
+        if ids(&model.classes) != ids(&p.classes) {
+            return Err(Error::Model {
+                path: path.to_path_buf(),
+                msg: "its class table (ids and names) differs from the pipeline's `classes`; use the same table or retrain".into(),
+            });
+        }
         Ok(Box::new(StackModel {
             model,
             path: path.to_path_buf(),

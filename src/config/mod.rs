@@ -9,11 +9,13 @@
 //! - [`features`] reads `[features]`.
 //! - [`tiling`] reads `[tiling]`, `[coregistration]` and `[split]`.
 //! - [`method`] reads `[[methods]]`, with settings by kind.
+//! - [`training`] reads `[training]` and `[evaluation]` (training and held-out scenes).
 
 pub mod features;
 pub mod method;
 pub mod scene;
 pub mod tiling;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,12 @@ pub struct Pipeline {
     /// Spatial train/test split.
     #[serde(default)]
     pub split: SplitConfig,
+    /// Which scenes train the models.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// Held-out scenes.
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
     /// Methods to run on every scene.
     pub methods: Vec<MethodDef>,
 }
@@ -85,6 +93,7 @@ pub use method::{
 };
 pub use scene::{MaskDef, OpticalDef, SarDef, SarUnit, SceneDef};
 pub use tiling::{Coregistration, SplitConfig, Tiling};
+pub use training::{EvaluationConfig, SceneRoles, TrainingConfig};
 
 impl Pipeline {
     /// Reads, parses, resolves relative paths and validates a pipeline file.
@@ -148,6 +157,7 @@ impl Pipeline {
             }
             self.features.validate_scene(s)?;
         }
+        SceneRoles::resolve(&self.scenes, &self.training, &self.evaluation)?;
         self.features.validate()?;
         self.tiling.validate()?;
         self.split.validate()?;

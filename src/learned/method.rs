@@ -8,14 +8,18 @@ use ndarray::s;
 use serde::{Deserialize, Serialize};
 
 use super::scene_input::{hybrid_names, patch_windows, raw_window, read_patches, RawWindow};
+use super::Patch;
 use super::{LearnedModel, NetSpec, Runtime, TrainConfig};
+use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
 use crate::learned::Fusion;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
-use crate::pipeline::features::scene_plan;
+use crate::pipeline::features::{glcm_ranges, plan_with};
 use crate::pipeline::scene::SceneReader;
+use crate::pipeline::Log;
 use crate::product::{BandMeanings, TileProbabilities};
+use crate::raster::Window;
 use crate::tiler::Tile;
 
 /// Network settings (`kind = "learned"`).
@@ -165,29 +169,54 @@ impl NetworkMethod {
         }
     }
 
-    /// Training and validation patch windows inside the scene's training blocks.
-    fn windows(
-        &self,
-        ctx: &SceneContext,
-    ) -> Result<(Vec<crate::raster::Window>, Vec<crate::raster::Window>)> {
+    /// Training and validation patch windows inside the training blocks of scene `si` of
+    /// `ns` training scenes: its share of the pipeline's `patches` (scene 0 of 1 takes them
+    /// all, with the pipeline's seed).
+    fn windows(&self, ctx: &SceneContext, (si, ns): (usize, usize)) -> (Vec<Window>, Vec<Window>) {
         let (p, src, split) = (ctx.pipeline, ctx.scene, &ctx.split);
-        let (g, block, n) = (&src.grid, p.split.block_size, self.settings.patches);
+        let (g, block) = (&src.grid, p.split.block_size);
+        let share = |n: usize| n / ns + usize::from(si < n % ns);
+        let seed = p.seed ^ (si as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let patch = self.settings.patch.min(block).min(g.width).min(g.height);
-        let train = patch_windows(src, split, block, patch, n, false, p.seed);
-        let nv = (n / 4).max(8);
-        let mut val = patch_windows(src, split, block, patch, nv, true, p.seed);
+        let train = patch_windows(
+            src,
+            split,
+            block,
+            patch,
+            share(self.settings.patches),
+            false,
+            seed,
+        );
+        let nv = share((self.settings.patches / 4).max(8)).max(1);
+        let mut val = patch_windows(src, split, block, patch, nv, true, seed);
         if val.is_empty() {
             // Too few blocks for a separate validation group: validate on training blocks.
-            val = patch_windows(src, split, block, patch, nv, false, p.seed ^ 1);
+            val = patch_windows(src, split, block, patch, nv, false, seed ^ 1);
         }
-        if train.is_empty() {
-            return Err(Error::config(&src.optical, format!("scene `{}` has no training block of {block} px that fits a patch; lower `split.block_size`", src.name)));
-        }
-        Ok((train, val))
+        (train, val)
     }
 
-    fn runtime(&self, ctx: &SceneContext) -> Result<Runtime> {
-        Runtime::shared(&self.device, ctx.log)
+    /// Training and validation patches of every training scene.
+    fn patches(
+        &self,
+        scenes: &[SceneContext],
+        ranges: Option<&[(f64, f64)]>,
+    ) -> Result<(Vec<Patch>, Vec<Patch>, usize)> {
+        let p = scenes[0].pipeline;
+        let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+        let (mut train, mut val, mut side) = (Vec::new(), Vec::new(), 0);
+        for (si, ctx) in scenes.iter().enumerate() {
+            let (tw, vw) = self.windows(ctx, (si, scenes.len()));
+            let plan = ranges.map(|r| plan_with(p, ctx.scene, r));
+            side = side.max(tw.first().map_or(0, |w| w.width));
+            train.extend(read_patches(ctx.scene, &ids, &tw, plan.as_ref())?);
+            val.extend(read_patches(ctx.scene, &ids, &vw, plan.as_ref())?);
+        }
+        if train.is_empty() {
+            let src = scenes[0].scene;
+            return Err(Error::config(&src.optical, format!("the training scenes have no training block of {} px that fits a patch; lower `split.block_size`", p.split.block_size)));
+        }
+        Ok((train, val, side))
     }
 
     fn finish(&self, mut model: LearnedModel, path: PathBuf, hash: String) -> Box<dyn Model> {
@@ -199,30 +228,37 @@ impl NetworkMethod {
 }
 
 impl Method for NetworkMethod {
-    fn train(&self, ctx: &SceneContext, scene_out: &Path) -> Result<Box<dyn Model>> {
-        let (p, src, log) = (ctx.pipeline, ctx.scene, ctx.log);
-        let runtime = self.runtime(ctx)?;
-        let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
-        std::fs::create_dir_all(scene_out)
-            .map_err(|e| Error::io(scene_out, "create scene folder", e))?;
-        let (train_w, val_w) = self.windows(ctx)?;
-        let plan = if self.settings.hybrid {
-            Some(scene_plan(p, src)?)
+    fn train(&self, scenes: &[SceneContext], models_dir: &Path) -> Result<Box<dyn Model>> {
+        let first = scenes
+            .first()
+            .ok_or_else(|| Error::Internal("no training scene".into()))?;
+        let (p, src, log) = (first.pipeline, first.scene, first.log);
+        if let Some(c) = scenes
+            .iter()
+            .find(|c| c.scene.optical_bands != src.optical_bands)
+        {
+            return Err(Error::config(&c.scene.optical, format!("training scene `{}` has optical bands {:?}, `{}` has {:?}; a network trains on one band list: give every training scene the same bands", c.scene.name, c.scene.optical_bands, src.name, src.optical_bands)));
+        }
+        let runtime = Runtime::shared(&self.device, log)?;
+        std::fs::create_dir_all(models_dir)
+            .map_err(|e| Error::io(models_dir, "create models folder", e))?;
+        let ranges = if self.settings.hybrid {
+            let srcs: Vec<_> = scenes.iter().map(|c| c.scene).collect();
+            Some(glcm_ranges(&srcs, &p.features.glcm)?)
         } else {
             None
         };
+        let plan = ranges.as_deref().map(|r| plan_with(p, src, r));
         let (hybrid_features, extra_opt, extra_sar) =
             plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
-        let train = read_patches(src, &ids, &train_w, plan.as_ref())?;
-        let val = read_patches(src, &ids, &val_w, plan.as_ref())?;
-        let config = self.train_config(ctx, (extra_opt, extra_sar));
+        let (train, val, side) = self.patches(scenes, ranges.as_deref())?;
+        let config = self.train_config(first, (extra_opt, extra_sar));
         log.info(&format!(
-            "  training {} on {} ({} + {} patches of {} px)",
+            "  training {} on {} ({} + {} patches of {side} px)",
             self.settings.fusion.name(),
             runtime.name,
             train.len(),
             val.len(),
-            train_w[0].width
         ));
         let bar = log.progress_in("training", config.epochs, "epochs");
         let mut m = LearnedModel::train(
@@ -241,10 +277,8 @@ impl Method for NetworkMethod {
             m.meta.report.best_epoch, m.meta.report.best_val_miou
         ));
         m.meta.hybrid_features = hybrid_features;
-        m.meta.glcm_ranges = plan
-            .map(|pl| pl.glcm_blocks().iter().map(|b| b.range).collect())
-            .unwrap_or_default();
-        let path = scene_out.join(&self.name);
+        m.meta.glcm_ranges = ranges.unwrap_or_default();
+        let path = models_dir.join(&self.name);
         let hash = m.save(&path)?;
         Ok(self.finish(m, path, hash))
     }
@@ -253,23 +287,20 @@ impl Method for NetworkMethod {
         super::model_hash(path)
     }
 
-    fn load(&self, ctx: &SceneContext, path: &Path) -> Result<Box<dyn Model>> {
-        let (p, src) = (ctx.pipeline, ctx.scene);
-        let (m, hash) = LearnedModel::load(path, &self.runtime(ctx)?)?;
+    fn load(&self, p: &Pipeline, path: &Path, log: &Log) -> Result<Box<dyn Model>> {
+        let (m, hash) = LearnedModel::load(path, &Runtime::shared(&self.device, log)?)?;
         let same = m
             .meta
             .classes
             .iter()
             .map(|c| (c.id, &c.name))
             .eq(p.classes.iter().map(|c| (c.id, &c.name)));
-        if !same || m.meta.optical_bands != src.optical_bands {
+        if !same {
             return Err(Error::Model {
                 path: path.to_path_buf(),
                 msg: format!(
-                    "it was trained on bands {:?} and classes {:?}; the scene has bands {:?} and the pipeline classes {:?}; retrain it or fix the pipeline",
-                    m.meta.optical_bands,
+                    "it was trained on classes {:?}, the pipeline has {:?}; retrain it or fix the pipeline",
                     m.meta.classes.iter().map(|c| &c.name).collect::<Vec<_>>(),
-                    src.optical_bands,
                     p.classes.iter().map(|c| &c.name).collect::<Vec<_>>()
                 ),
             });
@@ -327,18 +358,21 @@ impl Model for NetModel {
     fn predictor<'a>(&'a self, ctx: &SceneContext) -> Result<Box<dyn TilePredictor + 'a>> {
         let (p, src) = (ctx.pipeline, ctx.scene);
         let meta = &self.model.meta;
+        if meta.optical_bands != src.optical_bands {
+            return Err(Error::Model {
+                path: self.path.clone(),
+                msg: format!(
+                    "it was trained on bands {:?}; scene `{}` has bands {:?}; retrain it on scenes with these bands or fix `optical.bands`",
+                    meta.optical_bands, src.name, src.optical_bands
+                ),
+            });
+        }
         // Hybrid models rebuild the feature plan with their training-time GLCM ranges and
         // refuse a pipeline whose features differ.
         let plan = if meta.hybrid_features.is_empty() {
             None
         } else {
-            let plan = FeaturePlan::new(
-                &p.features,
-                &src.optical_bands,
-                src.scale,
-                src.offset,
-                &meta.glcm_ranges,
-            );
+            let plan = plan_with(p, src, &meta.glcm_ranges);
             if hybrid_names(&plan).0 != meta.hybrid_features {
                 return Err(Error::Model {
                     path: self.path.clone(),

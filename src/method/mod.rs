@@ -25,18 +25,29 @@ pub struct SceneContext<'a> {
     pub scene: &'a SceneSources,
     /// The scene's spatial train/test split.
     pub split: BlockSplit,
+    /// A held-out scene (`[evaluation] scenes`): it gives no training sample, and all its
+    /// labelled pixels are evaluated, not only its test blocks.
+    pub held_out: bool,
     /// Progress and log lines.
     pub log: &'a Log,
 }
 
+impl SceneContext<'_> {
+    /// Whether the labelled pixel (`row`, `col`) of the scene is evaluated.
+    pub fn evaluates(&self, row: usize, col: usize) -> bool {
+        self.held_out || self.split.is_test(row, col)
+    }
+}
+
 /// A method kind's implementation.
 pub trait Method: Send + Sync {
-    /// Trains a model on the scene's training blocks and saves it under `scene_out`; the
-    /// scene has labels (checked by the caller).
-    fn train(&self, ctx: &SceneContext, scene_out: &Path) -> Result<Box<dyn Model>>;
+    /// Trains one model on the training blocks of the training scenes `scenes` (pooled; each
+    /// has labels, checked by the caller) and saves it in `models_dir`.
+    fn train(&self, scenes: &[SceneContext], models_dir: &Path) -> Result<Box<dyn Model>>;
 
-    /// Loads a saved model and checks that it fits the pipeline and scene.
-    fn load(&self, ctx: &SceneContext, path: &Path) -> Result<Box<dyn Model>>;
+    /// Loads a saved model and checks that it fits the pipeline (each scene is checked by
+    /// [`Model::predictor`]).
+    fn load(&self, p: &Pipeline, path: &Path, log: &Log) -> Result<Box<dyn Model>>;
 
     /// The hash of the model saved at `path` (what [`Model::hash`] reports), read without
     /// loading it: a rerun compares it with the manifest's.
@@ -65,7 +76,8 @@ pub trait Model: Send + Sync {
         serde_json::Map::new()
     }
 
-    /// A predictor for one scene.
+    /// A predictor for one scene; refuses a scene the model does not fit (other bands or
+    /// features).
     fn predictor<'a>(&'a self, ctx: &SceneContext) -> Result<Box<dyn TilePredictor + 'a>>;
 }
 

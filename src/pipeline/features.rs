@@ -14,35 +14,50 @@ use crate::io::reader::{percentile, RasterReader};
 use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::tiler::{tiles, Tile};
 
-/// Quantisation range of each GLCM block, from the pipeline (`fixed`) or from scene
-/// percentiles of a decimated read (`percentile`).
-pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, f64)>> {
+/// A sample of the values of a GLCM block's source band in one scene (dB for SAR).
+fn glcm_sample(src: &SceneSources, g: &GlcmConfig) -> Result<Vec<f32>> {
+    let source = GlcmSource::resolve(&g.band, &src.optical_bands)
+        .ok_or_else(|| Error::input(&src.optical, format!("GLCM band {} not found", g.band)))?;
+    let (path, band, to_db) = match source {
+        GlcmSource::Optical(i) => (&src.optical, i + 1, false),
+        GlcmSource::Vv => (&src.sar, src.sar_bands[0], src.sar_unit == SarUnit::Linear),
+        GlcmSource::Vh => (&src.sar, src.sar_bands[1], src.sar_unit == SarUnit::Linear),
+    };
+    let v = RasterReader::open(path)?.sample(band, 1024)?;
+    Ok(if to_db {
+        v.into_iter()
+            .map(crate::features::sar::linear_to_db)
+            .filter(|x| !x.is_nan())
+            .collect()
+    } else {
+        v
+    })
+}
+
+/// Quantisation range of each GLCM block, from the pipeline (`fixed`) or from percentiles of
+/// the pooled samples of `scenes` (`percentile`: the training scenes, never the scene being
+/// mapped).
+pub fn glcm_ranges(scenes: &[&SceneSources], glcm: &[GlcmConfig]) -> Result<Vec<(f64, f64)>> {
     let mut out = Vec::new();
     for g in glcm {
         if g.quantisation == Quantisation::Fixed {
             out.push((g.min.unwrap_or(0.0), g.max.unwrap_or(1.0)));
             continue;
         }
-        let source = GlcmSource::resolve(&g.band, &src.optical_bands)
-            .ok_or_else(|| Error::input(&src.optical, format!("GLCM band {} not found", g.band)))?;
-        let (path, band, to_db) = match source {
-            GlcmSource::Optical(i) => (&src.optical, i + 1, false),
-            GlcmSource::Vv => (&src.sar, src.sar_bands[0], src.sar_unit == SarUnit::Linear),
-            GlcmSource::Vh => (&src.sar, src.sar_bands[1], src.sar_unit == SarUnit::Linear),
-        };
-        let r = RasterReader::open(path)?;
-        let mut v = r.sample(band, 1024)?;
-        if to_db {
-            v = v
-                .into_iter()
-                .map(crate::features::sar::linear_to_db)
-                .filter(|x| !x.is_nan())
-                .collect();
+        let mut v = Vec::new();
+        for src in scenes {
+            v.extend(glcm_sample(src, g)?);
         }
         let lo = percentile(&v, g.percentiles[0]).ok_or_else(|| {
             Error::input(
-                path,
-                format!("band {band} has no valid pixel for GLCM quantisation"),
+                scenes
+                    .first()
+                    .map(|s| s.optical.clone())
+                    .unwrap_or_default(),
+                format!(
+                    "GLCM band {} has no valid pixel for quantisation in the training scenes",
+                    g.band
+                ),
             )
         })?;
         let mut hi = percentile(&v, g.percentiles[1]).unwrap_or(lo + 1.0);
@@ -54,9 +69,10 @@ pub fn glcm_ranges(src: &SceneSources, glcm: &[GlcmConfig]) -> Result<Vec<(f64, 
     Ok(out)
 }
 
-/// The feature plan of a scene, with GLCM quantisation ranges taken from the scene.
+/// The feature plan of a scene, with GLCM quantisation ranges taken from the scene itself
+/// (`geofuse features` and one-scene studies; models use their training scenes' ranges).
 pub fn scene_plan(p: &Pipeline, src: &SceneSources) -> Result<FeaturePlan> {
-    let ranges = glcm_ranges(src, &p.features.glcm)?;
+    let ranges = glcm_ranges(&[src], &p.features.glcm)?;
     Ok(FeaturePlan::new(
         &p.features,
         &src.optical_bands,
@@ -64,6 +80,17 @@ pub fn scene_plan(p: &Pipeline, src: &SceneSources) -> Result<FeaturePlan> {
         src.offset,
         &ranges,
     ))
+}
+
+/// The feature plan of `src` with given GLCM ranges.
+pub fn plan_with(p: &Pipeline, src: &SceneSources, ranges: &[(f64, f64)]) -> FeaturePlan {
+    FeaturePlan::new(
+        &p.features,
+        &src.optical_bands,
+        src.scale,
+        src.offset,
+        ranges,
+    )
 }
 
 /// Features of one tile, cropped to its core: `[feature, row, col]`, the core's labels, and

@@ -7,12 +7,12 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::config::MethodDef;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::calibration::UncertaintyStats;
 use crate::eval::class_index;
 use crate::eval::metrics::Confusion;
 use crate::io::writer::{ProductSpec, ProductWriter};
-use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
+use crate::method::{Model, SceneContext, TilePrediction, TilePredictor};
 use crate::pipeline::scene::SceneReader;
 use crate::product::{BandMeanings, ProductTile, NODATA};
 use crate::tiler::{tiles, Tile};
@@ -38,7 +38,7 @@ pub struct MethodOutcome {
     pub blocks: (usize, usize),
     /// Wall seconds of the prediction pass (features + classifier + writing).
     pub predict_seconds: f64,
-    /// Wall seconds in total (including training).
+    /// Wall seconds of this product (the model is trained once per run, see `train_seconds`).
     pub seconds: f64,
 }
 
@@ -73,39 +73,10 @@ impl Evaluation {
     }
 }
 
-/// Refuses to train `method` on a scene without labels.
-fn require_labels(method: &MethodDef, ctx: &SceneContext) -> Result<()> {
-    let src = ctx.scene;
-    match src.labels {
-        Some(_) => Ok(()),
-        None => Err(Error::config(
-            &src.optical,
-            format!("method `{}` must train on scene `{}`, which has no `labels`; add labels or set `model` on the method", method.name, src.name),
-        )),
-    }
-}
-
-/// The model of `def` on a scene: loaded from `def.model`, or trained and saved in
-/// `scene_out`.
-pub fn model_for(
-    method: &dyn Method,
-    def: &MethodDef,
-    ctx: &SceneContext,
-    scene_out: &Path,
-) -> Result<Box<dyn Model>> {
-    match &def.model {
-        Some(path) => method.load(ctx, path),
-        None => {
-            require_labels(def, ctx)?;
-            method.train(ctx, scene_out)
-        }
-    }
-}
-
-/// Runs a method on one scene, writing `<scene_out>/<method>.tif`; `metadata` are the
-/// product's common metadata items.
+/// Runs a method's model on one scene, writing `<scene_out>/<method>.tif`; `metadata` are
+/// the product's common metadata items.
 pub fn run_method(
-    method: &dyn Method,
+    model: &dyn Model,
     def: &MethodDef,
     ctx: &SceneContext,
     scene_out: &Path,
@@ -113,7 +84,6 @@ pub fn run_method(
 ) -> Result<MethodOutcome> {
     let t0 = Instant::now();
     let (p, src) = (ctx.pipeline, ctx.scene);
-    let model = model_for(method, def, ctx, scene_out)?;
     let predictor = model.predictor(ctx)?;
     let band_meanings = model.band_meanings(p.classes.len());
     let mut md = metadata;
@@ -127,7 +97,6 @@ pub fn run_method(
         nodata: NODATA,
     };
     let writer = ProductWriter::create(&scene_out.join(format!("{}.tif", def.name)), &spec)?;
-    let t1 = Instant::now();
     let evaluation = predict_scene(&*predictor, ctx, &writer)?;
     let product = writer.finish()?;
     Ok(MethodOutcome {
@@ -139,7 +108,7 @@ pub fn run_method(
         model_metrics: model.metrics(),
         samples_per_class: model.samples_per_class(),
         blocks: ctx.split.counts(),
-        predict_seconds: t1.elapsed().as_secs_f64(),
+        predict_seconds: t0.elapsed().as_secs_f64(),
         seconds: t0.elapsed().as_secs_f64(),
     })
 }
@@ -200,7 +169,7 @@ fn evaluate(
         .map(|_| UncertaintyStats::default());
     for ((r, c), &v) in labels.indexed_iter() {
         let b = best[[r, c]];
-        if b == usize::MAX || !ctx.split.is_test(t.core.row + r, t.core.col + c) {
+        if b == usize::MAX || !ctx.evaluates(t.core.row + r, t.core.col + c) {
             continue;
         }
         let Some(ci) = class_index(ids, v) else {

@@ -4,6 +4,7 @@
 //! - [`features`]: the hand-crafted feature stack of a scene, tile by tile.
 //! - [`method_run`]: one method on one scene through [`crate::method`]: model, product,
 //!   held-out evaluation.
+//! - [`models`]: one model per method, trained once on the training scenes (or reused).
 //! - [`manifest`]: product hashes for resumable, idempotent runs.
 //! - [`stac`]: STAC Item beside every product.
 //! - [`report`]: Markdown and HTML comparison report.
@@ -11,6 +12,7 @@
 pub mod features;
 pub mod manifest;
 pub mod method_run;
+pub mod models;
 pub mod report;
 pub mod scene;
 pub mod stac;
@@ -238,16 +240,23 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
     let out = p.output.clone();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, "create output folder", e))?;
     let pool = thread_pool(&p)?;
+    let defs: Vec<&crate::config::MethodDef> = p.methods.iter().collect();
+    let models =
+        pool.install(|| models::obtain(&p, &defs, &opts.device, opts.force, None, &log))?;
+    let roles = crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation)
+        .map_err(|m| Error::config(pipeline_path, m))?;
     let run = SceneRun {
         p: &p,
         opts,
         log: &log,
         pipeline_hash: p.hash(),
+        models,
+        held_out: roles.held_out,
     };
     let mut products = Vec::new();
     for (i, s) in p.scenes.iter().enumerate() {
         if i % sn == si {
-            products.extend(pool.install(|| run.scene(s))?);
+            products.extend(pool.install(|| run.scene(s, run.held_out.contains(&i)))?);
         }
     }
     manifest::write_top_level(&out, &p)?;
@@ -265,11 +274,15 @@ struct SceneRun<'a> {
     opts: &'a RunOptions,
     log: &'a Log,
     pipeline_hash: String,
+    /// One model per method, in `p.methods` order.
+    models: Vec<models::RunModel>,
+    /// Indices of the held-out scenes.
+    held_out: Vec<usize>,
 }
 
 impl SceneRun<'_> {
     /// Every method on one scene: products, metrics.json, the scene's manifest.
-    fn scene(&self, s: &crate::config::SceneDef) -> Result<Vec<ProductSummary>> {
+    fn scene(&self, s: &crate::config::SceneDef, held_out: bool) -> Result<Vec<ProductSummary>> {
         let (p, log) = (self.p, self.log);
         let scene_out = p.output.join(&s.name);
         std::fs::create_dir_all(&scene_out)
@@ -287,11 +300,12 @@ impl SceneRun<'_> {
             pipeline: p,
             scene: &src,
             split: scene_split(p, &src),
+            held_out,
             log,
         };
         let mut products = Vec::new();
-        for m in &p.methods {
-            let ps = self.method(s, m, &ctx, &scene_out, &mut man, &mut metrics)?;
+        for (m, rm) in p.methods.iter().zip(&self.models) {
+            let ps = self.method(s, (m, rm), &ctx, &scene_out, &mut man, &mut metrics)?;
             if !ps.skipped {
                 man.save(&scene_out)?;
                 write_json(&metrics_path, &metrics)?;
@@ -308,7 +322,7 @@ impl SceneRun<'_> {
     fn method(
         &self,
         s: &crate::config::SceneDef,
-        m: &crate::config::MethodDef,
+        (m, rm): (&crate::config::MethodDef, &models::RunModel),
         ctx: &crate::method::SceneContext,
         scene_out: &Path,
         man: &mut Manifest,
@@ -360,8 +374,10 @@ impl SceneRun<'_> {
             ("GEOFUSE_METHOD".to_string(), m.name.clone()),
             ("GEOFUSE_SCENE".to_string(), s.name.clone()),
         ];
-        let outcome = method_run::run_method(&*method, m, ctx, scene_out, meta)?;
-        let mj = method_metrics(p, m, ctx, &outcome, log);
+        let outcome = method_run::run_method(&*rm.model, m, ctx, scene_out, meta)?;
+        let mut mj = method_metrics(p, m, ctx, &outcome, log);
+        mj["train_seconds"] = json!(rm.train_seconds);
+        mj["trained_on"] = json!(rm.trained_on);
         stac::write_item(p, ctx.scene, m, &outcome, &self.pipeline_hash)?;
         metrics["methods"][&m.name] = mj.clone();
         man.products.insert(
@@ -401,6 +417,7 @@ fn method_metrics(
         "mpix_per_s": mpix / outcome.predict_seconds.max(1e-9),
         "train_samples_per_class": outcome.samples_per_class,
         "blocks_train_test": [outcome.blocks.0, outcome.blocks.1],
+        "evaluation": if ctx.held_out { "held-out scene" } else { "held-out blocks" },
     });
     let obj = mj.as_object_mut().expect("a JSON object");
     obj.extend(outcome.model_metrics.clone());
@@ -430,7 +447,7 @@ fn method_metrics(
 /// A model trained by [`train_models`].
 #[derive(Debug, Clone)]
 pub struct TrainedModel {
-    /// Scene.
+    /// The training scenes, comma-separated.
     pub scene: String,
     /// Method.
     pub method: String,
@@ -441,8 +458,9 @@ pub struct TrainedModel {
 }
 
 /// `geofuse train`: trains and saves the models of the selected methods (all when `method` is
-/// None) on the selected scenes, without predicting. A later `run` or `predict` can load them
-/// with `model = "..."` on the method.
+/// None) once on the pipeline's training scenes (only `scene` when given), without predicting;
+/// a later `run` reuses them while their training inputs are unchanged, `predict` or
+/// `model = "..."` can load them.
 pub fn train_models(
     pipeline_path: &Path,
     opts: &RunOptions,
@@ -451,17 +469,18 @@ pub fn train_models(
 ) -> Result<Vec<TrainedModel>> {
     let p = load_pipeline(pipeline_path, opts.out.as_deref())?;
     let log = Log { quiet: opts.quiet };
-    let scenes: Vec<_> = p
-        .scenes
-        .iter()
-        .filter(|s| scene.is_none_or(|n| s.name == n))
-        .collect();
     let methods: Vec<_> = p
         .methods
         .iter()
         .filter(|m| method.is_none_or(|n| m.name == n))
+        .map(|m| {
+            let mut d = m.clone();
+            d.model = None;
+            d
+        })
         .collect();
-    if scenes.is_empty() || methods.is_empty() {
+    let known = scene.is_none_or(|n| p.scenes.iter().any(|s| s.name == n));
+    if methods.is_empty() || !known {
         return Err(Error::config(
             pipeline_path,
             format!(
@@ -471,32 +490,19 @@ pub fn train_models(
             ),
         ));
     }
-    let mut out = Vec::new();
-    for s in scenes {
-        let scene_out = p.output.join(&s.name);
-        let src = scene::prepare_scene(&p, s, &scene_out.join(".coreg"))?;
-        let ctx = crate::method::SceneContext {
-            pipeline: &p,
-            scene: &src,
-            split: scene_split(&p, &src),
-            log: &log,
-        };
-        for m in &methods {
-            log.info(&format!("scene {}: training {}", s.name, m.name));
-            let trained = crate::method::for_def(m, &opts.device);
-            let mut def = (*m).clone();
-            def.model = None;
-            let model = method_run::model_for(&*trained, &def, &ctx, &scene_out)?;
-            out.push(TrainedModel {
-                scene: s.name.clone(),
-                method: m.name.clone(),
-                path: model.path().to_path_buf(),
-                hash: model.hash().to_string(),
-            });
-        }
-        let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
-    }
-    Ok(out)
+    let refs: Vec<_> = methods.iter().collect();
+    let pool = thread_pool(&p)?;
+    let trained = pool.install(|| models::obtain(&p, &refs, &opts.device, true, scene, &log))?;
+    Ok(methods
+        .iter()
+        .zip(trained)
+        .map(|(m, t)| TrainedModel {
+            scene: t.trained_on.join(","),
+            method: m.name.clone(),
+            path: t.model.path().to_path_buf(),
+            hash: t.model.hash().to_string(),
+        })
+        .collect())
 }
 
 /// `geofuse predict`: writes the products of one method with a saved model (no training), on

@@ -59,12 +59,12 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
     let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
     let mut md = String::new();
     let _ = writeln!(md, "# geofuse report\n");
-    let _ = writeln!(md, "Held-out metrics are computed on spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}).\n", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
+    let _ = writeln!(md, "Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.\n", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
     let _ = writeln!(
         md,
-        "| scene | method | OA | kappa | mIoU | pixels | seconds | MP/s |"
+        "| scene | method | evaluated on | OA | kappa | mIoU | pixels | seconds | MP/s |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
     for (s, m, v) in &rows {
         let px = v
             .get("pixels")
@@ -74,7 +74,10 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
         let (s, m) = (md_cell(s), md_cell(m));
         let _ = writeln!(
             md,
-            "| {s} | {m} | {} | {} | {} | {px} | {} | {} |",
+            "| {s} | {m} | {} | {} | {} | {} | {px} | {} | {} |",
+            v.get("evaluation")
+                .and_then(Value::as_str)
+                .unwrap_or("held-out blocks"),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
@@ -107,13 +110,14 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
     }
     let md_path = out.join("report.md");
     std::fs::write(&md_path, &md).map_err(|e| Error::io(&md_path, "write report", e))?;
-    let mut html = String::from("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px;text-align:right}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th></tr>\n");
+    let mut html = String::from("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px;text-align:right}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th></tr>\n");
     for (s, m, v) in &rows {
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(s),
             html_escape(m),
+            v.get("evaluation").and_then(Value::as_str).unwrap_or("held-out blocks"),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
