@@ -254,6 +254,14 @@ struct SynthArgs {
     /// Target cloud cover (0..1).
     #[arg(long, default_value_t = 0.12)]
     cloud_cover: f64,
+    /// Write N scenes (scene-01 ...) from consecutive seeds with scene-to-scene variation
+    /// (reflectance gain, backscatter shift, cloud cover) and one pipeline over all of them
+    /// that holds out the last third.
+    #[arg(long)]
+    scenes: Option<usize>,
+    /// With --scenes: misregister each scene's SAR by up to this many pixels (drawn per scene).
+    #[arg(long, default_value_t = 0)]
+    misregistration: usize,
 }
 
 /// Options shared by the stage commands.
@@ -642,16 +650,19 @@ fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
         size,
         seed,
         cloud_cover,
+        scenes,
+        misregistration,
     } = a;
-    let files = geofuse::synth::generate(
-        &out,
-        &geofuse::synth::SynthOptions {
-            size,
-            seed,
-            cloud_cover,
-            ..Default::default()
-        },
-    )?;
+    let opts = geofuse::synth::SynthOptions {
+        size,
+        seed,
+        cloud_cover,
+        ..Default::default()
+    };
+    let files = match scenes {
+        Some(n) => geofuse::synth::generate_series(&out, n, &opts, misregistration)?,
+        None => geofuse::synth::generate(&out, &opts)?,
+    };
     for f in files {
         println!("{}", f.display());
     }

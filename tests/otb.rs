@@ -33,6 +33,7 @@ fn glcm_matches_orfeo_toolbox_haralick_simple() {
             seed: 21,
             strip_rows: 64,
             cloud_cover: 0.12,
+            ..Default::default()
         },
     )
     .unwrap();

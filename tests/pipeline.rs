@@ -388,6 +388,7 @@ fn synth_is_deterministic_and_strip_size_independent() {
                 seed: 9,
                 strip_rows: strip,
                 cloud_cover: 0.12,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -558,6 +559,7 @@ fn two_scene_pipeline(dir: &std::path::Path, extra: &str) -> std::path::PathBuf 
                 seed,
                 strip_rows: 64,
                 cloud_cover: 0.12,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -669,4 +671,53 @@ fn a_model_trained_on_two_scenes_pools_their_samples() {
     )
     .unwrap();
     assert_eq!(rec["trained_on"], serde_json::json!(["a"]));
+}
+
+#[test]
+fn synth_scenes_writes_a_varied_series_with_a_held_out_set_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = geofuse(&[
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--size",
+        "96",
+        "--seed",
+        "5",
+        "--scenes",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pipe = dir.path().join("pipeline.toml");
+    let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
+    let names: Vec<_> = p.scenes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["scene-01", "scene-02", "scene-03"]);
+    assert_eq!(p.evaluation.scenes, ["scene-03"]);
+    assert!(!dir.path().join("scene-01/pipeline.toml").exists());
+    // Scene-to-scene variation: the same seed's draws, applied.
+    let (v, cloud) = geofuse::synth::series_variation(6, 0);
+    assert!((0.85..=1.15).contains(&v.reflectance_gain) && v.reflectance_gain != 1.0);
+    assert!((-1.5..=1.5).contains(&v.backscatter_db) && (0.04..=0.30).contains(&cloud));
+    assert_eq!(v.sar_shift, (0, 0));
+    let shifts: Vec<_> = (0..20)
+        .map(|s| geofuse::synth::series_variation(s, 3).0.sar_shift)
+        .collect();
+    assert!(shifts.iter().all(|&(x, y)| x.abs() <= 3 && y.abs() <= 3));
+    assert!(shifts.iter().any(|&s| s != (0, 0)));
+    // The series runs: one model from scenes 1 and 2, scene 3 scored as a held-out scene.
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let text = text[..text
+        .find("\n[[methods]]\nname = \"learned-kernel\"")
+        .unwrap()]
+        .replace("block_size = 64", "block_size = 32")
+        .replace("trees = 100", "trees = 20");
+    std::fs::write(&pipe, text).unwrap();
+    let s = run(&pipe, &quiet()).unwrap();
+    assert_eq!(s.products.len(), 3);
+    let m = read_metrics(&dir.path().join("out"), "scene-03");
+    assert_eq!(m["methods"]["handcrafted"]["evaluation"], "held-out scene");
+    assert_eq!(
+        m["methods"]["handcrafted"]["trained_on"],
+        serde_json::json!(["scene-01", "scene-02"])
+    );
 }

@@ -89,6 +89,30 @@ pub struct SynthOptions {
     pub strip_rows: usize,
     /// Cloud cover target (fraction).
     pub cloud_cover: f64,
+    /// How this scene differs from the others of a series (none by default).
+    pub variation: SceneVariation,
+}
+
+/// Scene-to-scene variation a model has to generalise over (`synth --scenes`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SceneVariation {
+    /// Seasonal / illumination gain on every reflectance (1 = none).
+    pub reflectance_gain: f32,
+    /// Soil-moisture shift of the backscatter, dB (0 = none).
+    pub backscatter_db: f32,
+    /// Misregistration of the SAR against the optical grid, whole pixels (dx, dy): the SAR
+    /// at (x, y) is the scene's at (x + dx, y + dy).
+    pub sar_shift: (i64, i64),
+}
+
+impl Default for SceneVariation {
+    fn default() -> Self {
+        SceneVariation {
+            reflectance_gain: 1.0,
+            backscatter_db: 0.0,
+            sar_shift: (0, 0),
+        }
+    }
 }
 
 impl Default for SynthOptions {
@@ -98,6 +122,7 @@ impl Default for SynthOptions {
             seed: 1,
             strip_rows: 256,
             cloud_cover: 0.12,
+            variation: SceneVariation::default(),
         }
     }
 }
@@ -217,6 +242,33 @@ pub struct Pixel {
     pub label: u8,
     /// 0 clear, 1 cloud, 2 shadow.
     pub cloud: u8,
+}
+
+/// One pixel of a scene with its variation applied (the plain [`pixel`] without one).
+pub fn varied_pixel(opts: &SynthOptions, n: usize, x: usize, y: usize, thr: f64) -> Pixel {
+    let v = opts.variation;
+    let mut p = pixel(opts.seed, n, x, y, thr);
+    if v == SceneVariation::default() {
+        return p;
+    }
+    if v.sar_shift != (0, 0) {
+        let at = |c: usize, d: i64| (c as i64 + d).clamp(0, n as i64 - 1) as usize;
+        p.sar = pixel(
+            opts.seed,
+            n,
+            at(x, v.sar_shift.0),
+            at(y, v.sar_shift.1),
+            thr,
+        )
+        .sar;
+    }
+    for o in p.optical.iter_mut().filter(|o| **o != 0) {
+        *o = (*o as f32 * v.reflectance_gain).round().clamp(1.0, 65535.0) as u16;
+    }
+    for s in &mut p.sar {
+        *s += v.backscatter_db;
+    }
+    p
 }
 
 /// Generates one pixel.
@@ -352,7 +404,7 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
         let h = strip.min(n - y0);
         let rows: Vec<Vec<Pixel>> = (y0..y0 + h)
             .into_par_iter()
-            .map(|y| (0..n).map(|x| pixel(opts.seed, n, x, y, thr)).collect())
+            .map(|y| (0..n).map(|x| varied_pixel(opts, n, x, y, thr)).collect())
             .collect();
         let mut o = Array3::<u16>::zeros((10, h, n));
         let mut s = Array3::<f32>::zeros((2, h, n));
@@ -382,9 +434,8 @@ pub fn generate(out: &Path, opts: &SynthOptions) -> Result<Vec<PathBuf>> {
     Ok(files.into_iter().chain([toml_path]).collect())
 }
 
-/// A ready-to-run pipeline for a synthetic scene in folder `scene_dir` (relative to the
-/// pipeline file), writing to `output`.
-pub fn pipeline_toml(output: &str, scene_dir: &str, name: &str) -> String {
+/// The header and class table of a synthetic pipeline writing to `output`.
+fn pipeline_head(output: &str) -> String {
     let mut s = format!(
         "# geofuse pipeline for a synthetic scene (geofuse synth).\noutput = \"{output}\"\nseed = 42\n\n"
     );
@@ -393,7 +444,12 @@ pub fn pipeline_toml(output: &str, scene_dir: &str, name: &str) -> String {
             "[[classes]]\nid = {id}\nname = \"{n}\"\ncolor = \"{col}\"\n\n"
         ));
     }
-    s.push_str(&format!(
+    s
+}
+
+/// The `[[scenes]]` table of a synthetic scene in folder `scene_dir`.
+fn scene_table(scene_dir: &str, name: &str) -> String {
+    format!(
         r#"[[scenes]]
 name = "{name}"
 optical = {{ path = "{scene_dir}/optical.tif", bands = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], scale = 0.0001 }}
@@ -401,13 +457,106 @@ sar = {{ path = "{scene_dir}/sar.tif", polarisations = ["VV", "VH"], unit = "db"
 labels = "{scene_dir}/labels.tif"
 mask = {{ path = "{scene_dir}/cloud_mask.tif", invalid = [1, 2] }}
 
-[tiling]
+"#
+    )
+}
+
+/// The variation and cloud cover of scene `i` of a series from `seed`: reflectance gain
+/// 0.85..1.15 (season, illumination), backscatter shift -1.5..+1.5 dB (soil moisture), cloud
+/// cover 4..30 %, and with `max_shift` > 0 a SAR misregistration of up to that many pixels.
+pub fn series_variation(seed: u64, max_shift: usize) -> (SceneVariation, f64) {
+    let u = |k: u64| unit(hash4(seed, 0x5E_21E5, k, 0, 0)) as f32;
+    let m = max_shift as f32;
+    let shift = |k: u64| ((2.0 * u(k) - 1.0) * m).round() as i64;
+    let v = SceneVariation {
+        reflectance_gain: 0.85 + 0.30 * u(1),
+        backscatter_db: -1.5 + 3.0 * u(2),
+        sar_shift: (shift(4), shift(5)),
+    };
+    (v, 0.04 + 0.26 * u(3) as f64)
+}
+
+/// `synth --scenes N`: scenes `scene-01` .. from consecutive seeds, each with its
+/// [`series_variation`], and one `pipeline.toml` over all of them holding out the last third
+/// (at least one). Returns the files written.
+pub fn generate_series(
+    out: &Path,
+    scenes: usize,
+    opts: &SynthOptions,
+    max_shift: usize,
+) -> Result<Vec<PathBuf>> {
+    if scenes < 2 {
+        return Err(Error::input(
+            out,
+            "--scenes must be at least 2 (one is `synth` without it)",
+        ));
+    }
+    let mut files = Vec::new();
+    let mut list = Vec::new();
+    for i in 0..scenes {
+        let name = format!("scene-{:02}", i + 1);
+        let seed = opts.seed + i as u64;
+        let (variation, cloud_cover) = series_variation(seed, max_shift);
+        let o = SynthOptions {
+            seed,
+            variation,
+            cloud_cover,
+            ..opts.clone()
+        };
+        let written = generate(&out.join(&name), &o)?;
+        // Each scene folder gets no pipeline of its own: the series pipeline covers them.
+        for f in written {
+            if f.extension().is_some_and(|e| e == "toml") {
+                let _ = std::fs::remove_file(&f);
+            } else {
+                files.push(f);
+            }
+        }
+        list.push((name.clone(), name));
+    }
+    let held: Vec<String> = list[scenes - (scenes / 3).max(1)..]
+        .iter()
+        .map(|(_, n)| n.clone())
+        .collect();
+    let toml_path = out.join("pipeline.toml");
+    std::fs::write(&toml_path, series_pipeline_toml("out", &list, &held))
+        .map_err(|e| Error::io(&toml_path, "write", e))?;
+    files.push(toml_path);
+    Ok(files)
+}
+
+/// A ready-to-run pipeline for a synthetic scene in folder `scene_dir` (relative to the
+/// pipeline file), writing to `output`.
+pub fn pipeline_toml(output: &str, scene_dir: &str, name: &str) -> String {
+    pipeline_head(output) + &scene_table(scene_dir, name) + PIPELINE_SETTINGS
+}
+
+/// A pipeline over several synthetic scenes `(folder, name)`, holding out `held_out`.
+pub fn series_pipeline_toml(
+    output: &str,
+    scenes: &[(String, String)],
+    held_out: &[String],
+) -> String {
+    let mut s = pipeline_head(output);
+    for (dir, name) in scenes {
+        s.push_str(&scene_table(dir, name));
+    }
+    let quoted: Vec<String> = held_out.iter().map(|n| format!("\"{n}\"")).collect();
+    s.push_str(&format!(
+        "# Held-out scenes: never trained on, scored on every labelled pixel.\n[evaluation]\nscenes = [{}]\n\n",
+        quoted.join(", ")
+    ));
+    s + PIPELINE_SETTINGS
+}
+
+/// Tiling, features, split and methods of a synthetic pipeline.
+const PIPELINE_SETTINGS: &str = r#"[tiling]
 tile_size = 256
 
 [features]
 indices = ["NDVI", "NDWI", "MNDWI", "NDBI", "SAVI", "EVI", "NBR", "NDRE"]
 sar = ["vv_db", "vh_db", "vh_vv_ratio_db", "rvi"]
-speckle = {{ filter = "lee", radius = 2, looks = 4.4 }}
+speckle = { filter = "lee", radius = 2, looks = 4.4 }
 
 [[features.glcm]]
 band = "B08"
@@ -443,10 +592,7 @@ patience = 8
 patches = 256
 patch = 32
 mc_passes = 16
-"#
-    ));
-    s
-}
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -486,5 +632,35 @@ mod tests {
         assert!((SIGMA0[3][0] - SIGMA0[6][0]).abs() > 4.0);
         assert_eq!(SIGMA0[2], SIGMA0[3]);
         assert_ne!(SPECTRA[2], SPECTRA[3]);
+    }
+
+    #[test]
+    fn a_variation_scales_reflectance_shifts_backscatter_and_moves_the_sar() {
+        let thr = cloud_threshold(0.1);
+        let plain = SynthOptions {
+            size: 64,
+            seed: 3,
+            ..Default::default()
+        };
+        let v = SceneVariation {
+            reflectance_gain: 1.1,
+            backscatter_db: 0.5,
+            sar_shift: (2, -1),
+        };
+        let varied = SynthOptions {
+            variation: v,
+            ..plain.clone()
+        };
+        let (a, b) = (
+            pixel(3, 64, 10, 10, thr),
+            varied_pixel(&varied, 64, 10, 10, thr),
+        );
+        for (x, y) in a.optical.iter().zip(&b.optical) {
+            assert_eq!(*y, (*x as f32 * 1.1).round() as u16);
+        }
+        let moved = pixel(3, 64, 12, 9, thr);
+        assert_eq!(b.sar[0], moved.sar[0] + 0.5);
+        assert_eq!(b.label, a.label, "labels follow the optical grid");
+        assert_eq!(varied_pixel(&plain, 64, 10, 10, thr).optical, a.optical);
     }
 }

@@ -29,6 +29,7 @@ pub fn scene_with_pipeline(dir: &Path, size: usize, seed: u64, tile_size: usize)
             seed,
             strip_rows: 64,
             cloud_cover: 0.12,
+            ..Default::default()
         },
     )
     .expect("synth");
