@@ -25,8 +25,8 @@ pub struct SceneContext<'a> {
     pub scene: &'a SceneSources,
     /// The scene's spatial train/test split.
     pub split: BlockSplit,
-    /// A held-out scene (`[evaluation] scenes`): it gives no training sample, and all its
-    /// labelled pixels are evaluated, not only its test blocks.
+    /// A scene that gives no training sample (held out in `[evaluation] scenes`, or not among
+    /// the training scenes): all its labelled pixels are evaluated, not only its test blocks.
     pub held_out: bool,
     /// Progress and log lines.
     pub log: &'a Log,

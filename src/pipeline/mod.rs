@@ -251,12 +251,14 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         log: &log,
         pipeline_hash: p.hash(),
         models,
-        held_out: roles.held_out,
+        training: roles.training,
     };
     let mut products = Vec::new();
     for (i, s) in p.scenes.iter().enumerate() {
         if i % sn == si {
-            products.extend(pool.install(|| run.scene(s, run.held_out.contains(&i)))?);
+            // A scene that gave no training sample (held out, or simply not a training
+            // scene) is scored on all its labelled pixels.
+            products.extend(pool.install(|| run.scene(s, !run.training.contains(&i)))?);
         }
     }
     manifest::write_top_level(&out, &p)?;
@@ -276,8 +278,8 @@ struct SceneRun<'a> {
     pipeline_hash: String,
     /// One model per method, in `p.methods` order.
     models: Vec<models::RunModel>,
-    /// Indices of the held-out scenes.
-    held_out: Vec<usize>,
+    /// Indices of the training scenes.
+    training: Vec<usize>,
 }
 
 impl SceneRun<'_> {

@@ -541,10 +541,22 @@ pub fn series_pipeline_toml(
     for (dir, name) in scenes {
         s.push_str(&scene_table(dir, name));
     }
-    let quoted: Vec<String> = held_out.iter().map(|n| format!("\"{n}\"")).collect();
+    let quote = |names: Vec<&String>| {
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let training: Vec<&String> = scenes
+        .iter()
+        .map(|(_, n)| n)
+        .filter(|n| !held_out.contains(n))
+        .collect();
     s.push_str(&format!(
-        "# Held-out scenes: never trained on, scored on every labelled pixel.\n[evaluation]\nscenes = [{}]\n\n",
-        quoted.join(", ")
+        "# The scenes that train the models, listed so that scenes added later are mapped with\n# the same models. Held-out scenes: never trained on, scored on every labelled pixel.\n[training]\nscenes = [{}]\n\n[evaluation]\nscenes = [{}]\n\n",
+        quote(training),
+        quote(held_out.iter().collect())
     ));
     s + PIPELINE_SETTINGS
 }
