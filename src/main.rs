@@ -401,7 +401,6 @@ fn compression(name: &str) -> geofuse::io::writer::Compression {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    geofuse::learned::runtime::quiet_display_probe();
     geofuse::io::quiet_gdal_errors();
     geofuse::io::configure_allocator();
     geofuse::io::configure_gdal();

@@ -19,7 +19,9 @@ pub struct Runtime {
 impl Runtime {
     /// `cpu`: burn's Flex backend. `wgpu`: the default wgpu adapter (a GPU, or Mesa's lavapipe
     /// on a CPU-only machine). `auto`: a discrete or integrated GPU through wgpu when one
-    /// initialises, else the CPU.
+    /// initialises, else the CPU; on Linux without any GPU device node the CPU at once, with
+    /// no probe (the probe makes Mesa try a display connection and print
+    /// "XDG_RUNTIME_DIR is invalid or not set" under cron, Slurm or in containers).
     pub fn new(choice: &str) -> Result<Runtime> {
         match choice {
             "cpu" => Ok(Runtime::cpu()),
@@ -29,6 +31,7 @@ impl Runtime {
                 .init()
                 .map(|device| Runtime { device, name: "wgpu".into(), native: false })
                 .map_err(|e| Error::config("--device wgpu", format!("no wgpu adapter could be initialised ({e}); install a GPU driver or Mesa's lavapipe (mesa-vulkan-drivers, libvulkan1), or use --device cpu"))),
+            "auto" if !gpu_device_present() => Ok(Runtime::cpu()),
             "auto" => {
                 for kind in [burn::tensor::DeviceKind::DiscreteGpu(0), burn::tensor::DeviceKind::IntegratedGpu(0)] {
                     let k = format!("{kind:?}");
@@ -71,35 +74,18 @@ impl Runtime {
     }
 }
 
-/// Gives wgpu's adapter probe a runtime directory when the environment has none (cron, Slurm,
-/// containers): Mesa's Vulkan and EGL drivers try a Wayland connection while they enumerate,
-/// and without `XDG_RUNTIME_DIR` libwayland prints "XDG_RUNTIME_DIR is invalid or not set"
-/// once per attempt, eight lines on a machine without a GPU. geofuse never opens a display; a
-/// private empty folder makes that connection fail quietly. Call it before any thread starts
-/// (it sets a process environment variable).
-pub fn quiet_display_probe() {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
-        return;
+/// Whether the machine exposes a GPU to user space: an NVIDIA device node or a DRM render
+/// node (AMD, Intel, NVIDIA open drivers). Elsewhere than Linux: assume one may exist.
+pub fn gpu_device_present() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
     }
-    let uid = {
-        #[cfg(unix)]
-        {
-            // SAFETY: getuid has no preconditions and cannot fail.
-            unsafe { libc::getuid() }
-        }
-        #[cfg(not(unix))]
-        {
-            0
-        }
-    };
-    let dir = std::env::temp_dir().join(format!("geofuse-runtime-{uid}"));
-    let made = std::fs::create_dir_all(&dir).is_ok();
-    #[cfg(unix)]
-    if made {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-    }
-    if made {
-        std::env::set_var("XDG_RUNTIME_DIR", &dir);
-    }
+    let dri = std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false);
+    dri || std::path::Path::new("/dev/nvidia0").exists()
+        || std::path::Path::new("/dev/nvidiactl").exists()
 }
