@@ -50,6 +50,15 @@ pub enum Error {
         source: std::sync::Arc<std::io::Error>,
     },
 
+    /// Some scenes of a batch had bad input; the others were processed.
+    #[error("{}", scenes_failed(failed, *total))]
+    ScenesFailed {
+        /// (scene, message) of every failed scene.
+        failed: Vec<(String, String)>,
+        /// Scenes this run tried.
+        total: usize,
+    },
+
     /// A bug or an unexpected state inside geofuse.
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,8 +71,23 @@ impl Error {
             Error::Config { .. }
             | Error::Input { .. }
             | Error::GridMismatch { .. }
-            | Error::Model { .. } => 2,
+            | Error::Model { .. }
+            | Error::ScenesFailed { .. } => 2,
             _ => 1,
+        }
+    }
+
+    /// A short name of the error kind (manifests, summaries).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Input { .. } => "input",
+            Error::GridMismatch { .. } => "grid-mismatch",
+            Error::Model { .. } => "model",
+            Error::ScenesFailed { .. } => "scenes-failed",
+            Error::Gdal { .. } => "gdal",
+            Error::Io { .. } => "io",
+            Error::Internal(_) => "internal",
         }
     }
 
@@ -100,6 +124,22 @@ impl Error {
             source: std::sync::Arc::new(source),
         }
     }
+}
+
+/// The message of [`Error::ScenesFailed`].
+fn scenes_failed(failed: &[(String, String)], total: usize) -> String {
+    let each: Vec<String> = failed
+        .iter()
+        .map(|(s, m)| format!("scene `{s}`: {m}"))
+        .collect();
+    if total <= 1 {
+        return each.join("; ");
+    }
+    format!(
+        "{} of {total} scenes failed (the others finished): {}",
+        failed.len(),
+        each.join("; ")
+    )
 }
 
 /// Locks a mutex shared by worker threads; a poisoned lock (a worker panicked) is an

@@ -721,3 +721,50 @@ fn synth_scenes_writes_a_varied_series_with_a_held_out_set_that_runs() {
         serde_json::json!(["scene-01", "scene-02"])
     );
 }
+
+#[test]
+fn a_scene_with_bad_input_fails_alone_and_the_batch_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = two_scene_pipeline(dir.path(), "");
+    edit(
+        &pipe,
+        "[tiling]",
+        "[training]\nscenes = [\"a\"]\n\n[tiling]",
+    );
+    let sar = dir.path().join("b/sar.tif");
+    let good = std::fs::read(&sar).unwrap();
+    std::fs::write(&sar, "not a raster").unwrap();
+    let e = run(&pipe, &quiet()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("1 of 2 scenes failed")
+            && msg.contains("scene `b`")
+            && msg.contains("sar.tif"),
+        "{msg}"
+    );
+    let out = dir.path().join("out");
+    assert!(out.join("a/handcrafted.tif").exists());
+    assert!(!out.join("b/handcrafted.tif").exists());
+    let leftovers: Vec<_> = files_under(&out.join("b"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(".tif"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("b/manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(man["failure"]["kind"], "input");
+    let top: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(top["failed_scenes"][0]["scene"], "b");
+    // Repaired, the scene is processed on the next run and its failure cleared; a is skipped.
+    std::fs::write(&sar, good).unwrap();
+    let s = run(&pipe, &quiet()).unwrap();
+    assert!(s.products.iter().any(|p| p.scene == "a" && p.skipped));
+    assert!(s.products.iter().any(|p| p.scene == "b" && !p.skipped));
+    let man: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("b/manifest.json")).unwrap())
+            .unwrap();
+    assert!(man.get("failure").is_none(), "{man}");
+}

@@ -46,6 +46,18 @@ impl ProductEntry {
 pub struct Manifest {
     /// Products by method name.
     pub products: BTreeMap<String, ProductEntry>,
+    /// Why the scene failed in the last run that tried it (None when it succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<SceneFailure>,
+}
+
+/// A scene that failed on bad input: the batch goes on without it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SceneFailure {
+    /// Error kind (`input`, `config`, `grid-mismatch`, `model`).
+    pub kind: String,
+    /// The message, naming the file and the fix.
+    pub message: String,
 }
 
 impl Manifest {
@@ -91,16 +103,21 @@ pub fn fingerprint(files: &[PathBuf]) -> String {
 /// separately all end up listed).
 pub fn write_top_level(out: &Path, p: &Pipeline) -> Result<()> {
     let mut products = Vec::new();
+    let mut failed = Vec::new();
     for s in &p.scenes {
         let m = Manifest::load(&out.join(&s.name));
         for e in m.products.values() {
             products.push(serde_json::to_value(e).unwrap_or(Value::Null));
+        }
+        if let Some(f) = &m.failure {
+            failed.push(json!({"scene": s.name, "kind": f.kind, "message": f.message}));
         }
     }
     let v = json!({
         "geofuse_version": env!("CARGO_PKG_VERSION"),
         "pipeline_hash": p.hash(),
         "products": products,
+        "failed_scenes": failed,
     });
     super::write_json(&out.join("manifest.json"), &v)
 }

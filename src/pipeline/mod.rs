@@ -216,6 +216,20 @@ pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     run_pipeline(p, pipeline_path, opts)
 }
 
+/// Records a scene's failure in its manifest (its products of earlier runs stay listed) and
+/// removes its work folder.
+fn record_failure(scene_out: &Path, e: &Error) -> Result<()> {
+    std::fs::create_dir_all(scene_out)
+        .map_err(|x| Error::io(scene_out, "create scene folder", x))?;
+    let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
+    let mut man = Manifest::load(scene_out);
+    man.failure = Some(manifest::SceneFailure {
+        kind: e.kind_name().into(),
+        message: e.to_string(),
+    });
+    man.save(scene_out)
+}
+
 /// The worker pool of a run (`tiling.workers` threads, default all cores).
 fn thread_pool(p: &Pipeline) -> Result<rayon::ThreadPool> {
     let mut builder = rayon::ThreadPoolBuilder::new();
@@ -254,15 +268,37 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         training: roles.training,
     };
     let mut products = Vec::new();
+    let (mut failed, mut tried) = (Vec::new(), 0);
     for (i, s) in p.scenes.iter().enumerate() {
-        if i % sn == si {
-            // A scene that gave no training sample (held out, or simply not a training
-            // scene) is scored on all its labelled pixels.
-            products.extend(pool.install(|| run.scene(s, !run.training.contains(&i)))?);
+        if i % sn != si {
+            continue;
+        }
+        tried += 1;
+        // A scene that gave no training sample (held out, or simply not a training scene) is
+        // scored on all its labelled pixels.
+        match pool.install(|| run.scene(s, !run.training.contains(&i))) {
+            Ok(ps) => products.extend(ps),
+            // Bad input fails its scene alone: recorded, and the batch goes on.
+            Err(e) if e.exit_code() == 2 => {
+                log.info(&format!(
+                    "scene {}: FAILED ({}): {e}",
+                    s.name,
+                    e.kind_name()
+                ));
+                record_failure(&out.join(&s.name), &e)?;
+                failed.push((s.name.clone(), e.to_string()));
+            }
+            Err(e) => return Err(e),
         }
     }
     manifest::write_top_level(&out, &p)?;
     let report = report::write(&out, &p)?;
+    if !failed.is_empty() {
+        return Err(Error::ScenesFailed {
+            failed,
+            total: tried,
+        });
+    }
     Ok(RunSummary {
         out,
         products,
@@ -316,6 +352,9 @@ impl SceneRun<'_> {
             products.push(ps);
         }
         write_json(&metrics_path, &metrics)?;
+        if man.failure.take().is_some() {
+            man.save(&scene_out)?;
+        }
         let _ = std::fs::remove_dir_all(scene_out.join(".coreg"));
         Ok(products)
     }
