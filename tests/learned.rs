@@ -34,6 +34,23 @@ fn learned_scene(fusion: &str, size: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, pipe)
 }
 
+/// `geofuse run PIPE --device cpu --out OUT -q` through the binary: (exit code, stderr).
+fn cli_run(pipe: &Path, out: &Path) -> (Option<i32>, String) {
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "-q",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
 fn cpu_run(pipe: &Path, out: &Path) {
     run(
         pipe,
@@ -324,17 +341,8 @@ fn hybrid_model_takes_handcrafted_features_and_stays_tile_invariant() {
     );
     // Other hand-crafted features: refused.
     edit(&pipe, "\"NBR\", \"NDRE\"]", "\"NBR\"]");
-    let o = geofuse(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "-q",
-        "--device",
-        "cpu",
-        "--out",
-        dir.path().join("out3").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = cli_run(&pipe, &dir.path().join("out3"));
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("hybrid"), "{err}");
 }
 
@@ -429,17 +437,8 @@ fn a_13_band_l1c_scene_runs_every_learned_method() {
         format!("{ten_bands}[[methods]]\nname = \"reused\"\nkind = \"learned\"\nfusion = \"concat\"\nmodel = \"out/models/concat\"\n"),
     )
     .unwrap();
-    let o = geofuse(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "-q",
-        "--device",
-        "cpu",
-        "--out",
-        dir.path().join("out10").to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = cli_run(&pipe, &dir.path().join("out10"));
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("B01") && err.contains("retrain"), "{err}");
 }
 
