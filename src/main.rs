@@ -86,6 +86,15 @@ enum Command {
     /// Times a learned network's forward pass on one tile with random weights and inputs
     /// (CPU or wgpu); prints `ms <median>` (benches/peers/run.sh compares it with PyTorch).
     BenchNet(BenchNetArgs),
+    /// Rewrite an output folder's shared files (top-level manifest, VRT mosaics, report) from
+    /// its scene folders, e.g. after `--shard` jobs ran separately.
+    Merge {
+        /// Output folder of a run.
+        out: PathBuf,
+        /// Print nothing but the result.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -457,6 +466,11 @@ fn run(cli: Cli) -> geofuse::Result<()> {
         Command::Texture(a) => cmd_texture(a),
         Command::Classify(a) => cmd_classify(a),
         Command::BenchNet(a) => cmd_bench_net(a),
+        Command::Merge { out, quiet } => {
+            let report = pipeline::shared::merge(&out, &pipeline::Log { quiet })?;
+            println!("merged {} -> {}", out.display(), report.display());
+            Ok(())
+        }
         Command::Indices(a) => cmd_indices(a),
         Command::Features {
             pipeline: path,

@@ -205,8 +205,12 @@ impl Pipeline {
     }
 
     /// Hash of everything that shapes the products (hex SHA-256 of the canonical JSON).
+    /// The output folder is left out: the same pipeline gives the same products wherever
+    /// they are written.
     pub fn hash(&self) -> String {
-        hex_sha256(serde_json::to_string(self).unwrap_or_default().as_bytes())
+        let mut c = self.clone();
+        c.output = PathBuf::new();
+        hex_sha256(serde_json::to_string(&c).unwrap_or_default().as_bytes())
     }
 
     /// Hash of the parts that shape one method's product on one scene, and the geofuse version

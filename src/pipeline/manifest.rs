@@ -100,8 +100,8 @@ pub fn fingerprint(files: &[PathBuf]) -> String {
 }
 
 /// Writes `<out>/manifest.json` from every scene manifest present (so shards that run
-/// separately all end up listed).
-pub fn write_top_level(out: &Path, p: &Pipeline) -> Result<()> {
+/// separately all end up listed), with the mosaics' records.
+pub fn write_top_level(out: &Path, p: &Pipeline, mosaics: &[Value]) -> Result<()> {
     let mut products = Vec::new();
     let mut failed = Vec::new();
     for s in &p.scenes {
@@ -118,6 +118,7 @@ pub fn write_top_level(out: &Path, p: &Pipeline) -> Result<()> {
         "pipeline_hash": p.hash(),
         "products": products,
         "failed_scenes": failed,
+        "mosaics": mosaics,
     });
     super::write_json(&out.join("manifest.json"), &v)
 }

@@ -8,13 +8,16 @@
 //! - [`manifest`]: product hashes for resumable, idempotent runs.
 //! - [`stac`]: STAC Item beside every product.
 //! - [`report`]: Markdown and HTML comparison report.
+//! - [`lock`], [`shared`]: shards running at once into one folder; the files they share.
 
 pub mod features;
+pub mod lock;
 pub mod manifest;
 pub mod method_run;
 pub mod models;
 pub mod report;
 pub mod scene;
+pub mod shared;
 pub mod stac;
 
 use std::io::IsTerminal;
@@ -255,8 +258,14 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, "create output folder", e))?;
     let pool = thread_pool(&p)?;
     let defs: Vec<&crate::config::MethodDef> = p.methods.iter().collect();
-    let models =
-        pool.install(|| models::obtain(&p, &defs, &opts.device, opts.force, None, &log))?;
+    let models = {
+        // Shards started together: the first trains, the others wait and reuse its models.
+        let _lock = lock::OutputLock::acquire(&out, "models", &log)?;
+        lock::sweep_temporary(&out);
+        lock::sweep_temporary(&models::models_dir(&p));
+        shared::write_run_record(&out, pipeline_path)?;
+        pool.install(|| models::obtain(&p, &defs, &opts.device, opts.force, None, &log))?
+    };
     let roles = crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation)
         .map_err(|m| Error::config(pipeline_path, m))?;
     let run = SceneRun {
@@ -291,8 +300,7 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
             Err(e) => return Err(e),
         }
     }
-    manifest::write_top_level(&out, &p)?;
-    let report = report::write(&out, &p)?;
+    let report = shared::finish(&out, &p, &log)?;
     if !failed.is_empty() {
         return Err(Error::ScenesFailed {
             failed,
@@ -326,6 +334,8 @@ impl SceneRun<'_> {
         std::fs::create_dir_all(&scene_out)
             .map_err(|e| Error::io(&scene_out, "create scene folder", e))?;
         log.info(&format!("scene {}: checking inputs", s.name));
+        // What a killed run of this scene left behind (only this shard writes here).
+        lock::sweep_temporary(&scene_out);
         let src = scene::prepare_scene(p, s, &scene_out.join(".coreg"))?;
         for v in &src.coregistration {
             log.info(&format!("  {v}"));
@@ -533,6 +543,10 @@ pub fn train_models(
     }
     let refs: Vec<_> = methods.iter().collect();
     let pool = thread_pool(&p)?;
+    std::fs::create_dir_all(&p.output)
+        .map_err(|e| Error::io(&p.output, "create output folder", e))?;
+    let _lock = lock::OutputLock::acquire(&p.output, "models", &log)?;
+    shared::write_run_record(&p.output, pipeline_path)?;
     let trained = pool.install(|| models::obtain(&p, &refs, &opts.device, true, scene, &log))?;
     Ok(methods
         .iter()

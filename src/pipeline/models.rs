@@ -53,22 +53,42 @@ fn training_fingerprint(p: &Pipeline, m: &MethodDef, scenes: &[usize]) -> String
     hex_sha256(v.to_string().as_bytes())
 }
 
-/// The training scenes, prepared once for every method that trains.
+/// The training scenes, prepared once for every method that trains. A training scene with
+/// bad input is left out (its failure is recorded when the scene loop reaches it); the model
+/// trains on the others.
 struct TrainingScenes<'a> {
     p: &'a Pipeline,
     indices: Vec<usize>,
     prepared: Option<Vec<SceneSources>>,
+    /// Names of the training scenes left out for bad input.
+    skipped: Vec<String>,
 }
 
 impl TrainingScenes<'_> {
     fn get(&mut self, log: &Log) -> Result<&[SceneSources]> {
         if self.prepared.is_none() {
             let mut v = Vec::new();
+            let mut first_error = None;
             for &i in &self.indices {
                 let s = &self.p.scenes[i];
                 log.info(&format!("training scene {}: checking inputs", s.name));
                 let work = models_dir(self.p).join(format!(".coreg-{}", s.name));
-                v.push(prepare_scene(self.p, s, &work)?);
+                match prepare_scene(self.p, s, &work) {
+                    Ok(src) => v.push(src),
+                    Err(e) if e.exit_code() == 2 => {
+                        log.info(&format!(
+                            "training scene {}: left out of training, bad input: {e}",
+                            s.name
+                        ));
+                        self.skipped.push(s.name.clone());
+                        first_error.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Every training scene is bad: nothing to train on; the first one's error says why.
+            if let (true, Some(e)) = (v.is_empty(), first_error) {
+                return Err(e);
             }
             self.prepared = Some(v);
         }
@@ -103,6 +123,7 @@ pub fn obtain(
         p,
         indices: roles.training.clone(),
         prepared: None,
+        skipped: Vec::new(),
     };
     let out = methods
         .iter()
@@ -158,6 +179,10 @@ fn obtain_one(
     let t0 = Instant::now();
     let model = train(p, m, &*method, scenes, &dir, log)?;
     let train_seconds = t0.elapsed().as_secs_f64();
+    let names: Vec<String> = names
+        .into_iter()
+        .filter(|n| !scenes.skipped.contains(n))
+        .collect();
     let record = json!({"fingerprint": fp, "model": model.path(), "model_hash": model.hash(),
         "trained_on": names, "train_seconds": train_seconds});
     write_json(&record_path, &record)?;

@@ -1,0 +1,96 @@
+//! The files the shards of a run share: the run record, the VRT mosaics, the top-level
+//! manifest and the report. Every run writes them at its end under the output lock, from the
+//! scene folders present, so the last shard to finish leaves them complete;
+//! `geofuse merge OUT` rewrites them at any time.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::lock::{sweep_temporary, OutputLock};
+use super::manifest::Manifest;
+use super::{load_pipeline, read_json, write_json, Log};
+use crate::config::Pipeline;
+use crate::error::{Error, Result};
+
+/// The run record: which pipeline file made this output folder (read by `geofuse merge`).
+pub const RUN_RECORD: &str = "run.json";
+
+/// Records the pipeline file of this output folder.
+pub fn write_run_record(out: &Path, pipeline_path: &Path) -> Result<()> {
+    let abs = std::fs::canonicalize(pipeline_path).unwrap_or(pipeline_path.to_path_buf());
+    write_json(
+        &out.join(RUN_RECORD),
+        &json!({"pipeline": abs, "geofuse_version": env!("CARGO_PKG_VERSION")}),
+    )
+}
+
+/// Writes the shared files from the scene folders, under the output lock; returns the
+/// report's path.
+pub fn finish(out: &Path, p: &Pipeline, log: &Log) -> Result<PathBuf> {
+    let _lock = OutputLock::acquire(out, "manifest, mosaics and report", log)?;
+    sweep_temporary(out);
+    let mosaics = write_mosaics(out, p, log)?;
+    super::manifest::write_top_level(out, p, &mosaics)?;
+    super::report::write(out, p)
+}
+
+/// `geofuse merge OUT`: rewrites the top-level manifest, mosaics and report of an output
+/// folder from its scene folders (after shards ran separately).
+pub fn merge(out: &Path, log: &Log) -> Result<PathBuf> {
+    let record = out.join(RUN_RECORD);
+    let pipeline = read_json(&record)
+        .and_then(|v| v.get("pipeline")?.as_str().map(PathBuf::from))
+        .ok_or_else(|| {
+            Error::input(
+                &record,
+                "missing or unreadable: OUT is not a geofuse output folder, or no run has started in it; run `geofuse run PIPELINE --out OUT` first",
+            )
+        })?;
+    let p = load_pipeline(&pipeline, Some(out))?;
+    finish(out, &p, log)
+}
+
+/// One mosaic per method and CRS over the products listed in the scene manifests; returns
+/// their manifest records. A mosaic whose products are gone is removed.
+fn write_mosaics(out: &Path, p: &Pipeline, log: &Log) -> Result<Vec<Value>> {
+    let mut records = Vec::new();
+    for m in &p.methods {
+        let mut groups: Vec<(String, Vec<String>, Vec<PathBuf>)> = Vec::new();
+        for s in &p.scenes {
+            let product = out.join(&s.name).join(format!("{}.tif", m.name));
+            if !Manifest::load(&out.join(&s.name))
+                .products
+                .contains_key(&m.name)
+                || !product.exists()
+            {
+                continue;
+            }
+            let wkt = crate::io::vrt::crs_wkt(&product)?;
+            match groups
+                .iter_mut()
+                .find(|g| crate::io::reader::same_crs(&g.0, &wkt))
+            {
+                Some(g) => {
+                    g.1.push(s.name.clone());
+                    g.2.push(product);
+                }
+                None => groups.push((wkt, vec![s.name.clone()], vec![product])),
+            }
+        }
+        let single = groups.len() == 1;
+        let _ = std::fs::remove_file(out.join(format!("{}.vrt", m.name)));
+        for (wkt, scenes, products) in groups {
+            let label = crate::io::vrt::crs_label(&wkt);
+            let name = if single {
+                format!("{}.vrt", m.name)
+            } else {
+                format!("{}_{label}.vrt", m.name)
+            };
+            crate::io::vrt::write_mosaic(&out.join(&name), &products)?;
+            log.info(&format!("mosaic: {name} ({} scenes)", scenes.len()));
+            records.push(json!({"method": m.name, "path": name, "crs": label, "scenes": scenes}));
+        }
+    }
+    Ok(records)
+}
