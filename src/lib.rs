@@ -28,6 +28,7 @@ pub mod method;
 pub mod pipeline;
 pub mod product;
 pub mod raster;
+pub mod reference;
 pub mod rng;
 pub mod synth;
 pub mod tiler;

@@ -75,3 +75,49 @@ fn bigearthnet_patches_are_read_with_their_own_grids() {
     }
     assert_eq!(n, 6);
 }
+
+#[test]
+fn flanders_reference_polygons_give_the_same_training_pixels_as_the_label_rasters() {
+    let Some(root) = shared_data("worldcereal_flanders") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipe_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flanders.toml");
+    let p = geofuse::pipeline::load_pipeline(&pipe_path, Some(dir.path())).unwrap();
+    for chip in ["00002806639B424A", "0000280849BAC91C"] {
+        // gdal_polygonize the label raster into a GeoPackage, as a user would from QGIS.
+        let labels = root.join(chip).join(format!("{chip}_label_LC.tif"));
+        let gpkg = dir.path().join(format!("{chip}.gpkg"));
+        let o = std::process::Command::new("gdal_polygonize.py")
+            .args([labels.to_str().unwrap(), "-q", "-f", "GPKG"])
+            .args([gpkg.to_str().unwrap(), "lc", "code"])
+            .output()
+            .expect("gdal_polygonize.py (python3-gdal; scripts/setup.sh installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut s = p
+            .scenes
+            .iter()
+            .find(|s| s.name.starts_with(chip))
+            .unwrap()
+            .clone();
+        s.labels = None;
+        s.reference = Some(geofuse::config::ReferenceDef {
+            path: gpkg,
+            class_field: "code".into(),
+            filter: None,
+            layer: Some("lc".into()),
+        });
+        let src = geofuse::pipeline::scene::prepare_scene(&p, &s, &dir.path().join(chip)).unwrap();
+        let got = band_values(src.labels.as_ref().unwrap(), 1);
+        let want: Vec<f64> = band_values(&labels, 1)
+            .into_iter()
+            .map(|v| if v == 0.0 { 255.0 } else { v })
+            .collect();
+        assert_eq!(got, want, "{chip}");
+        eprintln!(
+            "{chip}: {} labelled pixels from polygons = raster",
+            got.iter().filter(|&&v| v != 255.0).count()
+        );
+    }
+}

@@ -91,8 +91,8 @@ pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDEX_BANDS};
 pub use method::{
     BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
 };
-pub use scene::{MaskDef, OpticalDef, SarDef, SarUnit, SceneDef};
-pub use tiling::{Coregistration, SplitConfig, Tiling};
+pub use scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
+pub use tiling::{Coregistration, SplitBy, SplitConfig, Tiling};
 pub use training::{EvaluationConfig, SceneRoles, TrainingConfig};
 
 impl Pipeline {
@@ -131,6 +131,9 @@ impl Pipeline {
             }
             if let Some(m) = &mut s.mask {
                 fix(&mut m.path);
+            }
+            if let Some(r) = &mut s.reference {
+                fix(&mut r.path);
             }
         }
         for m in &mut self.methods {

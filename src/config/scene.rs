@@ -17,9 +17,30 @@ pub struct SceneDef {
     /// Optional reference labels (class ids of the class table; other values are unlabelled).
     #[serde(default)]
     pub labels: Option<PathBuf>,
+    /// Optional reference data as vector features (instead of `labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceDef>,
     /// Optional validity/cloud mask for the optical raster.
     #[serde(default)]
     pub mask: Option<MaskDef>,
+}
+
+/// Reference polygons or points (GeoPackage, GeoJSON, Shapefile: anything GDAL's vector API
+/// reads), in any CRS: reprojected to the scene's. A polygon labels the pixels whose centres
+/// it contains, a point its pixel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceDef {
+    /// Vector file.
+    pub path: PathBuf,
+    /// Field holding the class: a class id of the class table or a class name.
+    pub class_field: String,
+    /// Optional OGR SQL attribute filter (e.g. `"year = 2018"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Layer name (default: the first layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
 }
 
 /// Optical raster description.
@@ -92,6 +113,12 @@ impl SceneDef {
                 s.name
             ));
         }
+        if s.labels.is_some() && s.reference.is_some() {
+            return Err(format!(
+                "scene `{}` has both `labels` and `reference`; give one (a label raster or vector reference data)",
+                s.name
+            ));
+        }
         if s.optical.bands.is_empty() {
             return Err(format!(
                 "scene `{}`: `optical.bands` is empty; name the bands in file order",
@@ -112,6 +139,18 @@ impl SceneDef {
             }
         }
         Ok(())
+    }
+
+    /// Whether the scene has reference data (a label raster or vector features).
+    pub fn has_reference(&self) -> bool {
+        self.labels.is_some() || self.reference.is_some()
+    }
+
+    /// The reference data's file (label raster or vector file).
+    pub fn reference_file(&self) -> Option<PathBuf> {
+        self.labels
+            .clone()
+            .or_else(|| self.reference.as_ref().map(|r| r.path.clone()))
     }
 
     /// Whether the optical raster names band `b` (case-insensitive).

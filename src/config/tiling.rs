@@ -81,6 +81,28 @@ pub struct SplitConfig {
     /// Training samples per class (cap; classes are balanced by sampling and weights).
     #[serde(default = "default_samples")]
     pub samples_per_class: usize,
+    /// How vector reference features are split: each polygon (or point) on the side of the
+    /// block holding its centre (`blocks`), or polygons drawn at random by seed with
+    /// `test_fraction` (`polygons`). Either way all pixels of one polygon share a side.
+    #[serde(default, skip_serializing_if = "SplitBy::is_blocks")]
+    pub by: SplitBy,
+}
+
+/// How reference polygons are split into training and test.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitBy {
+    /// Spatial blocks (a polygon goes with the block of its centre).
+    #[default]
+    Blocks,
+    /// Whole polygons drawn by seed.
+    Polygons,
+}
+
+impl SplitBy {
+    fn is_blocks(&self) -> bool {
+        *self == SplitBy::Blocks
+    }
 }
 
 fn default_block() -> usize {
@@ -99,6 +121,7 @@ impl Default for SplitConfig {
             block_size: default_block(),
             test_fraction: default_test_fraction(),
             samples_per_class: default_samples(),
+            by: SplitBy::Blocks,
         }
     }
 }

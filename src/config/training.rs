@@ -69,7 +69,7 @@ impl SceneRoles {
                         scenes[*i].name
                     ));
                 }
-                if let Some(i) = t.iter().find(|&&i| scenes[i].labels.is_none()) {
+                if let Some(i) = t.iter().find(|&&i| !scenes[i].has_reference()) {
                     return Err(format!(
                         "training scene `{}` has no `labels`; add labels or drop it from `training.scenes`",
                         scenes[*i].name
@@ -78,7 +78,7 @@ impl SceneRoles {
                 t
             }
             None => (0..scenes.len())
-                .filter(|i| scenes[*i].labels.is_some() && !held_out.contains(i))
+                .filter(|i| scenes[*i].has_reference() && !held_out.contains(i))
                 .collect(),
         };
         Ok(SceneRoles { training, held_out })

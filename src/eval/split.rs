@@ -3,12 +3,52 @@
 
 use crate::rng::{hash4, unit};
 
-/// Which blocks of a scene are held out for testing.
+/// Which blocks of a scene are held out for testing; pixels of vector reference features
+/// follow their feature's side instead (all pixels of one polygon on one side).
 #[derive(Debug, Clone)]
 pub struct BlockSplit {
     block: usize,
     blocks_x: usize,
     test: Vec<bool>,
+    sides: Option<std::sync::Arc<PixelSides>>,
+}
+
+/// A side (train or test) for some pixels of a scene: two bits per pixel.
+#[derive(Debug, Clone)]
+pub struct PixelSides {
+    width: usize,
+    set: Vec<u64>,
+    test: Vec<u64>,
+}
+
+impl PixelSides {
+    /// No pixel has a side yet; `width` columns, `n` pixels.
+    pub fn new(width: usize, n: usize) -> Self {
+        let words = n.div_ceil(64);
+        PixelSides {
+            width,
+            set: vec![0; words],
+            test: vec![0; words],
+        }
+    }
+
+    /// Puts linear pixel `i` on the test side (`test`) or the training side.
+    pub fn set(&mut self, i: usize, test: bool) {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        self.set[w] |= b;
+        if test {
+            self.test[w] |= b;
+        } else {
+            self.test[w] &= !b;
+        }
+    }
+
+    /// The side of linear pixel `i` (Some(true) = test), None when it has none.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<bool> {
+        let (w, b) = (i / 64, 1u64 << (i % 64));
+        (self.set.get(w)? & b != 0).then(|| self.test[w] & b != 0)
+    }
 }
 
 impl BlockSplit {
@@ -35,12 +75,29 @@ impl BlockSplit {
             block,
             blocks_x: bx,
             test,
+            sides: None,
         }
+    }
+
+    /// The same split with per-pixel sides that take precedence over the blocks.
+    pub fn with_sides(mut self, sides: Option<std::sync::Arc<PixelSides>>) -> Self {
+        self.sides = sides;
+        self
+    }
+
+    /// Whether pixel (row, col) is on the test side: its reference feature's side, or else
+    /// whether it lies in a test block.
+    #[inline]
+    pub fn is_test(&self, row: usize, col: usize) -> bool {
+        if let Some(t) = self.sides.as_ref().and_then(|s| s.get(row * s.width + col)) {
+            return t;
+        }
+        self.in_test_block(row, col)
     }
 
     /// Whether pixel (row, col) lies in a test block.
     #[inline]
-    pub fn is_test(&self, row: usize, col: usize) -> bool {
+    pub fn in_test_block(&self, row: usize, col: usize) -> bool {
         self.test[(row / self.block) * self.blocks_x + col / self.block]
     }
 

@@ -9,6 +9,7 @@
 //! its own reader.
 
 pub mod reader;
+pub mod vector;
 pub mod vrt;
 pub mod warp;
 pub mod writer;

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod manifest;
 pub mod method_run;
 pub mod models;
+pub mod reference_input;
 pub mod report;
 pub mod scene;
 pub mod shared;
@@ -200,6 +201,7 @@ pub fn scene_split(p: &Pipeline, src: &scene::SceneSources) -> crate::eval::spli
         p.split.test_fraction,
         p.seed,
     )
+    .with_sides(src.sides.clone())
 }
 
 /// Loads a pipeline and applies the `--out` override.

@@ -40,7 +40,7 @@ fn training_fingerprint(p: &Pipeline, m: &MethodDef, scenes: &[usize]) -> String
         .iter()
         .flat_map(|s| {
             let mut v = vec![s.optical.path.clone(), s.sar.path.clone()];
-            v.extend(s.labels.clone());
+            v.extend(s.reference_file());
             v.extend(s.mask.as_ref().map(|m| m.path.clone()));
             v
         })

@@ -52,15 +52,17 @@ pub struct SceneSources {
     pub mask: Option<(PathBuf, Vec<u16>)>,
     /// Co-registration verdict per file.
     pub coregistration: Vec<String>,
+    /// The split side of the pixels of vector reference features (None for label rasters).
+    #[serde(skip)]
+    pub sides: Option<std::sync::Arc<crate::eval::split::PixelSides>>,
+    /// The scene's own input files (not the warped or rasterised copies).
+    pub inputs: Vec<PathBuf>,
 }
 
 impl SceneSources {
     /// Files whose content shapes the products.
     pub fn input_files(&self) -> Vec<PathBuf> {
-        let mut v = vec![self.optical.clone(), self.sar.clone()];
-        v.extend(self.labels.clone());
-        v.extend(self.mask.as_ref().map(|m| m.0.clone()));
-        v
+        self.inputs.clone()
     }
 }
 
@@ -250,9 +252,16 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
     let db = s.sar.unit == SarUnit::Db;
     let (sar_path, warped) = al.align(&s.sar.path, "sar", Resampling::Bilinear, db)?;
     let sar_unit = if warped { SarUnit::Linear } else { s.sar.unit };
-    let labels = match &s.labels {
-        Some(l) => Some(al.align(l, "labels", Resampling::Nearest, false)?.0),
-        None => None,
+    let mut sides = None;
+    let labels = match (&s.labels, &s.reference) {
+        (Some(l), _) => Some(al.align(l, "labels", Resampling::Nearest, false)?.0),
+        (None, Some(r)) => {
+            let sr = super::reference_input::rasterize_reference(p, r, &grid, work_dir)?;
+            al.verdicts.push(sr.summary);
+            sides = Some(sr.sides);
+            Some(sr.labels)
+        }
+        (None, None) => None,
     };
     let mask = match &s.mask {
         Some(m) => Some((
@@ -281,6 +290,12 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         labels,
         mask,
         coregistration: al.verdicts,
+        sides,
+        inputs: [s.optical.path.clone(), s.sar.path.clone()]
+            .into_iter()
+            .chain(s.reference_file())
+            .chain(s.mask.as_ref().map(|m| m.path.clone()))
+            .collect(),
     })
 }
 
