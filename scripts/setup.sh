@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs what geofuse needs on Debian/Ubuntu, idempotently: GDAL (library, tools, Python
-# bindings for the COG validator) and Orfeo ToolBox (reference for the texture comparison
-# test). Runs apt-get only for packages that are missing; needs root (or sudo) only then.
+# bindings for the COG validator and gdal_polygonize), python3-yaml (the Kubernetes example's
+# test), util-linux (flock, in the cron example) and Orfeo ToolBox (reference for the texture
+# comparison test). Runs apt-get only for packages that are missing; needs root (or sudo)
+# only then.
 set -euo pipefail
 
-need=(libgdal-dev gdal-bin python3-gdal python3-numpy pkg-config gcc)
+need=(libgdal-dev gdal-bin python3-gdal python3-numpy python3-yaml util-linux pkg-config gcc)
 optional=(otb-bin libotb-apps mesa-vulkan-drivers libvulkan1)
 
 missing() {

@@ -22,7 +22,8 @@ struct Cli {
 enum Command {
     /// Run a pipeline file: every scene, every method; products, metrics, manifest, report.
     Run(RunArgs),
-    /// Train and save the models of a pipeline's methods without predicting.
+    /// Train and save the models of a pipeline's methods without predicting (a model whose
+    /// training inputs and settings are unchanged is kept, unless --force).
     Train {
         /// Pipeline file (TOML).
         pipeline: PathBuf,
@@ -32,6 +33,9 @@ enum Command {
         /// Only this method.
         #[arg(long)]
         method: Option<String>,
+        /// Retrain even when the saved model is up to date.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         common: StageOptions,
     },
@@ -435,9 +439,13 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             pipeline: path,
             scene,
             method,
+            force,
             common,
         } => {
-            let opts = common.run_options();
+            let opts = RunOptions {
+                force,
+                ..common.run_options()
+            };
             for t in pipeline::train_models(&path, &opts, scene.as_deref(), method.as_deref())? {
                 println!(
                     "{}/{}: {} (hash {})",

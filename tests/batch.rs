@@ -8,37 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{files_under, geofuse};
-
-/// `synth --scenes n` in `dir`, trimmed to fast hand-crafted methods (forest and boosted
-/// trees); returns the pipeline.
-fn series(dir: &Path, n: usize, size: usize) -> PathBuf {
-    let o = geofuse(&[
-        "synth",
-        "--out",
-        dir.to_str().unwrap(),
-        "--size",
-        &size.to_string(),
-        "--seed",
-        "3",
-        "--scenes",
-        &n.to_string(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pipe = dir.join("pipeline.toml");
-    let text = std::fs::read_to_string(&pipe).unwrap();
-    let cut = text
-        .find("\n[[methods]]\nname = \"learned-kernel\"")
-        .unwrap();
-    let text = text[..cut]
-        .replace("tile_size = 256", "tile_size = 64")
-        .replace("block_size = 64", "block_size = 32")
-        .replace("samples_per_class = 3000", "samples_per_class = 400")
-        .replace("trees = 100", "trees = 30")
-        + "\n[[methods]]\nname = \"boosted\"\nrounds = 20\n";
-    std::fs::write(&pipe, text).unwrap();
-    pipe
-}
+use common::{files_under, geofuse, series};
 
 fn run_args(pipe: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(common::bin());

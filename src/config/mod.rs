@@ -5,7 +5,8 @@
 //! a raster. Every vocabulary is a serde enum owned by the stage that uses it, so nothing
 //! matches strings after parsing.
 //!
-//! - [`scene`] reads the `[[scenes]]` tables.
+//! - [`scene`] reads the `[[scenes]]` tables, [`scene_set`] the `[[scene_sets]]` (scenes found
+//!   by a glob and a rule).
 //! - [`features`] reads `[features]`.
 //! - [`tiling`] reads `[tiling]`, `[coregistration]` and `[split]`.
 //! - [`method`] reads `[[methods]]`, with settings by kind.
@@ -14,6 +15,7 @@
 pub mod features;
 pub mod method;
 pub mod scene;
+pub mod scene_set;
 pub mod tiling;
 pub mod training;
 
@@ -35,8 +37,12 @@ pub struct Pipeline {
     pub seed: u64,
     /// Class table: id (label and product value), name, colour.
     pub classes: Vec<ClassDef>,
-    /// Scenes to process.
+    /// Scenes to process (those of `scene_sets` are appended when the file is loaded).
+    #[serde(default)]
     pub scenes: Vec<SceneDef>,
+    /// Scenes found by a pattern (a glob for the optical files and a rule for the rest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scene_sets: Vec<SceneSetDef>,
     /// Tiling.
     #[serde(default)]
     pub tiling: Tiling,
@@ -92,6 +98,7 @@ pub use method::{
     BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
 };
 pub use scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
+pub use scene_set::SceneSetDef;
 pub use tiling::{Coregistration, SplitBy, SplitConfig, Tiling};
 pub use training::{EvaluationConfig, SceneRoles, TrainingConfig};
 
@@ -111,6 +118,10 @@ impl Pipeline {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         p.resolve_paths(&base);
+        for set in &p.scene_sets {
+            let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
+            p.scenes.extend(found);
+        }
         p.validate(path)?;
         Ok(p)
     }
@@ -150,7 +161,11 @@ impl Pipeline {
     fn validate_sections(&self) -> std::result::Result<(), String> {
         self.validate_classes()?;
         if self.scenes.is_empty() {
-            return Err("`scenes` is empty; add at least one [[scenes]] table".into());
+            return Err(if self.scene_sets.is_empty() {
+                "`scenes` is empty; add at least one [[scenes]] table".into()
+            } else {
+                "no scenes: `scenes` is empty and no file matches the `scene_sets` globs; check `scene_sets.optical`".into()
+            });
         }
         let mut names = std::collections::HashSet::new();
         for s in &self.scenes {
@@ -160,7 +175,7 @@ impl Pipeline {
             }
             self.features.validate_scene(s)?;
         }
-        SceneRoles::resolve(&self.scenes, &self.training, &self.evaluation)?;
+        SceneRoles::resolve(&self.scenes, &self.training, &self.evaluation, self.seed)?;
         self.features.validate()?;
         self.tiling.validate()?;
         self.split.validate()?;
@@ -306,6 +321,35 @@ name = "handcrafted"
         let mut m2 = m.clone();
         m2.name = "other".into();
         assert_ne!(p.product_config_hash(s, m), p.product_config_hash(s, &m2));
+    }
+
+    #[test]
+    fn evaluation_fraction_holds_out_scenes_drawn_by_seed() {
+        let scene = |n: &str| {
+            format!("[[scenes]]\nname = \"{n}\"\noptical = {{ path = \"o.tif\", bands = [\"B02\",\"B03\",\"B04\",\"B05\",\"B06\",\"B07\",\"B08\",\"B8A\",\"B11\",\"B12\"] }}\nsar = {{ path = \"s.tif\" }}\nlabels = \"l.tif\"\n")
+        };
+        let head = &MINIMAL[..MINIMAL.find("[[scenes]]").unwrap()];
+        let scenes: String = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|n| scene(n))
+            .collect();
+        let text = |seed: u64, extra: &str| {
+            format!("seed = {seed}\n{head}{scenes}[[methods]]\nname = \"handcrafted\"\n[evaluation]\nfraction = 0.34\n{extra}")
+        };
+        let roles = |seed: u64| {
+            let p = parse(&text(seed, "")).unwrap();
+            SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.seed).unwrap()
+        };
+        let r = roles(1);
+        assert_eq!(r.held_out.len(), 2);
+        assert_eq!(r.training.len(), 4);
+        assert!(r.held_out.iter().all(|i| !r.training.contains(i)));
+        assert_eq!(roles(1), r);
+        assert!((2..40).any(|s| roles(s).held_out != r.held_out));
+        let e = parse(&text(1, "scenes = [\"a\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("both `scenes` and `fraction`"), "{e}");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub struct SarDef {
     pub unit: SarUnit,
 }
 
-fn default_pols() -> Vec<String> {
+pub(super) fn default_pols() -> Vec<String> {
     vec!["VV".into(), "VH".into()]
 }
 

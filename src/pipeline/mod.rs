@@ -268,7 +268,7 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         shared::write_run_record(&out, pipeline_path)?;
         pool.install(|| models::obtain(&p, &defs, &opts.device, opts.force, None, &log))?
     };
-    let roles = crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation)
+    let roles = crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.seed)
         .map_err(|m| Error::config(pipeline_path, m))?;
     let run = SceneRun {
         p: &p,
@@ -511,7 +511,8 @@ pub struct TrainedModel {
 }
 
 /// `geofuse train`: trains and saves the models of the selected methods (all when `method` is
-/// None) once on the pipeline's training scenes (only `scene` when given), without predicting;
+/// None) once on the pipeline's training scenes (only `scene` when given), without predicting
+/// (an up-to-date model is kept unless `opts.force`);
 /// a later `run` reuses them while their training inputs are unchanged, `predict` or
 /// `model = "..."` can load them.
 pub fn train_models(
@@ -549,7 +550,8 @@ pub fn train_models(
         .map_err(|e| Error::io(&p.output, "create output folder", e))?;
     let _lock = lock::OutputLock::acquire(&p.output, "models", &log)?;
     shared::write_run_record(&p.output, pipeline_path)?;
-    let trained = pool.install(|| models::obtain(&p, &refs, &opts.device, true, scene, &log))?;
+    let trained =
+        pool.install(|| models::obtain(&p, &refs, &opts.device, opts.force, scene, &log))?;
     Ok(methods
         .iter()
         .zip(trained)

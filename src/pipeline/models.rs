@@ -114,7 +114,7 @@ pub fn obtain(
     only: Option<&str>,
     log: &Log,
 ) -> Result<Vec<RunModel>> {
-    let mut roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation)
+    let mut roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.seed)
         .map_err(|m| Error::config(&p.output, m))?;
     if let Some(n) = only {
         roles.training.retain(|&i| p.scenes[i].name == n);
