@@ -247,3 +247,74 @@ fn each_method_gets_a_vrt_mosaic_listed_in_the_manifest() {
         assert_eq!(band.no_data_value(), Some(255.0));
     }
 }
+
+#[test]
+fn six_scenes_train_on_four_hold_out_two_and_a_seventh_is_processed_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = series(dir.path(), 6, 96);
+    let out = dir.path().join("out");
+    let o = run_args(&pipe, &out, &[]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(products(&out).len(), 12);
+    for s in ["scene-05", "scene-06"] {
+        let m = json(&out.join(s).join("metrics.json"));
+        for method in ["handcrafted", "boosted"] {
+            let v = &m["methods"][method];
+            assert_eq!(v["evaluation"], "held-out scene", "{s}/{method}");
+            assert_eq!(
+                v["trained_on"],
+                serde_json::json!(["scene-01", "scene-02", "scene-03", "scene-04"])
+            );
+            assert!(v["miou"].as_f64().unwrap() > 0.0);
+        }
+    }
+    // Pooled per kind, with what each method loses on unseen scenes, in metrics.json and the
+    // report.
+    let pooled = json(&out.join("metrics.json"));
+    for method in ["handcrafted", "boosted"] {
+        let v = &pooled["pooled"][method];
+        assert_eq!(
+            v["held-out scene"]["scenes"],
+            serde_json::json!(["scene-05", "scene-06"])
+        );
+        assert_eq!(v["held-out blocks"]["scenes"].as_array().unwrap().len(), 4);
+        let d = v["held-out scene minus held-out blocks"]["miou"]
+            .as_f64()
+            .unwrap();
+        let want = v["held-out scene"]["miou"].as_f64().unwrap()
+            - v["held-out blocks"]["miou"].as_f64().unwrap();
+        assert!((d - want).abs() < 1e-12);
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("Within-scene blocks against held-out scenes"),
+        "{report}"
+    );
+    // A rerun skips everything.
+    let o = run_args(&pipe, &out, &[]).output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert_eq!(log.matches("skipped").count(), 12, "{log}");
+    assert_eq!(log.matches("reused").count(), 2, "{log}");
+    // A seventh scene arrives (held out): only it is processed, with the same models.
+    let more = dir.path().join("more");
+    series(&more, 7, 96);
+    std::fs::rename(more.join("scene-07"), dir.path().join("scene-07")).unwrap();
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let table = text.find("[[scenes]]\nname = \"scene-06\"").unwrap();
+    let end = table + text[table..].find("\n\n").unwrap() + 2;
+    let seventh = text[table..end].replace("scene-06", "scene-07");
+    let text = format!("{}{seventh}{}", &text[..end], &text[end..]).replace(
+        "\"scene-05\", \"scene-06\"]",
+        "\"scene-05\", \"scene-06\", \"scene-07\"]",
+    );
+    std::fs::write(&pipe, text).unwrap();
+    let o = run_args(&pipe, &out, &[]).output().unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert_eq!(log.matches("skipped").count(), 12, "{log}");
+    assert_eq!(log.matches("reused").count(), 2, "{log}");
+    assert_eq!(products(&out).len(), 14);
+    let m = json(&out.join("scene-07/metrics.json"));
+    assert_eq!(m["methods"]["handcrafted"]["evaluation"], "held-out scene");
+}

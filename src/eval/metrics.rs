@@ -47,6 +47,11 @@ impl Confusion {
         self.m[reference * self.k + predicted] += 1;
     }
 
+    /// Counts `n` pixels of one (reference, predicted) pair.
+    pub fn add_n(&mut self, reference: usize, predicted: usize, n: u64) {
+        self.m[reference * self.k + predicted] += n;
+    }
+
     /// Adds another matrix.
     pub fn merge(&mut self, o: &Confusion) {
         for (a, b) in self.m.iter_mut().zip(&o.m) {

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod manifest;
 pub mod method_run;
 pub mod models;
+pub mod pooled;
 pub mod reference_input;
 pub mod report;
 pub mod scene;

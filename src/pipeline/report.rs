@@ -54,7 +54,7 @@ fn rows(out: &Path, p: &Pipeline) -> Vec<(String, String, Value)> {
 }
 
 /// Writes `report.md` and `report.html`; returns the Markdown path.
-pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
+pub fn write(out: &Path, p: &Pipeline, pooled: &Value) -> Result<PathBuf> {
     let rows = rows(out, p);
     let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
     let mut md = String::new();
@@ -85,6 +85,7 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
             num(v, "mpix_per_s")
         );
     }
+    md.push_str(&pooled_md(pooled));
     let _ = writeln!(md, "\n## Per-class F1\n");
     let names: Vec<String> = classes.iter().map(|c| md_cell(c)).collect();
     let _ = writeln!(md, "| scene | method | {} |", names.join(" | "));
@@ -125,9 +126,74 @@ pub fn write(out: &Path, p: &Pipeline) -> Result<PathBuf> {
         );
     }
     html.push_str("</table>\n");
+    html.push_str(&pooled_html(pooled));
     let html_path = out.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| Error::io(&html_path, "write report", e))?;
     Ok(md_path)
+}
+
+/// Rows of the pooled table: (method, blocks OA, blocks mIoU, scenes OA, scenes mIoU, loss
+/// in mIoU), "—" where a kind was not measured.
+fn pooled_rows(pooled: &Value) -> Vec<[String; 6]> {
+    let mut rows = Vec::new();
+    for (m, v) in pooled["pooled"].as_object().into_iter().flatten() {
+        let f = |kind: &str, key: &str| {
+            v[kind][key]
+                .as_f64()
+                .map(|x| format!("{x:.3}"))
+                .unwrap_or_else(|| "—".into())
+        };
+        let loss = v["held-out scene minus held-out blocks"]["miou"]
+            .as_f64()
+            .map(|x| format!("{x:+.3}"))
+            .unwrap_or_else(|| "—".into());
+        rows.push([
+            m.clone(),
+            f("held-out blocks", "oa"),
+            f("held-out blocks", "miou"),
+            f("held-out scene", "oa"),
+            f("held-out scene", "miou"),
+            loss,
+        ]);
+    }
+    rows
+}
+
+const POOLED_INTRO: &str = "Confusion matrices summed over the scenes of each kind (every evaluated pixel weighs alike): within-scene held-out blocks of the training scenes, and held-out scenes the models never saw. The last column is what a method loses (negative) or gains on unseen scenes.";
+
+fn pooled_md(pooled: &Value) -> String {
+    let mut md = format!("\n## Within-scene blocks against held-out scenes (pooled)\n\n{POOLED_INTRO}\n\n| method | blocks OA | blocks mIoU | held-out scenes OA | held-out scenes mIoU | mIoU change |\n|---|---|---|---|---|---|\n");
+    for r in pooled_rows(pooled) {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            md_cell(&r[0]),
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5]
+        );
+    }
+    md
+}
+
+fn pooled_html(pooled: &Value) -> String {
+    let mut h = format!("<h2>Within-scene blocks against held-out scenes (pooled)</h2>\n<p>{}</p>\n<table><tr><th>method</th><th>blocks OA</th><th>blocks mIoU</th><th>held-out scenes OA</th><th>held-out scenes mIoU</th><th>mIoU change</th></tr>\n", html_escape(POOLED_INTRO));
+    for r in pooled_rows(pooled) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&r[0]),
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5]
+        );
+    }
+    h.push_str("</table>\n");
+    h
 }
 
 #[cfg(test)]

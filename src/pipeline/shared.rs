@@ -1,5 +1,5 @@
 //! The files the shards of a run share: the run record, the VRT mosaics, the top-level
-//! manifest and the report. Every run writes them at its end under the output lock, from the
+//! manifest, the pooled metrics and the report. Every run writes them at its end under the output lock, from the
 //! scene folders present, so the last shard to finish leaves them complete;
 //! `geofuse merge OUT` rewrites them at any time.
 
@@ -32,7 +32,9 @@ pub fn finish(out: &Path, p: &Pipeline, log: &Log) -> Result<PathBuf> {
     sweep_temporary(out);
     let mosaics = write_mosaics(out, p, log)?;
     super::manifest::write_top_level(out, p, &mosaics)?;
-    super::report::write(out, p)
+    let pooled = super::pooled::pooled(out, p);
+    write_json(&out.join("metrics.json"), &pooled)?;
+    super::report::write(out, p, &pooled)
 }
 
 /// `geofuse merge OUT`: rewrites the top-level manifest, mosaics and report of an output
