@@ -272,9 +272,10 @@ struct SynthArgs {
     /// that holds out the last third.
     #[arg(long)]
     scenes: Option<usize>,
-    /// With --scenes: misregister each scene's SAR by up to this many pixels (drawn per scene).
-    #[arg(long, default_value_t = 0)]
-    misregistration: usize,
+    /// With --scenes: misregister each scene's SAR by up to this many pixels in x and y
+    /// (drawn per scene, sub-pixel, bilinear in linear power).
+    #[arg(long, default_value_t = 0.0)]
+    misregistration: f32,
 }
 
 /// Options shared by the stage commands.
@@ -680,6 +681,12 @@ fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
         cloud_cover,
         ..Default::default()
     };
+    if !(0.0..=16.0).contains(&misregistration) {
+        return Err(geofuse::Error::config(
+            "--misregistration",
+            format!("{misregistration} px: give a shift between 0 and 16 pixels"),
+        ));
+    }
     let files = match scenes {
         Some(n) => geofuse::synth::generate_series(&out, n, &opts, misregistration)?,
         None => geofuse::synth::generate(&out, &opts)?,

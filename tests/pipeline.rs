@@ -695,15 +695,20 @@ fn synth_scenes_writes_a_varied_series_with_a_held_out_set_that_runs() {
     assert_eq!(p.evaluation.scenes, ["scene-03"]);
     assert!(!dir.path().join("scene-01/pipeline.toml").exists());
     // Scene-to-scene variation: the same seed's draws, applied.
-    let (v, cloud) = geofuse::synth::series_variation(6, 0);
+    let (v, cloud) = geofuse::synth::series_variation(6, 0.0);
     assert!((0.85..=1.15).contains(&v.reflectance_gain) && v.reflectance_gain != 1.0);
     assert!((-1.5..=1.5).contains(&v.backscatter_db) && (0.04..=0.30).contains(&cloud));
-    assert_eq!(v.sar_shift, (0, 0));
+    assert_eq!(v.sar_shift, (0.0, 0.0));
     let shifts: Vec<_> = (0..20)
-        .map(|s| geofuse::synth::series_variation(s, 3).0.sar_shift)
+        .map(|s| geofuse::synth::series_variation(s, 3.0).0.sar_shift)
         .collect();
-    assert!(shifts.iter().all(|&(x, y)| x.abs() <= 3 && y.abs() <= 3));
-    assert!(shifts.iter().any(|&s| s != (0, 0)));
+    assert!(shifts
+        .iter()
+        .all(|&(x, y)| x.abs() <= 3.0 && y.abs() <= 3.0));
+    assert!(
+        shifts.iter().any(|&(x, _)| x.fract() != 0.0),
+        "sub-pixel shifts"
+    );
     // The series runs: one model from scenes 1 and 2, scene 3 scored as a held-out scene.
     let text = std::fs::read_to_string(&pipe).unwrap();
     let text = text[..text

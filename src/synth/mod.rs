@@ -100,9 +100,10 @@ pub struct SceneVariation {
     pub reflectance_gain: f32,
     /// Soil-moisture shift of the backscatter, dB (0 = none).
     pub backscatter_db: f32,
-    /// Misregistration of the SAR against the optical grid, whole pixels (dx, dy): the SAR
-    /// at (x, y) is the scene's at (x + dx, y + dy).
-    pub sar_shift: (i64, i64),
+    /// Misregistration of the SAR against the optical grid in pixels (dx, dy), sub-pixel
+    /// allowed: the SAR at (x, y) is the scene's at (x + dx, y + dy), bilinear in linear power
+    /// between pixels.
+    pub sar_shift: (f32, f32),
 }
 
 impl Default for SceneVariation {
@@ -110,7 +111,7 @@ impl Default for SceneVariation {
         SceneVariation {
             reflectance_gain: 1.0,
             backscatter_db: 0.0,
-            sar_shift: (0, 0),
+            sar_shift: (0.0, 0.0),
         }
     }
 }
@@ -251,16 +252,8 @@ pub fn varied_pixel(opts: &SynthOptions, n: usize, x: usize, y: usize, thr: f64)
     if v == SceneVariation::default() {
         return p;
     }
-    if v.sar_shift != (0, 0) {
-        let at = |c: usize, d: i64| (c as i64 + d).clamp(0, n as i64 - 1) as usize;
-        p.sar = pixel(
-            opts.seed,
-            n,
-            at(x, v.sar_shift.0),
-            at(y, v.sar_shift.1),
-            thr,
-        )
-        .sar;
+    if v.sar_shift != (0.0, 0.0) {
+        p.sar = shifted_sar(opts.seed, n, (x, y), thr, v.sar_shift);
     }
     for o in p.optical.iter_mut().filter(|o| **o != 0) {
         *o = (*o as f32 * v.reflectance_gain).round().clamp(1.0, 65535.0) as u16;
@@ -269,6 +262,33 @@ pub fn varied_pixel(opts: &SynthOptions, n: usize, x: usize, y: usize, thr: f64)
         *s += v.backscatter_db;
     }
     p
+}
+
+/// The SAR of the scene at (x + dx, y + dy): bilinear between the four neighbouring pixels
+/// in linear power (as a resampled real acquisition), the pixel itself for whole shifts, NaN
+/// next to a gap; positions outside the scene are clamped to its edge.
+fn shifted_sar(seed: u64, n: usize, (x, y): (usize, usize), thr: f64, d: (f32, f32)) -> [f32; 2] {
+    let (sx, sy) = (x as f64 + f64::from(d.0), y as f64 + f64::from(d.1));
+    let (x0, y0) = (sx.floor(), sy.floor());
+    let (fx, fy) = (sx - x0, sy - y0);
+    let at = |c: f64| (c as i64).clamp(0, n as i64 - 1) as usize;
+    let mut acc = [0f64; 2];
+    let taps = [
+        (0.0, 0.0, (1.0 - fx) * (1.0 - fy)),
+        (1.0, 0.0, fx * (1.0 - fy)),
+        (0.0, 1.0, (1.0 - fx) * fy),
+        (1.0, 1.0, fx * fy),
+    ];
+    if fx == 0.0 && fy == 0.0 {
+        return pixel(seed, n, at(x0), at(y0), thr).sar;
+    }
+    for (ox, oy, w) in taps.into_iter().filter(|t| t.2 > 0.0) {
+        let s = pixel(seed, n, at(x0 + ox), at(y0 + oy), thr).sar;
+        for (a, v) in acc.iter_mut().zip(s) {
+            *a += w * 10f64.powf(f64::from(v) / 10.0);
+        }
+    }
+    acc.map(|a| (10.0 * a.log10()) as f32)
 }
 
 /// Generates one pixel.
@@ -463,11 +483,11 @@ mask = {{ path = "{scene_dir}/cloud_mask.tif", invalid = [1, 2] }}
 
 /// The variation and cloud cover of scene `i` of a series from `seed`: reflectance gain
 /// 0.85..1.15 (season, illumination), backscatter shift -1.5..+1.5 dB (soil moisture), cloud
-/// cover 4..30 %, and with `max_shift` > 0 a SAR misregistration of up to that many pixels.
-pub fn series_variation(seed: u64, max_shift: usize) -> (SceneVariation, f64) {
+/// cover 4..30 %, and with `max_shift` > 0 a SAR misregistration of up to that many pixels in
+/// each direction (sub-pixel: drawn uniformly, to 0.01 px).
+pub fn series_variation(seed: u64, max_shift: f32) -> (SceneVariation, f64) {
     let u = |k: u64| unit(hash4(seed, 0x5E_21E5, k, 0, 0)) as f32;
-    let m = max_shift as f32;
-    let shift = |k: u64| ((2.0 * u(k) - 1.0) * m).round() as i64;
+    let shift = |k: u64| ((2.0 * u(k) - 1.0) * max_shift * 100.0).round() / 100.0;
     let v = SceneVariation {
         reflectance_gain: 0.85 + 0.30 * u(1),
         backscatter_db: -1.5 + 3.0 * u(2),
@@ -483,7 +503,7 @@ pub fn generate_series(
     out: &Path,
     scenes: usize,
     opts: &SynthOptions,
-    max_shift: usize,
+    max_shift: f32,
 ) -> Result<Vec<PathBuf>> {
     if scenes < 2 {
         return Err(Error::input(
@@ -657,7 +677,7 @@ mod tests {
         let v = SceneVariation {
             reflectance_gain: 1.1,
             backscatter_db: 0.5,
-            sar_shift: (2, -1),
+            sar_shift: (2.0, -1.0),
         };
         let varied = SynthOptions {
             variation: v,
@@ -674,5 +694,20 @@ mod tests {
         assert_eq!(b.sar[0], moved.sar[0] + 0.5);
         assert_eq!(b.label, a.label, "labels follow the optical grid");
         assert_eq!(varied_pixel(&plain, 64, 10, 10, thr).optical, a.optical);
+        // Half a pixel to the right: the mean of the two neighbours in linear power.
+        let half = SynthOptions {
+            variation: SceneVariation {
+                sar_shift: (0.5, 0.0),
+                ..Default::default()
+            },
+            ..plain.clone()
+        };
+        let (l, r) = (pixel(3, 64, 10, 10, thr).sar, pixel(3, 64, 11, 10, thr).sar);
+        let h = varied_pixel(&half, 64, 10, 10, thr).sar;
+        for b in 0..2 {
+            let want = 10.0
+                * ((10f64.powf(l[b] as f64 / 10.0) + 10f64.powf(r[b] as f64 / 10.0)) / 2.0).log10();
+            assert!((h[b] as f64 - want).abs() < 1e-4, "{} vs {want}", h[b]);
+        }
     }
 }
