@@ -7,6 +7,7 @@
 pub mod calibration;
 pub mod metrics;
 pub mod split;
+pub mod stats;
 
 /// Class index of a label value: its position in the class table `ids`; None for NaN,
 /// values outside 0..=255 and ids the table does not hold (unlabelled).
