@@ -90,6 +90,20 @@ enum Command {
     /// Times a learned network's forward pass on one tile with random weights and inputs
     /// (CPU or wgpu); prints `ms <median>` (benches/peers/run.sh compares it with PyTorch).
     BenchNet(BenchNetArgs),
+    /// The comparison report: scores with block-bootstrap intervals, pairwise McNemar and
+    /// block-level tests (Holm), error-adjusted areas; one folder rewrites its report, several
+    /// are compared together into compare.md / compare.html.
+    Compare {
+        /// Output folders of runs.
+        #[arg(required = true)]
+        outs: Vec<PathBuf>,
+        /// Folder for compare.md / compare.html (default: the first output folder).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Rewrite an output folder's shared files (top-level manifest, VRT mosaics, report) from
     /// its scene folders, e.g. after `--shard` jobs ran separately.
     Merge {
@@ -475,6 +489,16 @@ fn run(cli: Cli) -> geofuse::Result<()> {
         Command::Texture(a) => cmd_texture(a),
         Command::Classify(a) => cmd_classify(a),
         Command::BenchNet(a) => cmd_bench_net(a),
+        Command::Compare {
+            outs,
+            report,
+            quiet,
+        } => {
+            let md =
+                pipeline::compare::run_compare(&outs, report.as_deref(), &pipeline::Log { quiet })?;
+            println!("report: {}", md.display());
+            Ok(())
+        }
         Command::Merge { out, quiet } => {
             let report = pipeline::shared::merge(&out, &pipeline::Log { quiet })?;
             println!("merged {} -> {}", out.display(), report.display());

@@ -47,6 +47,17 @@ impl Confusion {
         self.m[reference * self.k + predicted] += 1;
     }
 
+    /// A matrix from its `k` x `k` counts (reference-major).
+    pub fn from_counts(k: usize, m: Vec<u64>) -> Self {
+        assert_eq!(m.len(), k * k, "a {k} x {k} matrix");
+        Confusion { k, m }
+    }
+
+    /// The counts (reference-major).
+    pub fn counts(&self) -> &[u64] {
+        &self.m
+    }
+
     /// Counts `n` pixels of one (reference, predicted) pair.
     pub fn add_n(&mut self, reference: usize, predicted: usize, n: u64) {
         self.m[reference * self.k + predicted] += n;

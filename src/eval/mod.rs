@@ -6,6 +6,7 @@
 
 pub mod calibration;
 pub mod metrics;
+pub mod record;
 pub mod split;
 pub mod stats;
 

@@ -101,6 +101,12 @@ impl BlockSplit {
         self.test[(row / self.block) * self.blocks_x + col / self.block]
     }
 
+    /// The index of the block holding pixel (row, col) (row-major over blocks).
+    #[inline]
+    pub fn block_of(&self, row: usize, col: usize) -> u32 {
+        ((row / self.block) * self.blocks_x + col / self.block) as u32
+    }
+
     /// (train blocks, test blocks).
     pub fn counts(&self) -> (usize, usize) {
         let t = self.test.iter().filter(|&&b| b).count();

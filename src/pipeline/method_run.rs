@@ -51,6 +51,8 @@ pub struct Evaluation {
     pub uncertainty: UncertaintyStats,
     /// Statistics of the uncalibrated probabilities (models that calibrate).
     pub uncalibrated: Option<UncertaintyStats>,
+    /// Per-block and per-pixel record for the comparison statistics.
+    pub record: crate::eval::record::RecordParts,
 }
 
 impl Evaluation {
@@ -59,11 +61,13 @@ impl Evaluation {
             confusion: Confusion::new(k),
             uncertainty: UncertaintyStats::default(),
             uncalibrated: None,
+            record: Default::default(),
         }
     }
 
     fn merge(&mut self, o: &Evaluation) {
         self.confusion.merge(&o.confusion);
+        self.record.merge(&o.record);
         self.uncertainty.merge(&o.uncertainty);
         if let Some(u) = &o.uncalibrated {
             self.uncalibrated
@@ -99,6 +103,14 @@ pub fn run_method(
     let writer = ProductWriter::create(&scene_out.join(format!("{}.tif", def.name)), &spec)?;
     let evaluation = predict_scene(&*predictor, ctx, &writer)?;
     let product = writer.finish()?;
+    if src.labels.is_some() {
+        let [_, a, b, _, d, e] = src.grid.transform;
+        let record = evaluation
+            .record
+            .clone()
+            .finish(p.classes.len(), (a * e - b * d).abs());
+        record.save(&scene_out.join(format!("{}.eval.bin", def.name)))?;
+    }
     Ok(MethodOutcome {
         product,
         model: model.path().to_path_buf(),
@@ -167,14 +179,21 @@ fn evaluate(
         .uncalibrated
         .as_ref()
         .map(|_| UncertaintyStats::default());
+    ev.record = crate::eval::record::RecordParts::tile((t.core.row, t.core.col), ids.len());
+    for &b in best.iter().filter(|&&b| b != usize::MAX) {
+        ev.record.map(b);
+    }
     for ((r, c), &v) in labels.indexed_iter() {
+        let (row, col) = (t.core.row + r, t.core.col + c);
         let b = best[[r, c]];
-        if b == usize::MAX || !ctx.evaluates(t.core.row + r, t.core.col + c) {
-            continue;
-        }
-        let Some(ci) = class_index(ids, v) else {
+        let Some(ci) = class_index(ids, v).filter(|_| ctx.evaluates(row, col)) else {
             continue;
         };
+        let block = ctx.split.block_of(row, col);
+        ev.record.add(block, ci, (b != usize::MAX).then_some(b));
+        if b == usize::MAX {
+            continue;
+        }
         ev.confusion.add(ci, b);
         bands.add_to_stats(&mut ev.uncertainty, r, c, ci == b);
         if let (Some(u), Some(f)) = (uncal.as_mut(), &pred.uncalibrated) {

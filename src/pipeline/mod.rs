@@ -10,6 +10,7 @@
 //! - [`report`]: Markdown and HTML comparison report.
 //! - [`lock`], [`shared`]: shards running at once into one folder; the files they share.
 
+pub mod compare;
 pub mod features;
 pub mod lock;
 pub mod manifest;
@@ -18,6 +19,7 @@ pub mod models;
 pub mod pooled;
 pub mod reference_input;
 pub mod report;
+pub mod report_stats;
 pub mod scene;
 pub mod shared;
 pub mod stac;

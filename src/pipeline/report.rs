@@ -9,7 +9,7 @@ use crate::config::Pipeline;
 use crate::error::{Error, Result};
 
 /// A user string (scene or method name) for HTML text: `&`, `<`, `>`, `"` and `'` escaped.
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -25,7 +25,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// A user string for a Markdown table cell: `|` and `\` escaped, line breaks as spaces.
-fn md_cell(s: &str) -> String {
+pub(crate) fn md_cell(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('|', "\\|")
         .replace(['\n', '\r'], " ")
@@ -54,7 +54,12 @@ fn rows(out: &Path, p: &Pipeline) -> Vec<(String, String, Value)> {
 }
 
 /// Writes `report.md` and `report.html`; returns the Markdown path.
-pub fn write(out: &Path, p: &Pipeline, pooled: &Value) -> Result<PathBuf> {
+pub fn write(
+    out: &Path,
+    p: &Pipeline,
+    pooled: &Value,
+    comparison: &super::compare::Comparison,
+) -> Result<PathBuf> {
     let rows = rows(out, p);
     let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
     let mut md = String::new();
@@ -86,6 +91,7 @@ pub fn write(out: &Path, p: &Pipeline, pooled: &Value) -> Result<PathBuf> {
         );
     }
     md.push_str(&pooled_md(pooled));
+    md.push_str(&super::report_stats::markdown(comparison));
     let _ = writeln!(md, "\n## Per-class F1\n");
     let names: Vec<String> = classes.iter().map(|c| md_cell(c)).collect();
     let _ = writeln!(md, "| scene | method | {} |", names.join(" | "));
@@ -127,6 +133,7 @@ pub fn write(out: &Path, p: &Pipeline, pooled: &Value) -> Result<PathBuf> {
     }
     html.push_str("</table>\n");
     html.push_str(&pooled_html(pooled));
+    html.push_str(&super::report_stats::html(comparison));
     let html_path = out.join("report.html");
     std::fs::write(&html_path, html).map_err(|e| Error::io(&html_path, "write report", e))?;
     Ok(md_path)

@@ -32,14 +32,22 @@ pub fn finish(out: &Path, p: &Pipeline, log: &Log) -> Result<PathBuf> {
     sweep_temporary(out);
     let mosaics = write_mosaics(out, p, log)?;
     super::manifest::write_top_level(out, p, &mosaics)?;
-    let pooled = super::pooled::pooled(out, p);
+    let mut pooled = super::pooled::pooled(out, p);
+    let comparison = super::compare::compare(&[(out.to_path_buf(), p.clone())]);
+    pooled["comparison"] = comparison.to_json();
     write_json(&out.join("metrics.json"), &pooled)?;
-    super::report::write(out, p, &pooled)
+    super::report::write(out, p, &pooled, &comparison)
 }
 
 /// `geofuse merge OUT`: rewrites the top-level manifest, mosaics and report of an output
 /// folder from its scene folders (after shards ran separately).
 pub fn merge(out: &Path, log: &Log) -> Result<PathBuf> {
+    let p = pipeline_of(out)?;
+    finish(out, &p, log)
+}
+
+/// The pipeline that made output folder `out` (through its run record), writing to `out`.
+pub fn pipeline_of(out: &Path) -> Result<Pipeline> {
     let record = out.join(RUN_RECORD);
     let pipeline = read_json(&record)
         .and_then(|v| v.get("pipeline")?.as_str().map(PathBuf::from))
@@ -49,8 +57,7 @@ pub fn merge(out: &Path, log: &Log) -> Result<PathBuf> {
                 "missing or unreadable: OUT is not a geofuse output folder, or no run has started in it; run `geofuse run PIPELINE --out OUT` first",
             )
         })?;
-    let p = load_pipeline(&pipeline, Some(out))?;
-    finish(out, &p, log)
+    load_pipeline(&pipeline, Some(out))
 }
 
 /// One mosaic per method and CRS over the products listed in the scene manifests; returns
