@@ -271,6 +271,11 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
     )
     .unwrap();
     assert_eq!(stac["type"], "Feature");
+    // A QGIS style beside the product: one palette entry per class of the class table.
+    let qml =
+        std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.qml")).unwrap();
+    assert!(qml.contains("type=\"paletted\"") && qml.contains("label=\"wetland\""));
+    assert_eq!(qml.matches("<paletteEntry").count(), 7);
     assert_eq!(
         stac["assets"]["classification"]["href"],
         "./handcrafted.tif"

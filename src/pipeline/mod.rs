@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod method_run;
 pub mod models;
 pub mod pooled;
+pub mod qml;
 pub mod reference_input;
 pub mod report;
 pub mod report_stats;
@@ -435,6 +436,7 @@ impl SceneRun<'_> {
         mj["train_seconds"] = json!(rm.train_seconds);
         mj["trained_on"] = json!(rm.trained_on);
         stac::write_item(p, ctx.scene, m, &outcome, &self.pipeline_hash)?;
+        qml::write_beside(&outcome.product, &p.classes)?;
         metrics["methods"][&m.name] = mj.clone();
         man.products.insert(
             m.name.clone(),
