@@ -272,10 +272,17 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
     .unwrap();
     assert_eq!(stac["type"], "Feature");
     // A QGIS style beside the product: one palette entry per class of the class table.
-    let qml =
-        std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.qml")).unwrap();
+    let qml = std::fs::read_to_string(dir.path().join("out/synthetic/handcrafted.qml")).unwrap();
     assert!(qml.contains("type=\"paletted\"") && qml.contains("label=\"wetland\""));
     assert_eq!(qml.matches("<paletteEntry").count(), 7);
+    // No acquisition time anywhere (synthetic, no metadata, no date in the name): the
+    // processing time, and the Item says so.
+    let props = &stac["properties"];
+    assert_eq!(props["datetime"], props["created"]);
+    assert!(props["geofuse:datetime_source"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown"));
     assert_eq!(
         stac["assets"]["classification"]["href"],
         "./handcrafted.tif"

@@ -23,6 +23,20 @@ fn flanders_pipeline_produces_products_and_metrics() {
     )
     .unwrap();
     assert_eq!(s.products.len(), 4);
+    // The acquisition time comes from the S2 file's `date` metadata.
+    let stac: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            dir.path()
+                .join("00002806639B424A_2018-04-19/handcrafted.stac.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stac["properties"]["datetime"], "2018-04-19T11:01:27Z");
+    assert_eq!(
+        stac["properties"]["geofuse:datetime_source"],
+        "optical metadata"
+    );
     for p in &s.products {
         assert!(p.product.exists());
         let oa = p.metrics["oa"].as_f64().unwrap();

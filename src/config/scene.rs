@@ -23,6 +23,11 @@ pub struct SceneDef {
     /// Optional validity/cloud mask for the optical raster.
     #[serde(default)]
     pub mask: Option<MaskDef>,
+    /// Acquisition time (RFC 3339, or a date `YYYY-MM-DD`) for the STAC Items; default: the
+    /// optical file's metadata (`date`, `DATETIME`, `ACQUISITION_DATE`, `SENSING_TIME`), else
+    /// a date in its file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datetime: Option<String>,
 }
 
 /// Reference polygons or points (GeoPackage, GeoJSON, Shapefile: anything GDAL's vector API

@@ -163,6 +163,7 @@ impl SceneSetDef {
             labels,
             reference,
             mask,
+            datetime: None,
         })
     }
 

@@ -83,6 +83,13 @@ pub(crate) fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
     })
 }
 
+/// The first of `keys` present in a raster's default metadata domain (None when the file
+/// cannot be opened or has none of them).
+pub fn metadata_value(path: &Path, keys: &[&str]) -> Option<String> {
+    let ds = Dataset::open(path).ok()?;
+    keys.iter().find_map(|k| ds.metadata_item(k, ""))
+}
+
 /// Facts about a raster file.
 pub fn raster_info(path: &Path) -> Result<RasterInfo> {
     let ds = open(path)?;

@@ -57,6 +57,8 @@ pub struct SceneSources {
     pub sides: Option<std::sync::Arc<crate::eval::split::PixelSides>>,
     /// The scene's own input files (not the warped or rasterised copies).
     pub inputs: Vec<PathBuf>,
+    /// Acquisition time as given in the pipeline, if any.
+    pub datetime: Option<String>,
 }
 
 impl SceneSources {
@@ -291,6 +293,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         mask,
         coregistration: al.verdicts,
         sides,
+        datetime: s.datetime.clone(),
         inputs: [s.optical.path.clone(), s.sar.path.clone()]
             .into_iter()
             .chain(s.reference_file())

@@ -32,6 +32,99 @@ pub fn utc_now() -> String {
     )
 }
 
+/// A time stamp as RFC 3339 UTC (`2018-04-19T11:01:27Z`) or a day (`2018-04-19`), from the
+/// forms satellite metadata uses (`2018-04-19 11:01:27`, `2018-04-19T11:01:27.123Z`,
+/// `20180419`, `2018:04:19 11:01:27`); None when it is neither.
+pub fn parse_time(s: &str) -> Option<String> {
+    let t = s.trim();
+    // Compact `YYYYMMDDTHHMMSS` (Sentinel product names).
+    if t.len() >= 15
+        && t.as_bytes()[8] == b'T'
+        && t[..8]
+            .bytes()
+            .chain(t[9..15].bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        let spaced = format!(
+            "{}-{}-{} {}:{}:{}",
+            &t[..4],
+            &t[4..6],
+            &t[6..8],
+            &t[9..11],
+            &t[11..13],
+            &t[13..15]
+        );
+        return parse_time(&spaced);
+    }
+    let date = crate::config::scene_set::find_date(
+        &t.replace(':', "-").chars().take(10).collect::<String>(),
+    )?;
+    crate::config::scene_set::day_number(&date)?;
+    let rest = t.get(10..).unwrap_or("").trim_start_matches(['T', ' ']);
+    let hms: Vec<u32> = rest
+        .get(..8)
+        .unwrap_or("")
+        .split(':')
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    match hms.as_slice() {
+        [h, m, sec] if *h < 24 && *m < 60 && *sec < 61 => {
+            Some(format!("{date}T{h:02}:{m:02}:{sec:02}Z"))
+        }
+        _ if rest.is_empty() => Some(date),
+        _ => None,
+    }
+}
+
+/// The acquisition time of a scene for STAC: `(properties, source)`: `datetime` (a day gives
+/// `start_datetime`/`end_datetime` over that day and a null `datetime`), from the pipeline,
+/// the optical file's metadata or a date in its name; else the processing time, said so.
+fn acquisition(src: &SceneSources, now: &str) -> (serde_json::Map<String, Value>, &'static str) {
+    let keys = [
+        "date",
+        "DATETIME",
+        "datetime",
+        "ACQUISITION_DATE",
+        "SENSING_TIME",
+        "PRODUCT_START_TIME",
+    ];
+    let name = src
+        .optical
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let found = [
+        (src.datetime.as_deref().and_then(parse_time), "pipeline"),
+        (
+            crate::io::reader::metadata_value(&src.optical, &keys)
+                .as_deref()
+                .and_then(parse_time),
+            "optical metadata",
+        ),
+        (
+            crate::config::scene_set::find_date(&name),
+            "optical file name",
+        ),
+    ];
+    let mut props = serde_json::Map::new();
+    match found.into_iter().find_map(|(t, why)| t.map(|t| (t, why))) {
+        Some((t, why)) if t.len() == 10 => {
+            props.insert("datetime".into(), Value::Null);
+            props.insert("start_datetime".into(), json!(format!("{t}T00:00:00Z")));
+            props.insert("end_datetime".into(), json!(format!("{t}T23:59:59Z")));
+            (props, why)
+        }
+        Some((t, why)) => {
+            props.insert("datetime".into(), json!(t));
+            (props, why)
+        }
+        None => {
+            props.insert("datetime".into(), json!(now));
+            (props, "unknown: the processing time")
+        }
+    }
+}
+
 /// Builds the STAC Item of a product.
 pub fn item(
     p: &Pipeline,
@@ -63,7 +156,10 @@ pub fn item(
         .map(|f| format!("./{}", f.to_string_lossy()))
         .unwrap_or_default();
     let now = utc_now();
-    json!({
+    let (mut time, source) = acquisition(src, &now);
+    time.insert("created".into(), json!(now));
+    time.insert("geofuse:datetime_source".into(), json!(source));
+    let mut v = json!({
         "type": "Feature",
         "stac_version": "1.0.0",
         "stac_extensions": [
@@ -75,8 +171,6 @@ pub fn item(
         "bbox": bbox,
         "geometry": geometry,
         "properties": {
-            "datetime": now,
-            "created": now,
             "proj:epsg": g.epsg,
             "proj:shape": [g.height, g.width],
             "proj:transform": [g.transform[1], g.transform[2], g.transform[0], g.transform[4], g.transform[5], g.transform[3]],
@@ -96,7 +190,11 @@ pub fn item(
             }
         },
         "links": []
-    })
+    });
+    if let Some(props) = v["properties"].as_object_mut() {
+        props.extend(time);
+    }
+    v
 }
 
 /// Writes `<scene>/<method>.stac.json`.
@@ -111,4 +209,35 @@ pub fn write_item(
         .product
         .with_file_name(format!("{}.stac.json", method.name));
     super::write_json(&path, &item(p, src, method, outcome, pipeline_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn acquisition_times_in_the_forms_metadata_uses() {
+        let t = |s: &str| parse_time(s);
+        assert_eq!(
+            t("2018-04-19 11:01:27").as_deref(),
+            Some("2018-04-19T11:01:27Z")
+        );
+        assert_eq!(
+            t("2018-04-19T11:01:27.123Z").as_deref(),
+            Some("2018-04-19T11:01:27Z")
+        );
+        assert_eq!(
+            t("2018:04:19 11:01:27").as_deref(),
+            Some("2018-04-19T11:01:27Z")
+        );
+        assert_eq!(
+            t("20170613T101031").as_deref(),
+            Some("2017-06-13T10:10:31Z")
+        );
+        assert_eq!(t("2018-04-19").as_deref(), Some("2018-04-19"));
+        assert_eq!(t("20180419").as_deref(), Some("2018-04-19"));
+        assert_eq!(t("2018-13-19"), None);
+        assert_eq!(t("yesterday"), None);
+        assert_eq!(t("2018-04-19 25:00:00"), None);
+    }
 }
