@@ -111,7 +111,9 @@ impl Pipeline {
                 format!("cannot read the pipeline file ({e}); check the path"),
             )
         })?;
-        let mut p: Pipeline = toml::from_str(&text)
+        // A UTF-8 byte-order mark (Windows editors write one) is not part of the TOML.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut p: Pipeline = toml::from_str(text)
             .map_err(|e| Error::config(path, e.to_string().trim_end().to_string()))?;
         let base = path
             .parent()
@@ -182,12 +184,46 @@ impl Pipeline {
         if self.methods.is_empty() {
             return Err("`methods` is empty; add [[methods]] name = \"handcrafted\"".into());
         }
+        self.check_output_folder()?;
         let mut mnames = std::collections::HashSet::new();
         for m in &self.methods {
+            if m.name.is_empty()
+                || m.name.contains(['/', '\\'])
+                || m.name.starts_with('.')
+                || m.name.chars().any(char::is_control)
+            {
+                return Err(format!(
+                    "method name `{}` must be a plain file name (no slashes, not starting with '.'): it names the product file",
+                    m.name
+                ));
+            }
             if !mnames.insert(&m.name) {
                 return Err(format!("method name `{}` appears twice", m.name));
             }
             m.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The output folder must not hold the inputs (a product or a cleanup could then touch
+    /// them).
+    pub fn check_output_folder(&self) -> std::result::Result<(), String> {
+        let abs = |p: &Path| normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+        let out = abs(&self.output);
+        for s in &self.scenes {
+            let files = [Some(&s.optical.path), Some(&s.sar.path), s.labels.as_ref()];
+            if let Some(f) = files
+                .into_iter()
+                .flatten()
+                .find(|f| abs(f).starts_with(&out))
+            {
+                return Err(format!(
+                    "the output folder {} holds the input {} of scene `{}`; write the outputs to a folder of their own (`output` or --out)",
+                    self.output.display(),
+                    f.display(),
+                    s.name
+                ));
+            }
         }
         Ok(())
     }
@@ -211,6 +247,12 @@ impl Pipeline {
             }
             if !ids.insert(c.id) {
                 return Err(format!("class id {} appears twice in `classes`", c.id));
+            }
+            if self.classes.iter().filter(|d| d.name == c.name).count() > 1 {
+                return Err(format!(
+                    "class name `{}` appears twice in `classes`; give every class its own name",
+                    c.name
+                ));
             }
             if c.rgb().is_none() {
                 return Err(format!(

@@ -215,6 +215,8 @@ pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
         p.output = std::env::current_dir()
             .map(|d| d.join(o))
             .unwrap_or_else(|_| o.to_path_buf());
+        p.check_output_folder()
+            .map_err(|m| Error::config("--out", m))?;
     }
     Ok(p)
 }
@@ -250,6 +252,21 @@ fn thread_pool(p: &Pipeline) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))
 }
 
+/// Creates the output folder; failing is bad configuration (exit 2), not an internal error.
+fn create_output(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .and_then(|_| {
+            let probe = out.join(".geofuse.write-test.partial");
+            std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
+        })
+        .map_err(|e| {
+            Error::config(
+                out,
+                format!("the output folder cannot be created or written ({e}); choose a writable `output` in the pipeline or pass --out DIR"),
+            )
+        })
+}
+
 /// Runs an already loaded pipeline (`pipeline_path` names it in messages).
 pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let (si, sn) = opts.shard;
@@ -261,7 +278,7 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
     }
     let log = Log { quiet: opts.quiet };
     let out = p.output.clone();
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, "create output folder", e))?;
+    create_output(&out)?;
     let pool = thread_pool(&p)?;
     let defs: Vec<&crate::config::MethodDef> = p.methods.iter().collect();
     let models = {

@@ -199,11 +199,33 @@ fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<[usize; 2]> {
 }
 
 /// Refuses bands without any valid value, and negative backscatter declared linear.
+/// Whether sampled backscatter contradicts its declared unit: infinite values, or dB that
+/// look like linear power (none below 0, median below 1: backscatter in dB has a median of
+/// about -12 over land). The message says what to set.
+fn unit_mismatch(vals: &[f32], unit: SarUnit) -> Option<String> {
+    if vals.iter().any(|v| v.is_infinite()) {
+        return Some("holds infinite values; mask them as nodata (or NaN) in the file".into());
+    }
+    let mut v: Vec<f32> = vals.iter().copied().filter(|x| x.is_finite()).collect();
+    if unit != SarUnit::Db || v.len() < 16 || v.iter().any(|&x| x < 0.0) {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let median = v[v.len() / 2];
+    (median < 1.0).then(|| format!("declared `sar.unit = \"db\"` but the values look like linear power (none below 0, median {median:.3}); set unit = \"linear\""))
+}
+
 fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: [usize; 2], unit: SarUnit) -> Result<()> {
     let opt_reader = RasterReader::open(&s.optical.path)?;
     let bands: Vec<usize> = (1..=s.optical.bands.len()).collect();
     let samples = opt_reader.sample_bands(&bands, 512)?;
     for (i, name) in s.optical.bands.iter().enumerate() {
+        if samples[i].iter().any(|v| v.is_infinite()) {
+            return Err(Error::input(
+                &s.optical.path,
+                format!("band {} ({name}) holds infinite values; mask them as nodata (or NaN) in the file", i + 1),
+            ));
+        }
         if samples[i].is_empty() && !opt_reader.has_valid(i + 1)? {
             return Err(Error::input(
                 &s.optical.path,
@@ -224,6 +246,12 @@ fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: [usize; 2], unit: SarU
                     "band {b} ({}) holds only NaN/nodata; check the file or its nodata value",
                     ["VV", "VH"][k]
                 ),
+            ));
+        }
+        if let Some(msg) = unit_mismatch(&vals, unit) {
+            return Err(Error::input(
+                &s.sar.path,
+                format!("band {b} ({}): {msg}", ["VV", "VH"][k]),
             ));
         }
         if unit == SarUnit::Linear && vals.iter().any(|&v| v < 0.0) {
