@@ -59,6 +59,10 @@ pub enum Error {
         total: usize,
     },
 
+    /// Stopped by SIGTERM or SIGINT at a clean point; the message says what finished.
+    #[error("stopped by a signal: {0}")]
+    Interrupted(String),
+
     /// A bug or an unexpected state inside geofuse.
     #[error("internal error: {0}")]
     Internal(String),
@@ -73,6 +77,8 @@ impl Error {
             | Error::GridMismatch { .. }
             | Error::Model { .. }
             | Error::ScenesFailed { .. } => 2,
+            // 128 + SIGTERM, as a shell reports a terminated job.
+            Error::Interrupted(_) => 143,
             _ => 1,
         }
     }
@@ -87,6 +93,7 @@ impl Error {
             Error::ScenesFailed { .. } => "scenes-failed",
             Error::Gdal { .. } => "gdal",
             Error::Io { .. } => "io",
+            Error::Interrupted(_) => "interrupted",
             Error::Internal(_) => "internal",
         }
     }

@@ -449,7 +449,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> geofuse::Result<()> {
     match cli.command {
-        Command::Run(a) => cmd_run(a),
+        Command::Run(a) => {
+            pipeline::stop::install();
+            cmd_run(a)
+        }
         Command::Train {
             pipeline: path,
             scene,

@@ -138,6 +138,7 @@ fn predict_scene(
     let tl = tiles(g.width, g.height, p.tiling.tile_size, predictor.halo());
     let progress = ctx.log.progress("predicting", tl.len());
     let one = |reader: &SceneReader, t: &Tile| -> Result<Evaluation> {
+        super::stop::check()?;
         let pred = predictor.predict(reader, t)?;
         let (bands, best) = pred.probs.to_tile(&ids);
         writer.write_core(t.core, &bands.0)?;

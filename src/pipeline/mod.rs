@@ -24,6 +24,7 @@ pub mod report_stats;
 pub mod scene;
 pub mod shared;
 pub mod stac;
+pub mod stop;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -300,16 +301,29 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         training: roles.training,
     };
     let mut products = Vec::new();
-    let (mut failed, mut tried) = (Vec::new(), 0);
+    let (mut failed, mut tried, mut done) = (Vec::new(), 0, Vec::new());
+    let mut stopped = None;
     for (i, s) in p.scenes.iter().enumerate() {
         if i % sn != si {
             continue;
+        }
+        if stop::requested() {
+            stopped = Some(i);
+            break;
         }
         tried += 1;
         // A scene that gave no training sample (held out, or simply not a training scene) is
         // scored on all its labelled pixels.
         match pool.install(|| run.scene(s, !run.training.contains(&i))) {
-            Ok(ps) => products.extend(ps),
+            Ok(ps) => {
+                products.extend(ps);
+                done.push(s.name.clone());
+            }
+            Err(Error::Interrupted(_)) => {
+                let _ = std::fs::remove_dir_all(out.join(&s.name).join(".coreg"));
+                stopped = Some(i);
+                break;
+            }
             // Bad input fails its scene alone: recorded, and the batch goes on.
             Err(e) if e.exit_code() == 2 => {
                 log.info(&format!(
@@ -324,6 +338,19 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         }
     }
     let report = shared::finish(&out, &p, &log)?;
+    if let Some(i) = stopped {
+        let left: Vec<&str> = p.scenes[i..]
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| (i + j) % sn == si)
+            .map(|(_, s)| s.name.as_str())
+            .collect();
+        return Err(Error::Interrupted(format!(
+            "finished scenes: [{}]; not finished: [{}]; rerun the same command to go on",
+            done.join(", "),
+            left.join(", ")
+        )));
+    }
     if !failed.is_empty() {
         return Err(Error::ScenesFailed {
             failed,
