@@ -183,7 +183,7 @@ fn the_cron_job_over_a_growing_folder_maps_only_new_scenes() {
 /// `--export` variables and SLURM_ARRAY_TASK_ID (output in `$FAKE_SLURM_LOG.out`).
 const SBATCH: &str = r#"#!/usr/bin/env bash
 set -euo pipefail
-n=$(wc -l < "$FAKE_SLURM_LOG" 2>/dev/null || echo 0)
+n=0; [ -f "$FAKE_SLURM_LOG" ] && n=$(wc -l < "$FAKE_SLURM_LOG")
 id=$((1000 + n))
 echo "$id sbatch $*" >> "$FAKE_SLURM_LOG"
 wrap=""; array=""; script=""

@@ -157,27 +157,52 @@ pub fn bootstrap_ci<U, A: Clone>(
     reps: usize,
     seed: u64,
 ) -> Option<(f64, f64)> {
+    bootstrap_cis(units, zero, add, |a| vec![metric(a)], reps, seed)
+        .into_iter()
+        .next()
+        .flatten()
+}
+
+/// [`bootstrap_ci`] of several metrics from the same resamples (one accumulation per
+/// resample, whatever the number of metrics); `metrics` returns them in a fixed order, NaN
+/// where undefined (left out of that metric's percentiles).
+pub fn bootstrap_cis<U, A: Clone>(
+    units: &[U],
+    zero: A,
+    add: impl Fn(&mut A, &U),
+    metrics: impl Fn(&A) -> Vec<f64>,
+    reps: usize,
+    seed: u64,
+) -> Vec<Option<(f64, f64)>> {
     if units.len() < 2 {
-        return None;
+        return vec![None; metrics(&zero).len()];
     }
     let mut rng = Rng::new(seed);
-    let mut vals: Vec<f64> = (0..reps)
-        .map(|_| {
-            let mut acc = zero.clone();
-            for _ in 0..units.len() {
-                let i = ((rng.f64() * units.len() as f64) as usize).min(units.len() - 1);
-                add(&mut acc, &units[i]);
+    let mut vals: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..reps {
+        let mut acc = zero.clone();
+        for _ in 0..units.len() {
+            let i = ((rng.f64() * units.len() as f64) as usize).min(units.len() - 1);
+            add(&mut acc, &units[i]);
+        }
+        let m = metrics(&acc);
+        vals.resize(m.len(), Vec::new());
+        for (v, x) in vals.iter_mut().zip(m) {
+            if x.is_finite() {
+                v.push(x);
             }
-            metric(&acc)
-        })
-        .filter(|v| v.is_finite())
-        .collect();
-    if vals.is_empty() {
-        return None;
+        }
     }
-    vals.sort_by(f64::total_cmp);
-    let q = |f: f64| vals[((f * (vals.len() - 1) as f64).round() as usize).min(vals.len() - 1)];
-    Some((q(0.025), q(0.975)))
+    vals.into_iter()
+        .map(|mut v| {
+            if v.is_empty() {
+                return None;
+            }
+            v.sort_by(f64::total_cmp);
+            let q = |f: f64| v[((f * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)];
+            Some((q(0.025), q(0.975)))
+        })
+        .collect()
 }
 
 /// Error-adjusted area of one class (Olofsson et al. 2014, eqs. 9-12).
@@ -339,6 +364,25 @@ mod tests {
         let (lo2, hi2) = ci(&blocks(200));
         assert!(hi2 - lo2 < hi - lo);
         assert!(bootstrap_ci(&blocks(1), (0, 0), |_, _| {}, |_| 0.0, 10, 1).is_none());
+        // Several metrics from the same resamples equal each one alone.
+        let b = blocks(30);
+        let add = |a: &mut (u64, u64), u: &(u64, u64)| {
+            a.0 += u.0;
+            a.1 += u.1
+        };
+        let both = bootstrap_cis(
+            &b,
+            (0, 0),
+            add,
+            |a| vec![a.0 as f64 / a.1 as f64, a.1 as f64],
+            500,
+            4,
+        );
+        assert_eq!(
+            both[0],
+            bootstrap_ci(&b, (0, 0), add, |a| a.0 as f64 / a.1 as f64, 500, 4)
+        );
+        assert_eq!(both[1], Some((3000.0, 3000.0)));
     }
 
     /// The worked example of Olofsson et al. (2014), section 5 (tables 8 and 9): strata

@@ -12,7 +12,7 @@ use crate::config::Pipeline;
 use crate::eval::metrics::Confusion;
 use crate::eval::record::EvalRecord;
 use crate::eval::stats::{
-    bootstrap_ci, holm, mcnemar, olofsson, sign_flip_test, AreaEstimate, McNemar,
+    bootstrap_cis, holm, mcnemar, olofsson, sign_flip_test, AreaEstimate, McNemar,
 };
 
 /// Bootstrap resamples.
@@ -200,18 +200,25 @@ fn method_stats(
         return None;
     }
     let point = scores(&pooled, classes);
-    let mut out = BTreeMap::new();
-    for (key, v) in &point {
-        let ci = bootstrap_ci(
-            &units,
-            vec![0u64; k * k],
-            |a, u| sum_into(a, u),
-            |a| scores(a, classes).get(key).copied().unwrap_or(f64::NAN),
-            REPS,
-            seed,
-        );
-        out.insert(key.clone(), (*v, ci));
-    }
+    let keys: Vec<&String> = point.keys().collect();
+    let cis = bootstrap_cis(
+        &units,
+        vec![0u64; k * k],
+        |a, u| sum_into(a, u),
+        |a| {
+            let sc = scores(a, classes);
+            keys.iter()
+                .map(|key| sc.get(*key).copied().unwrap_or(f64::NAN))
+                .collect()
+        },
+        REPS,
+        seed,
+    );
+    let out: BTreeMap<String, (f64, Option<(f64, f64)>)> = point
+        .iter()
+        .zip(cis)
+        .map(|((key, v), ci)| (key.clone(), (*v, ci)))
+        .collect();
     let mut mapped = vec![0u64; k];
     rs.iter().for_each(|r| sum_into(&mut mapped, &r.1.mapped));
     // Olofsson's sample is indexed [map][reference]: the transpose of the confusion matrix.

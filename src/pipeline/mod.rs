@@ -257,8 +257,13 @@ fn thread_pool(p: &Pipeline) -> Result<rayon::ThreadPool> {
 fn create_output(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)
         .and_then(|_| {
-            let probe = out.join(".geofuse.write-test.partial");
-            std::fs::write(&probe, b"").and_then(|_| std::fs::remove_file(&probe))
+            // One probe per process: shards start together, and another one's sweep may
+            // already have removed it.
+            let probe = out.join(format!(".geofuse.write-test-{}.partial", std::process::id()));
+            std::fs::write(&probe, b"").and_then(|_| match std::fs::remove_file(&probe) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            })
         })
         .map_err(|e| {
             Error::config(
