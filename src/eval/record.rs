@@ -122,9 +122,7 @@ impl EvalRecord {
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = postcard::to_allocvec(self)
             .map_err(|e| Error::Internal(format!("encode evaluation record: {e}")))?;
-        let tmp = crate::io::writer::append_ext(path, ".partial");
-        std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
+        crate::io::writer::write_atomic(path, &bytes)
     }
 
     /// Loads a saved record (None when absent, unreadable or of another format).

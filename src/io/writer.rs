@@ -230,6 +230,14 @@ pub fn append_ext(path: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Writes `bytes` to `path` under a temporary name (`<path>.partial`) and renames it, so a
+/// reader (or a run killed mid-write) never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = append_ext(path, ".partial");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
+}
+
 /// Sets band 1's colour table, palette interpretation and category names (index = class id)
 /// on a finished file opened read-only: a multi-band TIFF cannot hold a colour table, so
 /// GDAL keeps both in the `.aux.xml` sidecar, which it writes when the dataset closes.

@@ -363,11 +363,8 @@ pub fn run_compare(
         super::report_stats::html(&c)
     );
     let md_path = dir.join("compare.md");
-    for (path, text) in [(&md_path, md), (&dir.join("compare.html"), html)] {
-        let tmp = crate::io::writer::append_ext(path, ".partial");
-        std::fs::write(&tmp, text).map_err(|e| crate::error::Error::io(&tmp, "write", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| crate::error::Error::io(path, "rename", e))?;
-    }
+    crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
+    crate::io::writer::write_atomic(&dir.join("compare.html"), html.as_bytes())?;
     Ok(md_path)
 }
 

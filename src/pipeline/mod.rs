@@ -668,8 +668,10 @@ pub fn read_json(path: &Path) -> Option<Value> {
 
 /// Writes pretty JSON atomically (temporary name, then rename).
 pub fn write_json(path: &Path, v: &Value) -> Result<()> {
-    let tmp = crate::io::writer::append_ext(path, ".partial");
-    std::fs::write(&tmp, serde_json::to_string_pretty(v).unwrap_or_default())
-        .map_err(|e| Error::io(&tmp, "write", e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
+    crate::io::writer::write_atomic(
+        path,
+        serde_json::to_string_pretty(v)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
 }

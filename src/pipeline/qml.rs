@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::ClassDef;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The style's XML (every class name escaped).
 pub fn style(classes: &[ClassDef]) -> String {
@@ -27,9 +27,7 @@ pub fn style(classes: &[ClassDef]) -> String {
 /// Writes the style beside `product` (atomically); returns its path.
 pub fn write_beside(product: &Path, classes: &[ClassDef]) -> Result<PathBuf> {
     let path = product.with_extension("qml");
-    let tmp = crate::io::writer::append_ext(&path, ".partial");
-    std::fs::write(&tmp, style(classes)).map_err(|e| Error::io(&tmp, "write style", e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, "rename style", e))?;
+    crate::io::writer::write_atomic(&path, style(classes).as_bytes())?;
     Ok(path)
 }
 

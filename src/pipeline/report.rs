@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::config::Pipeline;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A user string (scene or method name) for HTML text: `&`, `<`, `>`, `"` and `'` escaped.
 pub(crate) fn html_escape(s: &str) -> String {
@@ -116,7 +116,7 @@ pub fn write(
         );
     }
     let md_path = out.join("report.md");
-    std::fs::write(&md_path, &md).map_err(|e| Error::io(&md_path, "write report", e))?;
+    crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
     let mut html = String::from("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px;text-align:right}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th></tr>\n");
     for (s, m, v) in &rows {
         let _ = writeln!(
@@ -135,7 +135,7 @@ pub fn write(
     html.push_str(&pooled_html(pooled));
     html.push_str(&super::report_stats::html(comparison));
     let html_path = out.join("report.html");
-    std::fs::write(&html_path, html).map_err(|e| Error::io(&html_path, "write report", e))?;
+    crate::io::writer::write_atomic(&html_path, html.as_bytes())?;
     Ok(md_path)
 }
 
