@@ -415,7 +415,8 @@ fn every_bad_input_exits_2_naming_the_file_and_the_fix() {
         let o = geofuse(&["run", pipe.to_str().unwrap(), "-q", "--device", "cpu"]);
         let err = String::from_utf8_lossy(&o.stderr).to_string();
         let missing: Vec<_> = needles.iter().filter(|n| !err.contains(*n)).collect();
-        let left = leftovers(dir.path());
+        let mut left = leftovers(dir.path());
+        left.extend(files_under(&dir.path().join("elsewhere")));
         if o.status.code() != Some(2)
             || !missing.is_empty()
             || err.contains("panicked")

@@ -253,6 +253,22 @@ fn thread_pool(p: &Pipeline) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("thread pool: {e}")))
 }
 
+/// geofuse writes only inside the output folder: a scene folder (or the models folder) that
+/// is a symbolic link could lead its writes anywhere, so the run refuses it.
+fn refuse_links(out: &Path, p: &Pipeline) -> Result<()> {
+    let names = p.scenes.iter().map(|s| s.name.as_str()).chain(["models"]);
+    for n in names {
+        let f = out.join(n);
+        if std::fs::symlink_metadata(&f).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::config(
+                &f,
+                "is a symbolic link; geofuse writes only inside the output folder: remove the link (or choose another output folder)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates the output folder; failing is bad configuration (exit 2), not an internal error.
 fn create_output(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out)
@@ -285,6 +301,7 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
     let log = Log { quiet: opts.quiet };
     let out = p.output.clone();
     create_output(&out)?;
+    refuse_links(&out, &p)?;
     let pool = thread_pool(&p)?;
     let defs: Vec<&crate::config::MethodDef> = p.methods.iter().collect();
     let models = {
