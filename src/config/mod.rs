@@ -265,11 +265,13 @@ impl Pipeline {
     }
 
     /// Hash of everything that shapes the products (hex SHA-256 of the canonical JSON).
-    /// The output folder is left out: the same pipeline gives the same products wherever
-    /// they are written.
+    /// The output folder and the tiling are left out: the same pipeline gives the same
+    /// products wherever they are written, whatever the tile size and thread count
+    /// (hand-crafted products bit for bit, learned ones up to float rounding; tested).
     pub fn hash(&self) -> String {
         let mut c = self.clone();
         c.output = PathBuf::new();
+        c.tiling = Tiling::default();
         hex_sha256(serde_json::to_string(&c).unwrap_or_default().as_bytes())
     }
 
