@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what geofuse needs on Debian/Ubuntu, idempotently: GDAL (library, tools, Python
 # bindings for the COG validator and gdal_polygonize), python3-yaml (the Kubernetes example's
-# test), util-linux (flock, in the cron example) and Orfeo ToolBox (reference for the texture
-# comparison test). Runs apt-get only for packages that are missing; needs root (or sudo)
+# test), util-linux (flock, in the cron example), fonts-dejavu-core (the report's figures
+# compile its font in), Orfeo ToolBox (reference for the texture comparison test) and
+# Chromium (renders report.html headless in a test). Runs apt-get only for packages that are missing; needs root (or sudo)
 # only then.
 set -euo pipefail
 
-need=(libgdal-dev gdal-bin python3-gdal python3-numpy python3-yaml util-linux pkg-config gcc)
+need=(libgdal-dev gdal-bin python3-gdal python3-numpy python3-yaml util-linux fonts-dejavu-core pkg-config gcc)
 optional=(otb-bin libotb-apps mesa-vulkan-drivers libvulkan1)
+# Installed on its own: Ubuntu ships Chromium as a snap, so this one may be unavailable.
+browser=(chromium)
 
 missing() {
   local out=()
@@ -24,7 +27,8 @@ as_root() {
 
 req=$(missing "${need[@]}")
 opt=$(missing "${optional[@]}")
-if [ -n "$req$opt" ]; then
+web=$(missing "${browser[@]}")
+if [ -n "$req$opt$web" ]; then
   as_root apt-get update -qq
 fi
 if [ -n "$req" ]; then
@@ -37,6 +41,12 @@ if [ -n "$opt" ]; then
   # shellcheck disable=SC2086
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $opt >/dev/null \
     || echo "setup: could not install $opt; the OTB and wgpu comparison tests will be skipped" >&2
+fi
+if [ -n "$web" ] && ! command -v chromium >/dev/null && ! command -v google-chrome >/dev/null; then
+  echo "setup: installing $web (renders report.html headless in a test)"
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $web >/dev/null \
+    || echo "setup: could not install $web; the report screenshot test will be skipped" >&2
 fi
 
 if ! command -v cargo >/dev/null; then

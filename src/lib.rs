@@ -14,6 +14,7 @@
 //! - [`product`]: the product contract (bands, scale, modality bits, byte encoding).
 //! - [`eval`]: spatial block split and accuracy metrics.
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
+//! - [`plot`]: the report's PNG figures.
 //! - [`synth`]: the synthetic scene generator.
 //! - [`tools`]: standalone one-stage raster tools (texture, indices).
 
@@ -26,6 +27,7 @@ pub mod io;
 pub mod learned;
 pub mod method;
 pub mod pipeline;
+pub mod plot;
 pub mod product;
 pub mod raster;
 pub mod reference;

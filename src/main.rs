@@ -104,6 +104,15 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// The learning curve: train the `[study]` methods on nested subsets of the training
+    /// pixels (`[study] fractions`, default 1 %, 3 %, 10 %, 30 %, 100 %) with several seeds,
+    /// evaluate each on the held-out blocks and scenes; study.json and the report's plot.
+    Study {
+        /// Pipeline file (TOML).
+        pipeline: PathBuf,
+        #[command(flatten)]
+        common: StageOptions,
+    },
     /// Rewrite an output folder's shared files (top-level manifest, VRT mosaics, report) from
     /// its scene folders, e.g. after `--shard` jobs ran separately.
     Merge {
@@ -500,6 +509,14 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             let md =
                 pipeline::compare::run_compare(&outs, report.as_deref(), &pipeline::Log { quiet })?;
             println!("report: {}", md.display());
+            Ok(())
+        }
+        Command::Study {
+            pipeline: path,
+            common,
+        } => {
+            let report = pipeline::study::run_study(&path, &common.run_options())?;
+            println!("learning curve: {}", report.display());
             Ok(())
         }
         Command::Merge { out, quiet } => {

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{band_values, geofuse, series};
+use common::{band_values, geofuse, run_series};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -15,16 +15,7 @@ fn json(path: &Path) -> serde_json::Value {
 #[test]
 fn pairwise_counts_equal_the_products_and_the_report_shows_intervals_and_verdicts() {
     let dir = tempfile::tempdir().unwrap();
-    let pipe = series(dir.path(), 3, 96);
-    let out = dir.path().join("out");
-    let o = geofuse(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (pipe, out) = run_series(dir.path(), 3, 96);
     let m = json(&out.join("metrics.json"));
     let c = &m["comparison"];
     // The held-out scene (scene-03): every labelled pixel is evaluated, so McNemar's counts

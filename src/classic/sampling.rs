@@ -48,7 +48,7 @@ fn class_counts(ts: &TrainingScene, ids: &[u8]) -> Result<Vec<usize>> {
                 let labels = reader.read_labels(t.core)?;
                 for ((r, col), &v) in labels.iter().flat_map(|l| l.indexed_iter()) {
                     if let Some(ci) = class_index(ids, v) {
-                        if !split.is_test(t.core.row + r, t.core.col + col) {
+                        if split.trains(t.core.row + r, t.core.col + col) {
                             c[ci] += 1;
                         }
                     }
@@ -104,7 +104,7 @@ fn tile_samples(
     for ((r, c), &v) in labels.indexed_iter() {
         let (row, col) = (t.core.row + r, t.core.col + c);
         if let Some(ci) = class_index(ids, v) {
-            if !split.is_test(row, col) && sampled(seed, row, col, rates[ci]) {
+            if split.trains(row, col) && sampled(seed, row, col, rates[ci]) {
                 picks.push((r, c, ci));
             }
         }

@@ -63,6 +63,53 @@ pub struct Pipeline {
     pub evaluation: EvaluationConfig,
     /// Methods to run on every scene.
     pub methods: Vec<MethodDef>,
+    /// The learning-curve study (`geofuse study`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub study: Option<StudyConfig>,
+}
+
+/// `[study]`: train the chosen methods on nested subsets of the training pixels, with several
+/// seeds, and evaluate each on the held-out blocks and scenes (`geofuse study`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// Shares of the training pixels, increasing, the last at most 1.
+    #[serde(default = "default_fractions")]
+    pub fractions: Vec<f64>,
+    /// Repeats with different seeds (subset draw, sampling, initialisation).
+    #[serde(default = "default_repeats")]
+    pub seeds: usize,
+    /// Methods studied (default: every method).
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+fn default_fractions() -> Vec<f64> {
+    vec![0.01, 0.03, 0.1, 0.3, 1.0]
+}
+fn default_repeats() -> usize {
+    3
+}
+
+impl StudyConfig {
+    /// Checks the settings against the pipeline's methods; `Err` is the message.
+    pub fn validate(&self, methods: &[MethodDef]) -> std::result::Result<(), String> {
+        if self.fractions.is_empty()
+            || self.fractions.iter().any(|f| !(*f > 0.0 && *f <= 1.0))
+            || self.fractions.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err("`study.fractions` must be increasing shares in (0, 1], for example [0.01, 0.1, 1.0]".into());
+        }
+        if self.seeds == 0 {
+            return Err("`study.seeds` must be at least 1".into());
+        }
+        for m in &self.methods {
+            if !methods.iter().any(|d| &d.name == m) {
+                return Err(format!("`study.methods` names `{m}`, which is not in `[[methods]]`; list method names from `[[methods]]`"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_seed() -> u64 {
@@ -177,10 +224,18 @@ impl Pipeline {
             }
             self.features.validate_scene(s)?;
         }
-        SceneRoles::resolve(&self.scenes, &self.training, &self.evaluation, self.seed)?;
+        SceneRoles::resolve(
+            &self.scenes,
+            &self.training,
+            &self.evaluation,
+            self.split_seed(),
+        )?;
         self.features.validate()?;
         self.tiling.validate()?;
         self.split.validate()?;
+        if let Some(st) = &self.study {
+            st.validate(&self.methods)?;
+        }
         if self.methods.is_empty() {
             return Err("`methods` is empty; add [[methods]] name = \"handcrafted\"".into());
         }
@@ -264,14 +319,20 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Seed of the spatial split and of the held-out scene draw.
+    pub fn split_seed(&self) -> u64 {
+        self.split.seed.unwrap_or(self.seed)
+    }
+
     /// Hash of everything that shapes the products (hex SHA-256 of the canonical JSON).
-    /// The output folder and the tiling are left out: the same pipeline gives the same
-    /// products wherever they are written, whatever the tile size and thread count
-    /// (hand-crafted products bit for bit, learned ones up to float rounding; tested).
+    /// The output folder, the tiling and the study settings are left out: the same pipeline
+    /// gives the same products wherever they are written, whatever the tile size and thread
+    /// count (hand-crafted products bit for bit, learned ones up to float rounding; tested).
     pub fn hash(&self) -> String {
         let mut c = self.clone();
         c.output = PathBuf::new();
         c.tiling = Tiling::default();
+        c.study = None;
         hex_sha256(serde_json::to_string(&c).unwrap_or_default().as_bytes())
     }
 

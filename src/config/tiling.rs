@@ -86,6 +86,21 @@ pub struct SplitConfig {
     /// `test_fraction` (`polygons`). Either way all pixels of one polygon share a side.
     #[serde(default, skip_serializing_if = "SplitBy::is_blocks")]
     pub by: SplitBy,
+    /// Seed of the split and of the held-out scene draw (default: the pipeline's `seed`), so
+    /// that repeats with other seeds keep one held-out set (`geofuse study` sets it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Share of the labelled training pixels that train, drawn per pixel with the pipeline's
+    /// seed (nested: the pixels kept at 0.1 are among those kept at 0.3). Default 1: all.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub training_fraction: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 /// How reference polygons are split into training and test.
@@ -122,6 +137,8 @@ impl Default for SplitConfig {
             test_fraction: default_test_fraction(),
             samples_per_class: default_samples(),
             by: SplitBy::Blocks,
+            seed: None,
+            training_fraction: 1.0,
         }
     }
 }
@@ -134,6 +151,9 @@ impl SplitConfig {
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             return Err("`split.test_fraction` must be strictly between 0 and 1".into());
+        }
+        if !(self.training_fraction > 0.0 && self.training_fraction <= 1.0) {
+            return Err("`split.training_fraction` must be in (0, 1]".into());
         }
         if self.samples_per_class == 0 {
             return Err("`split.samples_per_class` must be positive".into());

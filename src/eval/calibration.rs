@@ -78,6 +78,33 @@ pub fn auroc(err: &[u64], ok: &[u64]) -> Option<f64> {
     Some(s / (ne as f64 * no as f64))
 }
 
+/// A histogram without its trailing empty levels.
+fn trimmed(h: &[u64]) -> &[u64] {
+    let n = h.iter().rposition(|&c| c > 0).map_or(0, |i| i + 1);
+    &h[..n]
+}
+
+/// Risk-coverage curve from histograms of an uncertainty score (index = level) of correct
+/// and wrong pixels: dropping the most uncertain first, (share of pixels kept, accuracy of
+/// the kept pixels) at every level that holds pixels.
+pub fn risk_coverage(correct: &[u64], wrong: &[u64]) -> Vec<(f64, f64)> {
+    let n: u64 = correct.iter().chain(wrong).sum();
+    let (mut kept, mut ok, mut out) = (0u64, 0u64, Vec::new());
+    for i in 0..correct.len().max(wrong.len()) {
+        let (c, w) = (
+            correct.get(i).copied().unwrap_or(0),
+            wrong.get(i).copied().unwrap_or(0),
+        );
+        if c + w == 0 {
+            continue;
+        }
+        kept += c + w;
+        ok += c;
+        out.push((kept as f64 / n as f64, ok as f64 / kept as f64));
+    }
+    out
+}
+
 fn median(h: &[u64]) -> Option<f64> {
     let n: u64 = h.iter().sum();
     if n == 0 {
@@ -223,6 +250,10 @@ impl UncertaintyStats {
             "cloud_accuracy": acc(self.by_modalities[2]),
             "cloud_pixels": self.by_modalities[2].0,
             "reliability": self.reliability(),
+            "total_uncertainty_histogram": {
+                "correct": trimmed(&self.total_ok),
+                "wrong": trimmed(&self.total_err),
+            },
         })
     }
 }
@@ -230,6 +261,15 @@ impl UncertaintyStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn risk_coverage_by_hand() {
+        // Level 0: 3 right; level 1: 1 right, 1 wrong; level 5: 1 wrong.
+        let rc = risk_coverage(&[3, 1], &[0, 1, 0, 0, 0, 1]);
+        assert_eq!(rc, vec![(0.5, 1.0), (5.0 / 6.0, 0.8), (1.0, 4.0 / 6.0)]);
+        assert!(risk_coverage(&[], &[]).is_empty());
+        assert_eq!(trimmed(&[1, 0, 2, 0, 0]), &[1, 0, 2]);
+    }
 
     #[test]
     fn ece_of_hand_computed_bins() {

@@ -11,6 +11,7 @@ pub struct BlockSplit {
     blocks_x: usize,
     test: Vec<bool>,
     sides: Option<std::sync::Arc<PixelSides>>,
+    subset: Option<(u64, f64)>,
 }
 
 /// A side (train or test) for some pixels of a scene: two bits per pixel.
@@ -76,7 +77,26 @@ impl BlockSplit {
             blocks_x: bx,
             test,
             sides: None,
+            subset: None,
         }
+    }
+
+    /// The same split training on a share `fraction` of its training pixels, drawn per pixel
+    /// by a hash of `seed`: for one seed the pixels kept at a smaller fraction are among
+    /// those kept at a larger one (nested subsets). A fraction of 1 keeps every pixel.
+    pub fn with_training_fraction(mut self, fraction: f64, seed: u64) -> Self {
+        self.subset = (fraction < 1.0).then_some((seed, fraction));
+        self
+    }
+
+    /// Whether pixel (row, col) may give a training sample: on the training side and in the
+    /// training subset.
+    #[inline]
+    pub fn trains(&self, row: usize, col: usize) -> bool {
+        !self.is_test(row, col)
+            && self
+                .subset
+                .is_none_or(|(seed, f)| unit(hash4(seed, 0x5B5E7, row as u64, col as u64, 2)) < f)
     }
 
     /// The same split with per-pixel sides that take precedence over the blocks.
@@ -123,6 +143,35 @@ pub fn sampled(seed: u64, row: usize, col: usize, rate: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn training_subsets_are_nested_and_of_the_asked_size() {
+        let s = BlockSplit::new(200, 200, 50, 0.25, 3);
+        let kept = |f: f64| -> Vec<(usize, usize)> {
+            let t = s.clone().with_training_fraction(f, 9);
+            (0..200)
+                .flat_map(|r| (0..200).map(move |c| (r, c)))
+                .filter(|&(r, c)| t.trains(r, c))
+                .collect()
+        };
+        let (all, tenth, third) = (kept(1.0), kept(0.1), kept(0.3));
+        assert_eq!(all.len(), 30_000);
+        assert!(
+            tenth.iter().all(|p| third.contains(p)),
+            "subsets must be nested"
+        );
+        assert!(
+            (tenth.len() as f64 / 3000.0 - 1.0).abs() < 0.08,
+            "{}",
+            tenth.len()
+        );
+        assert!(
+            (third.len() as f64 / 9000.0 - 1.0).abs() < 0.05,
+            "{}",
+            third.len()
+        );
+        assert!(tenth.iter().all(|&(r, c)| !s.is_test(r, c)));
+    }
 
     #[test]
     fn split_has_both_sets_and_is_deterministic() {

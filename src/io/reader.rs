@@ -244,6 +244,25 @@ impl RasterReader {
         Ok(buf)
     }
 
+    /// Reads 1-based byte `band` of the whole raster decimated to `(width, height)` (nearest;
+    /// GDAL takes the internal overview nearest that size), row-major.
+    pub fn read_decimated_u8(&self, band: usize, size: (usize, usize)) -> Result<Vec<u8>> {
+        let g = self.grid()?;
+        let b = self
+            .ds
+            .rasterband(band)
+            .map_err(|e| unreadable(&self.path, &format!("band {band}"), e))?;
+        let buf = b
+            .read_as::<u8>(
+                (0, 0),
+                (g.width, g.height),
+                size,
+                Some(gdal::raster::ResampleAlg::NearestNeighbour),
+            )
+            .map_err(|e| unreadable(&self.path, &format!("band {band} overview"), e))?;
+        Ok(buf.into_shape_and_vec().1)
+    }
+
     /// Reads one 1-based band over `win` as `[row, col]` f32; nodata becomes NaN.
     pub fn read_band(&self, band: usize, win: Window) -> Result<Array2<f32>> {
         Ok(self

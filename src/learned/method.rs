@@ -209,8 +209,20 @@ impl NetworkMethod {
             let (tw, vw) = self.windows(ctx, (si, scenes.len()));
             let plan = ranges.map(|r| plan_with(p, ctx.scene, r));
             side = side.max(tw.first().map_or(0, |w| w.width));
-            train.extend(read_patches(ctx.scene, &ids, &tw, plan.as_ref())?);
-            val.extend(read_patches(ctx.scene, &ids, &vw, plan.as_ref())?);
+            train.extend(read_patches(
+                ctx.scene,
+                &ctx.split,
+                &ids,
+                &tw,
+                plan.as_ref(),
+            )?);
+            val.extend(read_patches(
+                ctx.scene,
+                &ctx.split,
+                &ids,
+                &vw,
+                plan.as_ref(),
+            )?);
         }
         if train.is_empty() {
             let src = scenes[0].scene;

@@ -158,8 +158,11 @@ pub fn patch_windows(
 }
 
 /// Reads the patches of `wins` (in parallel, one reader per worker).
+/// Labels of pixels that may not train (test side, or outside the training subset) are
+/// left out of the loss.
 pub fn read_patches(
     src: &SceneSources,
+    split: &BlockSplit,
     ids: &[u8],
     wins: &[Window],
     hybrid: Option<&FeaturePlan>,
@@ -171,7 +174,15 @@ pub fn read_patches(
                 let reader = reader.as_ref().map_err(Clone::clone)?;
                 let RawWindow { raw, labels, .. } = raw_window(reader, src, *w, hybrid)?;
                 let labels = labels
-                    .map(|l| l.mapv(|v| label_index(ids, v)))
+                    .map(|l| {
+                        Array2::from_shape_fn(l.dim(), |(r, c)| {
+                            if split.trains(w.row + r, w.col + c) {
+                                label_index(ids, l[[r, c]])
+                            } else {
+                                -1
+                            }
+                        })
+                    })
                     .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
                 Ok(Patch { raw, labels })
             },

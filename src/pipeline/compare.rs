@@ -40,6 +40,15 @@ pub struct MethodStats {
     pub areas: Option<AreaEstimate>,
     /// Area of one pixel (CRS units squared).
     pub pixel_area: f64,
+    /// Pooled confusion matrix (reference-major).
+    pub confusion: Vec<u64>,
+    /// Reliability diagram: (mean confidence, accuracy) of each non-empty confidence bin,
+    /// pooled over the scenes.
+    pub reliability: Vec<(f64, f64)>,
+    /// Pooled histograms of the total-uncertainty byte of (correct, wrong) pixels.
+    pub uncertainty_histogram: (Vec<u64>, Vec<u64>),
+    /// Expected calibration error of the pooled bins.
+    pub ece: Option<f64>,
 }
 
 /// Two methods compared on the same pixels and blocks.
@@ -92,8 +101,12 @@ pub struct Comparison {
     pub pairs: Vec<PairTest>,
 }
 
-/// (scene label, record) of each method and kind, in pipeline order.
-type Records = Vec<((String, String), Vec<(String, EvalRecord)>)>;
+/// (scene label, record, the scene's metrics of the method) of each method and kind, in
+/// pipeline order.
+type Records = Vec<(
+    (String, String),
+    Vec<(String, EvalRecord, serde_json::Value)>,
+)>;
 
 /// Reads the evaluation records of `outs` (each with its pipeline); scene labels are
 /// prefixed by the folder name when there are several folders.
@@ -132,7 +145,11 @@ fn records(outs: &[(PathBuf, Pipeline)]) -> Records {
                         &mut r.last_mut().expect("just pushed").1
                     }
                 };
-                entry.push((format!("{prefix}{}", s.name), rec));
+                entry.push((
+                    format!("{prefix}{}", s.name),
+                    rec,
+                    mj["methods"][&m.name].clone(),
+                ));
             }
         }
     }
@@ -188,7 +205,7 @@ fn scores(c: &[u64], classes: &[String]) -> BTreeMap<String, f64> {
 fn method_stats(
     m: &str,
     kind: &str,
-    rs: &[(String, EvalRecord)],
+    rs: &[(String, EvalRecord, serde_json::Value)],
     classes: &[String],
     seed: u64,
 ) -> Option<MethodStats> {
@@ -226,6 +243,7 @@ fn method_stats(
         .map(|i| (0..k).map(|j| pooled[j * k + i]).collect())
         .collect();
     let pixel_area = rs.first().map(|r| r.1.pixel_area).unwrap_or(1.0);
+    let (reliability, ece) = pooled_reliability(rs);
     Some(MethodStats {
         method: m.to_string(),
         kind: kind.to_string(),
@@ -235,7 +253,65 @@ fn method_stats(
         scores: out,
         areas: olofsson(&n, &mapped, pixel_area),
         pixel_area,
+        confusion: pooled,
+        reliability,
+        uncertainty_histogram: pooled_histogram(rs),
+        ece,
     })
+}
+
+/// The reliability bins of the scenes' metrics pooled (counts add; mean confidence and
+/// accuracy weighted by count), and the ECE of the pooled bins.
+fn pooled_reliability(
+    rs: &[(String, EvalRecord, serde_json::Value)],
+) -> (Vec<(f64, f64)>, Option<f64>) {
+    let mut bins: Vec<(f64, f64, f64)> = Vec::new(); // (count, confidence sum, correct)
+    for (_, _, m) in rs {
+        for (i, b) in m["reliability"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let n = b["count"].as_f64().unwrap_or(0.0);
+            if bins.len() <= i {
+                bins.resize(i + 1, (0.0, 0.0, 0.0));
+            }
+            bins[i].0 += n;
+            bins[i].1 += n * b["confidence"].as_f64().unwrap_or(0.0);
+            bins[i].2 += n * b["accuracy"].as_f64().unwrap_or(0.0);
+        }
+    }
+    let total: f64 = bins.iter().map(|b| b.0).sum();
+    let ece = (total > 0.0).then(|| {
+        bins.iter()
+            .filter(|b| b.0 > 0.0)
+            .map(|b| (b.2 - b.1).abs() / total)
+            .sum()
+    });
+    let pts = bins
+        .iter()
+        .filter(|b| b.0 > 0.0)
+        .map(|b| (b.1 / b.0, b.2 / b.0))
+        .collect();
+    (pts, ece)
+}
+
+/// The scenes' total-uncertainty histograms of (correct, wrong) pixels, summed.
+fn pooled_histogram(rs: &[(String, EvalRecord, serde_json::Value)]) -> (Vec<u64>, Vec<u64>) {
+    let mut h = (Vec::new(), Vec::new());
+    for (_, _, m) in rs {
+        let hist = &m["total_uncertainty_histogram"];
+        for (key, acc) in [("correct", &mut h.0), ("wrong", &mut h.1)] {
+            for (i, v) in hist[key].as_array().into_iter().flatten().enumerate() {
+                if acc.len() <= i {
+                    acc.resize(i + 1, 0);
+                }
+                acc[i] += v.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    h
 }
 
 /// Accuracy of a block's confusion matrix (None when empty).
@@ -252,8 +328,8 @@ fn pair_tests(recs: &Records, seed: u64) -> Vec<PairTest> {
                 continue;
             }
             let (mut only_a, mut only_b, mut diffs) = (0, 0, Vec::new());
-            for (scene, x) in ra {
-                let Some((_, y)) = rb.iter().find(|r| &r.0 == scene) else {
+            for (scene, x, _) in ra {
+                let Some((_, y, _)) = rb.iter().find(|r| &r.0 == scene) else {
                     continue;
                 };
                 if let Some((p, q)) = x.discordant(y) {
@@ -352,13 +428,16 @@ pub fn run_compare(
     std::fs::create_dir_all(&dir).map_err(|e| crate::error::Error::io(&dir, "create folder", e))?;
     let c = compare(&loaded);
     let names: Vec<String> = outs.iter().map(|o| o.display().to_string()).collect();
+    let figs = super::report_figures::figures(&c, None, None)?;
+    let (fig_md, fig_html) = super::report_figures::write(&dir, &figs)?;
     let md = format!(
-        "# geofuse comparison\n\nOutput folders: {}\n{}",
+        "# geofuse comparison\n\nOutput folders: {}\n{}{fig_md}",
         names.join(", "),
         super::report_stats::markdown(&c)
     );
     let html = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>geofuse comparison</title><style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}</style>\n<h1>geofuse comparison</h1>\n<p>Output folders: {}</p>\n{}",
+        "<!doctype html><meta charset=\"utf-8\"><title>geofuse comparison</title><style>{}</style>\n<h1>geofuse comparison</h1>\n<p>Output folders: {}</p>\n{}{fig_html}",
+        super::report::STYLE,
         super::report::html_escape(&names.join(", ")),
         super::report_stats::html(&c)
     );

@@ -20,11 +20,13 @@ pub mod pooled;
 pub mod qml;
 pub mod reference_input;
 pub mod report;
+pub mod report_figures;
 pub mod report_stats;
 pub mod scene;
 pub mod shared;
 pub mod stac;
 pub mod stop;
+pub mod study;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -204,9 +206,10 @@ pub fn scene_split(p: &Pipeline, src: &scene::SceneSources) -> crate::eval::spli
         g.height,
         p.split.block_size,
         p.split.test_fraction,
-        p.seed,
+        p.split_seed(),
     )
     .with_sides(src.sides.clone())
+    .with_training_fraction(p.split.training_fraction, p.seed)
 }
 
 /// Loads a pipeline and applies the `--out` override.
@@ -312,8 +315,9 @@ pub fn run_pipeline(p: Pipeline, pipeline_path: &Path, opts: &RunOptions) -> Res
         shared::write_run_record(&out, pipeline_path)?;
         pool.install(|| models::obtain(&p, &defs, &opts.device, opts.force, None, &log))?
     };
-    let roles = crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.seed)
-        .map_err(|m| Error::config(pipeline_path, m))?;
+    let roles =
+        crate::config::SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.split_seed())
+            .map_err(|m| Error::config(pipeline_path, m))?;
     let run = SceneRun {
         p: &p,
         opts,

@@ -114,7 +114,7 @@ pub fn obtain(
     only: Option<&str>,
     log: &Log,
 ) -> Result<Vec<RunModel>> {
-    let mut roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.seed)
+    let mut roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.split_seed())
         .map_err(|m| Error::config(&p.output, m))?;
     if let Some(n) = only {
         roles.training.retain(|&i| p.scenes[i].name == n);
@@ -238,4 +238,40 @@ fn train(
         })
         .collect();
     method.train(&ctxs, dir)
+}
+
+/// Labelled pixels of the training scenes that may train (training side and training
+/// subset), the x axis of a learning curve.
+pub fn training_pixels(p: &Pipeline, log: &Log) -> Result<u64> {
+    let roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.split_seed())
+        .map_err(|m| Error::config(&p.output, m))?;
+    let mut scenes = TrainingScenes {
+        p,
+        indices: roles.training,
+        prepared: None,
+        skipped: Vec::new(),
+    };
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let mut n = 0u64;
+    for src in scenes.get(log)? {
+        let split = scene_split(p, src);
+        let reader = super::scene::SceneReader::open(src)?;
+        let g = &src.grid;
+        let win = crate::raster::Window {
+            col: 0,
+            row: 0,
+            width: g.width,
+            height: g.height,
+        };
+        if let Some(l) = reader.read_labels(win)? {
+            n += l
+                .indexed_iter()
+                .filter(|((r, c), &v)| {
+                    crate::eval::class_index(&ids, v).is_some() && split.trains(*r, *c)
+                })
+                .count() as u64;
+        }
+    }
+    scenes.clean();
+    Ok(n)
 }

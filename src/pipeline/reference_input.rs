@@ -36,14 +36,16 @@ pub fn rasterize_reference(
         grid.height,
         p.split.block_size,
         p.split.test_fraction,
-        p.seed,
+        p.split_seed(),
     );
     let s = sides(&ras, grid.width, |f| match p.split.by {
         SplitBy::Blocks => {
             let (row, col) = centre(f, grid.width);
             blocks.in_test_block(row, col)
         }
-        SplitBy::Polygons => unit(hash4(p.seed, 0x9017_9017, f.fid, 0, 0)) < p.split.test_fraction,
+        SplitBy::Polygons => {
+            unit(hash4(p.split_seed(), 0x9017_9017, f.fid, 0, 0)) < p.split.test_fraction
+        }
     });
     std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, "create folder", e))?;
     let path = work_dir.join("reference-labels.tif");

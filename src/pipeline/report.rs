@@ -8,6 +8,9 @@ use serde_json::Value;
 use crate::config::Pipeline;
 use crate::error::Result;
 
+/// The reports' style sheet (inlined: the report opens offline).
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:4px 8px;text-align:right}td{white-space:nowrap}figure{display:inline-block;margin:0.5em;vertical-align:top}img{max-width:100%}figcaption{font-size:90%;color:#333}";
+
 /// A user string (scene or method name) for HTML text: `&`, `<`, `>`, `"` and `'` escaped.
 pub(crate) fn html_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -92,6 +95,13 @@ pub fn write(
     }
     md.push_str(&pooled_md(pooled));
     md.push_str(&super::report_stats::markdown(comparison));
+    let study = super::read_json(&out.join("study.json"));
+    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
+    if study.is_some() {
+        let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
+    }
+    let figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
+    let (fig_md, fig_html) = super::report_figures::write(out, &figs)?;
     let _ = writeln!(md, "\n## Per-class F1\n");
     let names: Vec<String> = classes.iter().map(|c| md_cell(c)).collect();
     let _ = writeln!(md, "| scene | method | {} |", names.join(" | "));
@@ -115,25 +125,35 @@ pub fn write(
             f.join(" | ")
         );
     }
+    md.push_str(&fig_md);
     let md_path = out.join("report.md");
     crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
-    let mut html = String::from("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px;text-align:right}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th></tr>\n");
+    let mut html = format!("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>{STYLE}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th><th>MP/s</th></tr>\n");
     for (s, m, v) in &rows {
         let _ = writeln!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(s),
             html_escape(m),
             v.get("evaluation").and_then(Value::as_str).unwrap_or("held-out blocks"),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
-            num(v, "seconds")
+            num(v, "seconds"),
+            num(v, "mpix_per_s")
         );
     }
     html.push_str("</table>\n");
     html.push_str(&pooled_html(pooled));
     html.push_str(&super::report_stats::html(comparison));
+    if study.is_some() {
+        let _ = write!(
+            html,
+            "<h2>Learning curve</h2>\n<p>{}</p>\n{study_html}",
+            html_escape(STUDY_INTRO)
+        );
+    }
+    html.push_str(&fig_html);
     let html_path = out.join("report.html");
     crate::io::writer::write_atomic(&html_path, html.as_bytes())?;
     Ok(md_path)
@@ -165,6 +185,8 @@ fn pooled_rows(pooled: &Value) -> Vec<[String; 6]> {
     }
     rows
 }
+
+const STUDY_INTRO: &str = "`geofuse study`: each method trained on nested subsets of the training pixels with several seeds (subset, sampling and initialisation change; the held-out blocks and scenes do not), evaluated on the same held-out pixels. Where the curves cross says how much reference data a learned fusion needs before it overtakes the hand-crafted methods, if it does; the spread is the range over seeds, not an interval.";
 
 const POOLED_INTRO: &str = "Confusion matrices summed over the scenes of each kind (every evaluated pixel weighs alike): within-scene held-out blocks of the training scenes, and held-out scenes the models never saw. The last column is what a method loses (negative) or gains on unseen scenes.";
 

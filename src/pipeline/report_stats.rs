@@ -55,6 +55,8 @@ fn scores_table(c: &Comparison) -> Table {
         "OA",
         "kappa",
         "mIoU",
+        "ECE",
+        "AUROC of total uncertainty for errors",
     ]
     .map(String::from)
     .to_vec();
@@ -73,6 +75,9 @@ fn scores_table(c: &Comparison) -> Table {
             for k in ["oa", "kappa", "miou"] {
                 r.push(m.scores.get(k).map(with_ci).unwrap_or_else(|| "—".into()));
             }
+            let (ok, err) = &m.uncertainty_histogram;
+            r.push(opt3(m.ece));
+            r.push(opt3(crate::eval::calibration::auroc(err, ok)));
             for n in &c.classes {
                 r.push(
                     m.scores
@@ -84,6 +89,41 @@ fn scores_table(c: &Comparison) -> Table {
             r
         })
         .collect();
+    Table { head, rows }
+}
+
+fn opt3(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into())
+}
+
+/// Per method, kind and class: precision, recall, F1 and IoU with their intervals.
+fn class_table(c: &Comparison) -> Table {
+    let head = [
+        "method",
+        "evaluated on",
+        "class",
+        "precision",
+        "recall",
+        "F1",
+        "IoU",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    for m in &c.methods {
+        for n in &c.classes {
+            let mut r = vec![m.method.clone(), m.kind.clone(), n.clone()];
+            for k in ["precision", "recall", "f1", "iou"] {
+                r.push(
+                    m.scores
+                        .get(&format!("{k}:{n}"))
+                        .map(with_ci)
+                        .unwrap_or_else(|| "—".into()),
+                );
+            }
+            rows.push(r);
+        }
+    }
     Table { head, rows }
 }
 
@@ -169,7 +209,8 @@ fn area_table(c: &Comparison, m: &MethodStats) -> Option<Table> {
     Some(Table { head, rows })
 }
 
-const SCORES_INTRO: &str = "95 % intervals: percentile bootstrap over spatial blocks (1000 resamples; neighbouring pixels are not independent samples, blocks are the unit). Held-out blocks of training scenes and held-out scenes are kept apart.";
+const SCORES_INTRO: &str = "95 % intervals: percentile bootstrap over spatial blocks (1000 resamples; neighbouring pixels are not independent samples, blocks are the unit). Held-out blocks of training scenes and held-out scenes are kept apart. ECE: expected calibration error over 15 confidence bins (pooled); AUROC: how well the total-uncertainty band ranks wrong pixels above right ones (0.5 = chance). These two are point estimates.";
+const CLASS_INTRO: &str = "Precision (user's accuracy), recall (producer's accuracy), F1 and IoU of every class, with 95 % block-bootstrap intervals; — where a class has no reference or no mapped pixel.";
 const PAIRS_INTRO: &str = "Same pixels, same blocks. McNemar counts the pixels only one method got right; it treats every pixel as independent and so overstates significance on maps. The verdict rests on the paired sign-flip test over blocks (the honest effective sample size), Holm-adjusted over all pairs of one kind; \"no significant difference\" is a finding too.";
 const AREA_INTRO: &str = "Olofsson et al. (2014): the reference pixels taken as a sample stratified by map class (they are where reference data exist, not a designed probability sample, so read the intervals as indicative); areas in hectares for a metric CRS.";
 
@@ -181,6 +222,11 @@ pub fn markdown(c: &Comparison) -> String {
     let mut s = format!(
         "\n## Scores with confidence intervals\n\n{SCORES_INTRO}\n\n{}",
         scores_table(c).md()
+    );
+    let _ = write!(
+        s,
+        "\n## Per-class scores\n\n{CLASS_INTRO}\n\n{}",
+        class_table(c).md()
     );
     let _ = write!(
         s,
@@ -211,6 +257,12 @@ pub fn html(c: &Comparison) -> String {
         "<h2>Scores with confidence intervals</h2>\n<p>{}</p>\n{}",
         html_escape(SCORES_INTRO),
         scores_table(c).html()
+    );
+    let _ = write!(
+        s,
+        "<h2>Per-class scores</h2>\n<p>{}</p>\n{}",
+        html_escape(CLASS_INTRO),
+        class_table(c).html()
     );
     let _ = write!(
         s,

@@ -157,3 +157,29 @@ pub fn series(dir: &Path, n: usize, size: usize) -> PathBuf {
     std::fs::write(&pipe, text).unwrap();
     pipe
 }
+
+/// [`series`] run into `dir/out`; returns (pipeline, output folder).
+pub fn run_series(dir: &Path, n: usize, size: usize) -> (PathBuf, PathBuf) {
+    let pipe = series(dir, n, size);
+    let out = dir.join("out");
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (pipe, out)
+}
+
+/// A PNG file's (width, height, bytes per pixel, pixels).
+pub fn read_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
+    let f = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut r = png::Decoder::new(f).read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let step = info.line_size / info.width as usize;
+    (info.width, info.height, step, buf)
+}
