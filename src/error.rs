@@ -34,7 +34,10 @@ pub enum Error {
     Model { path: PathBuf, msg: String },
 
     /// A GDAL call failed while writing a file (GDAL's own message kept).
-    #[error("GDAL failed on {path} ({what}): {msg}")]
+    #[error(
+        "GDAL failed on {path} ({what}): {msg}{}",
+        full_hint(gdal_disk_full(msg))
+    )]
     Gdal {
         path: PathBuf,
         what: String,
@@ -42,7 +45,7 @@ pub enum Error {
     },
 
     /// Filesystem error on a path.
-    #[error("{what} {path}: {source}")]
+    #[error("{what} {path}: {source}{}", full_hint(io_disk_full(source)))]
     Io {
         path: PathBuf,
         what: String,
@@ -130,6 +133,26 @@ impl Error {
             what: what.into(),
             source: std::sync::Arc::new(source),
         }
+    }
+}
+
+/// Whether an I/O error says the disk (or quota, or file size limit) is exhausted.
+fn io_disk_full(e: &std::io::Error) -> bool {
+    // ENOSPC, EDQUOT, EFBIG on Linux.
+    matches!(e.raw_os_error(), Some(28 | 122 | 27))
+}
+
+/// Whether a GDAL message says the disk is full.
+fn gdal_disk_full(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("no space left") || m.contains("free disk space") || m.contains("disk full")
+}
+
+fn full_hint(full: bool) -> &'static str {
+    if full {
+        "; the disk is full: free space (or choose another output folder with --out) and rerun; finished products are kept and the rerun goes on from them"
+    } else {
+        ""
     }
 }
 

@@ -110,6 +110,15 @@ enum Command {
     Study {
         /// Pipeline file (TOML).
         pipeline: PathBuf,
+        /// Shares of the training pixels, comma-separated (overrides `[study] fractions`).
+        #[arg(long, value_delimiter = ',')]
+        fractions: Option<Vec<f64>>,
+        /// Repeats with different seeds (overrides `[study] seeds`).
+        #[arg(long)]
+        seeds: Option<usize>,
+        /// Methods, comma-separated (overrides `[study] methods`).
+        #[arg(long, value_delimiter = ',')]
+        methods: Option<Vec<String>>,
         #[command(flatten)]
         common: StageOptions,
     },
@@ -513,9 +522,17 @@ fn run(cli: Cli) -> geofuse::Result<()> {
         }
         Command::Study {
             pipeline: path,
+            fractions,
+            seeds,
+            methods,
             common,
         } => {
-            let report = pipeline::study::run_study(&path, &common.run_options())?;
+            let over = pipeline::study::Overrides {
+                fractions,
+                seeds,
+                methods,
+            };
+            let report = pipeline::study::run_study(&path, &over, &common.run_options())?;
             println!("learning curve: {}", report.display());
             Ok(())
         }

@@ -110,6 +110,17 @@ fn bad_study_settings_are_refused_with_the_key() {
             "{bad}: nothing is written"
         );
     }
+    // The command line's settings are checked the same way.
+    let o = geofuse(&[
+        "study",
+        pipe.to_str().unwrap(),
+        "--fractions",
+        "0.3,0.2",
+        "-q",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("study.fractions"));
+    assert!(!dir.path().join("out").exists());
 }
 
 #[test]

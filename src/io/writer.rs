@@ -199,6 +199,7 @@ impl ProductWriter {
         drop(staging);
         set_class_sidecar(&cog_tmp, &self.classes, self.nodata)?;
         let aux_tmp = append_ext(&cog_tmp, ".aux.xml");
+        check_sidecar(&aux_tmp)?;
         let aux_final = append_ext(&self.final_path, ".aux.xml");
         if aux_tmp.exists() {
             std::fs::rename(&aux_tmp, &aux_final)
@@ -223,6 +224,36 @@ impl Drop for ProductWriter {
     }
 }
 
+/// GDAL writes the `.aux.xml` sidecar when the dataset closes and does not report a failed
+/// write (a full disk leaves it empty or cut short): a sidecar that does not end its XML is
+/// an error, so no product goes into place without its class names and colours.
+fn check_sidecar(aux: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(aux).unwrap_or_default();
+    if text.trim_end().ends_with("</PAMDataset>") {
+        return Ok(());
+    }
+    let full = aux.parent().is_some_and(disk_is_full);
+    let e = if full {
+        std::io::Error::from_raw_os_error(28)
+    } else {
+        std::io::Error::other("GDAL left it incomplete")
+    };
+    Err(Error::io(aux, "write category names and colours", e))
+}
+
+/// Whether the file system holding `dir` has no block left for an ordinary user.
+fn disk_is_full(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a NUL-terminated path and `st` a zeroed statvfs that the call fills.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_bavail == 0
+    }
+}
+
 /// `path` with `ext` appended to its file name.
 pub fn append_ext(path: &Path, ext: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -234,7 +265,11 @@ pub fn append_ext(path: &Path, ext: &str) -> PathBuf {
 /// reader (or a run killed mid-write) never sees half a file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = append_ext(path, ".partial");
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, "write", e))?;
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        // A half-written temporary (disk full) is not left behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, "write", e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename", e))
 }
 

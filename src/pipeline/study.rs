@@ -56,12 +56,40 @@ fn results(out: &Path) -> Value {
     Value::Object(m)
 }
 
-/// Runs the study of the pipeline at `path`; returns the report's path.
-pub fn run_study(path: &Path, opts: &RunOptions) -> Result<PathBuf> {
-    let p = super::load_pipeline(path, opts.out.as_deref())?;
-    let cfg = p.study.clone().unwrap_or_else(|| {
+/// Command-line settings that replace the pipeline's `[study]` ones.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--fractions`.
+    pub fractions: Option<Vec<f64>>,
+    /// `--seeds`.
+    pub seeds: Option<usize>,
+    /// `--methods`.
+    pub methods: Option<Vec<String>>,
+}
+
+/// The study settings: `[study]` (or the defaults) with the overrides applied, checked.
+fn settings(p: &Pipeline, path: &Path, over: &Overrides) -> Result<StudyConfig> {
+    let mut cfg = p.study.clone().unwrap_or_else(|| {
         toml::from_str::<StudyConfig>("").expect("every study setting has a default")
     });
+    if let Some(f) = &over.fractions {
+        cfg.fractions = f.clone();
+    }
+    if let Some(s) = over.seeds {
+        cfg.seeds = s;
+    }
+    if let Some(m) = &over.methods {
+        cfg.methods = m.clone();
+    }
+    cfg.validate(&p.methods)
+        .map_err(|m| crate::error::Error::config(path, m))?;
+    Ok(cfg)
+}
+
+/// Runs the study of the pipeline at `path`; returns the report's path.
+pub fn run_study(path: &Path, over: &Overrides, opts: &RunOptions) -> Result<PathBuf> {
+    let p = super::load_pipeline(path, opts.out.as_deref())?;
+    let cfg = settings(&p, path, over)?;
     let log = Log { quiet: opts.quiet };
     let mut runs = Vec::new();
     for (f, r, q) in cells(&p, &cfg) {
