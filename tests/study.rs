@@ -78,7 +78,7 @@ fn study_trains_on_nested_subsets_with_repeats_and_the_report_plots_the_curve() 
     assert!(report.contains("| training pixels |"));
     assert!(report.contains("![Learning curve, held-out scene](plots/learning-curve-1.png)"));
     let (w, h, _) = rgb(&out.join("plots/learning-curve-1.png"));
-    assert_eq!((w, h), (640, 420));
+    assert_eq!((w, h), (780, 420));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<h2>Learning curve</h2>"));
     // A rerun finds every cell done: the same study.json, no model retrained.

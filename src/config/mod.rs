@@ -132,7 +132,9 @@ impl ClassDef {
     /// RGB triple of `color`.
     pub fn rgb(&self) -> Option<[u8; 3]> {
         let h = self.color.strip_prefix('#')?;
-        if h.len() != 6 {
+        // Six hex digits; checked byte-wise first so that a multi-byte character (found by
+        // fuzzing: `#3\u{35f}02c`) is refused rather than sliced through.
+        if h.len() != 6 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         let p = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok();
@@ -494,6 +496,12 @@ name = "handcrafted"
     #[test]
     fn bad_colour_is_refused() {
         let e = parse(&MINIMAL.replace("#0000ff", "blue")).unwrap_err();
+        assert!(e.to_string().contains("#rrggbb"), "{e}");
+        // Found by fuzzing (fuzz/corpus/pipeline_config/multibyte-colour.toml): six bytes
+        // with a combining character inside panicked on a char boundary.
+        let e = parse(&MINIMAL.replace("#0000ff", "#3\\u035f02c")).unwrap_err();
+        assert!(e.to_string().contains("#rrggbb"), "{e}");
+        let e = parse(&MINIMAL.replace("#0000ff", "#00ff+1")).unwrap_err();
         assert!(e.to_string().contains("#rrggbb"), "{e}");
     }
 

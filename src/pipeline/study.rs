@@ -206,7 +206,6 @@ pub fn figures(study: &Value) -> Result<Vec<Figure>> {
             y_range: (0.0, 1.0),
             log_x: true,
             diagonal: false,
-            legend: plotters::prelude::SeriesLabelPosition::LowerRight,
         };
         figs.push(Figure {
             stem: format!("learning-curve-{ki}"),

@@ -87,15 +87,16 @@ pub struct Axes<'a> {
     pub log_x: bool,
     /// Draw the diagonal y = x (a perfectly calibrated model).
     pub diagonal: bool,
-    /// Where the legend goes (the corner the curves usually leave empty).
-    pub legend: SeriesLabelPosition,
 }
 
 /// A chart of named lines; `bands` gives each series an optional (x, low, high) spread drawn
 /// as vertical bars.
 pub fn lines(axes: &Axes, series: &[Series], bands: &[Vec<(f64, f64, f64)>]) -> Result<Vec<u8>> {
-    render(640, 420, |a| {
+    render(LINE_WIDTH, 420, |a| {
         a.fill(&WHITE)?;
+        let (a, key) = a.split_horizontally(LINE_WIDTH - KEY_WIDTH);
+        legend(&key, series)?;
+        let a = &a;
         if axes.log_x {
             let (lo, hi) = axes.x_range;
             let mut ch = builder(a, axes)
@@ -139,11 +140,9 @@ where
         let (lo, hi) = axes.x_range;
         ch.draw_series(LineSeries::new(vec![(lo, lo), (hi, hi)], BLACK.mix(0.4)))?;
     }
-    for (i, (name, pts)) in series.iter().enumerate() {
+    for (i, (_, pts)) in series.iter().enumerate() {
         let c = series_color(i);
-        ch.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        ch.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
         ch.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         if let Some(b) = bands.get(i) {
             ch.draw_series(
@@ -153,12 +152,21 @@ where
             )?;
         }
     }
-    ch.configure_series_labels()
-        .position(axes.legend.clone())
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.5))
-        .label_font((FAMILY, 13))
-        .draw()?;
+    Ok(())
+}
+
+/// Width of a line chart, and of its key (beside the plot, so it never hides a curve).
+const LINE_WIDTH: u32 = 780;
+const KEY_WIDTH: u32 = 160;
+
+fn legend(a: &Area, series: &[Series]) -> Drawn {
+    let font = (FAMILY, 13).into_font().color(&BLACK);
+    for (i, (name, _)) in series.iter().enumerate() {
+        let y = 40 + 20 * i as i32;
+        let c = series_color(i);
+        a.draw(&PathElement::new(vec![(4, y), (26, y)], c.stroke_width(3)))?;
+        a.draw_text(name, &font, (32, y - 7))?;
+    }
     Ok(())
 }
 
@@ -172,7 +180,6 @@ pub fn reliability(title: &str, series: &[Series]) -> Result<Vec<u8>> {
         y_range: (0.0, 1.0),
         log_x: false,
         diagonal: true,
-        legend: SeriesLabelPosition::UpperLeft,
     };
     lines(&axes, series, &[])
 }
@@ -191,7 +198,6 @@ pub fn risk_coverage(title: &str, series: &[Series]) -> Result<Vec<u8>> {
         y_range: (((lo - 0.05).max(0.0) * 20.0).floor() / 20.0, 1.0),
         log_x: false,
         diagonal: false,
-        legend: SeriesLabelPosition::LowerLeft,
     };
     lines(&axes, series, &[])
 }
@@ -240,7 +246,7 @@ mod tests {
         .unwrap();
         assert_ne!(one, two);
         let (w, h, _) = decode(&two);
-        assert_eq!((w, h), (640, 420));
+        assert_eq!((w, h), (780, 420));
         let axes = Axes {
             title: "curve",
             x: "pixels",
@@ -249,7 +255,6 @@ mod tests {
             y_range: (0.0, 1.0),
             log_x: true,
             diagonal: false,
-            legend: SeriesLabelPosition::LowerRight,
         };
         let lc = lines(
             &axes,
