@@ -17,12 +17,14 @@
 //! - [`plot`]: the report's PNG figures.
 //! - [`synth`]: the synthetic scene generator.
 //! - [`tools`]: standalone one-stage raster tools (texture, indices).
+//! - [`fuzz_harness`]: the fuzz targets' bodies, also replayed over the corpus in tests.
 
 pub mod classic;
 pub mod config;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod fuzz_harness;
 pub mod io;
 pub mod learned;
 pub mod method;
