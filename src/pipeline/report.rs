@@ -56,24 +56,21 @@ fn rows(out: &Path, p: &Pipeline) -> Vec<(String, String, Value)> {
     r
 }
 
-/// Writes `report.md` and `report.html`; returns the Markdown path.
-pub fn write(
-    out: &Path,
-    p: &Pipeline,
-    pooled: &Value,
-    comparison: &super::compare::Comparison,
-) -> Result<PathBuf> {
-    let rows = rows(out, p);
-    let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
-    let mut md = String::new();
-    let _ = writeln!(md, "# geofuse report\n");
-    let _ = writeln!(md, "Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.\n", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
-    let _ = writeln!(
-        md,
-        "| scene | method | evaluated on | OA | kappa | mIoU | pixels | seconds | MP/s |"
+/// (scene, method, metrics) rows of the report.
+type Rows = [(String, String, Value)];
+
+fn evaluated_on(v: &Value) -> &str {
+    v.get("evaluation")
+        .and_then(Value::as_str)
+        .unwrap_or("held-out blocks")
+}
+
+/// The per-scene table in Markdown.
+fn scenes_md(rows: &Rows) -> String {
+    let mut md = String::from(
+        "| scene | method | evaluated on | OA | kappa | mIoU | pixels | seconds | MP/s |\n|---|---|---|---|---|---|---|---|---|\n",
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
-    for (s, m, v) in &rows {
+    for (s, m, v) in rows {
         let px = v
             .get("pixels")
             .and_then(Value::as_u64)
@@ -83,9 +80,7 @@ pub fn write(
         let _ = writeln!(
             md,
             "| {s} | {m} | {} | {} | {} | {} | {px} | {} | {} |",
-            v.get("evaluation")
-                .and_then(Value::as_str)
-                .unwrap_or("held-out blocks"),
+            evaluated_on(v),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
@@ -93,20 +88,16 @@ pub fn write(
             num(v, "mpix_per_s")
         );
     }
-    md.push_str(&pooled_md(pooled));
-    md.push_str(&super::report_stats::markdown(comparison));
-    let study = super::read_json(&out.join("study.json"));
-    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
-    if study.is_some() {
-        let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
-    }
-    let figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
-    let (fig_md, fig_html) = super::report_figures::write(out, &figs)?;
-    let _ = writeln!(md, "\n## Per-class F1\n");
+    md
+}
+
+/// The per-class F1 table in Markdown.
+fn f1_md(rows: &Rows, classes: &[&str]) -> String {
+    let mut md = String::from("\n## Per-class F1\n\n");
     let names: Vec<String> = classes.iter().map(|c| md_cell(c)).collect();
     let _ = writeln!(md, "| scene | method | {} |", names.join(" | "));
     let _ = writeln!(md, "|---|---|{}", "---|".repeat(classes.len()));
-    for (s, m, v) in &rows {
+    for (s, m, v) in rows {
         let f: Vec<String> = classes
             .iter()
             .map(|c| {
@@ -125,17 +116,19 @@ pub fn write(
             f.join(" | ")
         );
     }
-    md.push_str(&fig_md);
-    let md_path = out.join("report.md");
-    crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
-    let mut html = format!("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>{STYLE}</style>\n<h1>geofuse report</h1>\n<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th><th>MP/s</th></tr>\n");
-    for (s, m, v) in &rows {
+    md
+}
+
+/// The per-scene table in HTML.
+fn scenes_html(rows: &Rows) -> String {
+    let mut html = String::from("<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th><th>MP/s</th></tr>\n");
+    for (s, m, v) in rows {
         let _ = writeln!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(s),
             html_escape(m),
-            v.get("evaluation").and_then(Value::as_str).unwrap_or("held-out blocks"),
+            evaluated_on(v),
             num(v, "oa"),
             num(v, "kappa"),
             num(v, "miou"),
@@ -144,6 +137,37 @@ pub fn write(
         );
     }
     html.push_str("</table>\n");
+    html
+}
+
+/// Writes `report.md` and `report.html`; returns the Markdown path.
+pub fn write(
+    out: &Path,
+    p: &Pipeline,
+    pooled: &Value,
+    comparison: &super::compare::Comparison,
+) -> Result<PathBuf> {
+    let rows = rows(out, p);
+    let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
+    let mut md = String::new();
+    let _ = writeln!(md, "# geofuse report\n");
+    let _ = writeln!(md, "Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.\n", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
+    md.push_str(&scenes_md(&rows));
+    md.push_str(&pooled_md(pooled));
+    md.push_str(&super::report_stats::markdown(comparison));
+    let study = super::read_json(&out.join("study.json"));
+    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
+    if study.is_some() {
+        let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
+    }
+    let figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
+    let (fig_md, fig_html) = super::report_figures::write(out, &figs)?;
+    md.push_str(&f1_md(&rows, &classes));
+    md.push_str(&fig_md);
+    let md_path = out.join("report.md");
+    crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
+    let mut html = format!("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>{STYLE}</style>\n<h1>geofuse report</h1>\n");
+    html.push_str(&scenes_html(&rows));
     html.push_str(&pooled_html(pooled));
     html.push_str(&super::report_stats::html(comparison));
     if study.is_some() {
