@@ -308,6 +308,11 @@ struct SynthArgs {
     /// (drawn per scene, sub-pixel, bilinear in linear power).
     #[arg(long, default_value_t = 0.0)]
     misregistration: f32,
+    /// How --misregistration applies: `up-to` (a shift drawn per scene up to PX in x and y),
+    /// `exact` (a shift of PX pixels in a direction drawn per scene) or `varying` (PX pixels in
+    /// a direction that turns smoothly across each scene).
+    #[arg(long, default_value = "up-to", value_parser = ["up-to", "exact", "varying"])]
+    misregistration_mode: String,
 }
 
 /// Options shared by the stage commands.
@@ -735,6 +740,7 @@ fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
         cloud_cover,
         scenes,
         misregistration,
+        misregistration_mode,
     } = a;
     let opts = geofuse::synth::SynthOptions {
         size,
@@ -748,8 +754,14 @@ fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
             format!("{misregistration} px: give a shift between 0 and 16 pixels"),
         ));
     }
+    use geofuse::synth::Misregistration;
+    let mis = match misregistration_mode.as_str() {
+        "exact" => Misregistration::Exact(misregistration),
+        "varying" => Misregistration::Varying(misregistration),
+        _ => Misregistration::UpTo(misregistration),
+    };
     let files = match scenes {
-        Some(n) => geofuse::synth::generate_series(&out, n, &opts, misregistration)?,
+        Some(n) => geofuse::synth::generate_series(&out, n, &opts, mis)?,
         None => geofuse::synth::generate(&out, &opts)?,
     };
     for f in files {

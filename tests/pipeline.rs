@@ -707,12 +707,17 @@ fn synth_scenes_writes_a_varied_series_with_a_held_out_set_that_runs() {
     assert_eq!(p.evaluation.scenes, ["scene-03"]);
     assert!(!dir.path().join("scene-01/pipeline.toml").exists());
     // Scene-to-scene variation: the same seed's draws, applied.
-    let (v, cloud) = geofuse::synth::series_variation(6, 0.0);
+    let (v, cloud) =
+        geofuse::synth::series_variation(6, geofuse::synth::Misregistration::UpTo(0.0));
     assert!((0.85..=1.15).contains(&v.reflectance_gain) && v.reflectance_gain != 1.0);
     assert!((-1.5..=1.5).contains(&v.backscatter_db) && (0.04..=0.30).contains(&cloud));
     assert_eq!(v.sar_shift, (0.0, 0.0));
     let shifts: Vec<_> = (0..20)
-        .map(|s| geofuse::synth::series_variation(s, 3.0).0.sar_shift)
+        .map(|s| {
+            geofuse::synth::series_variation(s, geofuse::synth::Misregistration::UpTo(3.0))
+                .0
+                .sar_shift
+        })
         .collect();
     assert!(shifts
         .iter()

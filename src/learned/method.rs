@@ -13,7 +13,7 @@ use super::{LearnedModel, NetSpec, Runtime, TrainConfig};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
-use crate::learned::Fusion;
+use crate::learned::{EncoderKind, Fusion};
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
 use crate::pipeline::features::{glcm_ranges, plan_with};
 use crate::pipeline::scene::SceneReader;
@@ -67,6 +67,11 @@ pub struct NetworkSettings {
     /// optical branch and SAR ones to the SAR branch (hybrid).
     #[serde(default)]
     pub hybrid: bool,
+    /// Encoder of each branch: `small` (three convolutions, 9 x 9 pixels) or `unet` (the
+    /// multi-scale encoder-decoder, receptive field 113 x 113 pixels). Left out of the
+    /// pipeline's hash when small, so earlier runs' models are reused.
+    #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
+    pub encoder: EncoderKind,
 }
 
 fn default_width() -> usize {
@@ -157,6 +162,7 @@ impl NetworkMethod {
                 optical: ctx.scene.optical_bands.len(),
                 extra_opt: extra.0,
                 extra_sar: extra.1,
+                encoder: n.encoder,
             },
             epochs: n.epochs,
             patience: n.patience,

@@ -19,11 +19,13 @@ mod input;
 pub mod method;
 pub mod model;
 pub mod native;
+mod native_unet;
 mod predict;
 pub mod runtime;
 pub mod scene_input;
 mod store;
 mod train;
+pub mod unet;
 
 pub use method::NetworkMethod;
 pub use runtime::Runtime;
@@ -41,7 +43,7 @@ use crate::config::ClassDef;
 use crate::eval::metrics::Confusion;
 use crate::rng::{hash4, hash4_last, hash4_prefix, hash4_third, unit, Rng};
 use model::FusionNet;
-pub use model::{Fusion, NetSpec};
+pub use model::{EncoderKind, Fusion, NetSpec};
 
 /// Serialises seeding + parameter initialisation (burn's generator is global to a backend).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -271,8 +273,12 @@ mod tests {
     /// A model of every fusion on burn's CPU operators, and a raw window with clouds (optical
     /// missing), a SAR swath gap and a pixel with neither.
     fn model_and_window(fusion: Fusion, dropout: f64) -> (LearnedModel, Array3<f32>) {
+        model_and_window_with(NetSpec::raw(fusion, 16, 5), dropout)
+    }
+
+    fn model_and_window_with(spec: NetSpec, dropout: f64) -> (LearnedModel, Array3<f32>) {
         let rt = Runtime::new("cpu-burn").unwrap();
-        let model = LearnedModel::random(&rt, NetSpec::raw(fusion, 16, 5), dropout, 3, 11);
+        let model = LearnedModel::random(&rt, spec, dropout, 3, 11);
         let mut rng = Rng::new(5);
         let (h, w) = (23, 30);
         let mut raw = Array3::from_shape_fn((RAW_BANDS, h, w), |_| rng.f64() as f32 * 2.0 - 0.5);
@@ -309,6 +315,25 @@ mod tests {
             }
             // The passes differ (dropout is on), so the comparison covers the masks.
             assert!(bm[0] != bm[1], "{fusion:?}: passes identical");
+        }
+    }
+
+    #[test]
+    fn native_unet_equals_burn_for_every_fusion() {
+        // 23 x 30 pixels: padded to 24 x 32 inside the U-Net and cropped back.
+        for fusion in Fusion::ALL {
+            let spec = NetSpec {
+                encoder: EncoderKind::Unet,
+                ..NetSpec::raw(fusion, 8, 5)
+            };
+            let (model, raw) = model_and_window_with(spec, 0.5);
+            let net = native::NativeNet::from_burn(&model.net);
+            let (bm, bl) = model.passes_burn(&raw, (40, 8));
+            let (nm, nl) = model.passes_native(&net, &raw, (40, 8));
+            for t in 0..3 {
+                assert_close(&nm[t], &bm[t], 2e-4, &format!("{fusion:?} pass {t} logits"));
+                assert_close(&nl[t], &bl[t], 2e-4, &format!("{fusion:?} pass {t} logvar"));
+            }
         }
     }
 
@@ -370,6 +395,7 @@ mod tests {
             optical: 10,
             extra_opt: 0,
             extra_sar: 0,
+            encoder: EncoderKind::Small,
         };
         let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let x = assemble(&raw, &norm, &spec);

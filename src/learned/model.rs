@@ -14,6 +14,7 @@ use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
 pub use super::fusion::Fusion;
+use super::unet::UNet;
 
 /// SAR input channels without hand-crafted features (VV, VH + presence flag).
 pub const BASE_SAR_CH: usize = 3;
@@ -29,8 +30,43 @@ fn default_optical() -> usize {
 fn is_default_optical(n: &usize) -> bool {
     *n == DEFAULT_OPTICAL
 }
-/// Receptive radius of an encoder (3x3, 3x3, 3x3 dilated by 2).
+/// Receptive radius of the small encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
+
+/// The encoder of each modality branch (the pipeline's `encoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncoderKind {
+    /// Three convolutions, receptive radius [`ENCODER_RADIUS`] (9 x 9 pixels).
+    #[default]
+    Small,
+    /// The multi-scale encoder-decoder of [`super::unet`] (receptive radius
+    /// [`super::unet::UNET_RADIUS`]).
+    Unet,
+}
+
+impl EncoderKind {
+    /// Receptive radius in pixels.
+    pub fn radius(self) -> usize {
+        match self {
+            EncoderKind::Small => ENCODER_RADIUS,
+            EncoderKind::Unet => super::unet::UNET_RADIUS,
+        }
+    }
+
+    /// The lattice a window must align to for a tile to equal an untiled run (1 = none).
+    pub fn alignment(self) -> usize {
+        match self {
+            EncoderKind::Small => 1,
+            EncoderKind::Unet => super::unet::UNET_STRIDE,
+        }
+    }
+
+    /// Whether this is the small encoder (the default).
+    pub fn is_small(&self) -> bool {
+        *self == EncoderKind::Small
+    }
+}
 
 /// Shape of a network.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -57,6 +93,10 @@ pub struct NetSpec {
     /// Hybrid: hand-crafted SAR features fed to the SAR branch.
     #[serde(default)]
     pub extra_sar: usize,
+    /// Encoder of each branch (omitted from the model file when small, so earlier models and
+    /// their hashes are unchanged).
+    #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
+    pub encoder: EncoderKind,
 }
 
 impl NetSpec {
@@ -70,6 +110,7 @@ impl NetSpec {
             optical: DEFAULT_OPTICAL,
             extra_opt: 0,
             extra_sar: 0,
+            encoder: EncoderKind::Small,
         }
     }
 
@@ -105,7 +146,7 @@ impl NetSpec {
 
     /// Receptive radius in pixels: the halo inference needs.
     pub fn receptive_radius(&self) -> usize {
-        ENCODER_RADIUS
+        self.encoder.radius()
             + match self.fusion {
                 Fusion::LearnedKernel | Fusion::FixedKernel => self.kernel / 2,
                 _ => 0,
@@ -113,7 +154,7 @@ impl NetSpec {
     }
 }
 
-fn conv(cin: usize, cout: usize, k: usize, dilation: usize, device: &Device) -> Conv2d {
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, dilation: usize, device: &Device) -> Conv2d {
     let pad = dilation * (k / 2);
     Conv2dConfig::new([cin, cout], [k, k])
         .with_dilation([dilation, dilation])
@@ -195,6 +236,8 @@ impl Head {
 pub struct FusionNet {
     pub(crate) opt: Option<Encoder>,
     pub(crate) sar: Option<Encoder>,
+    pub(crate) opt_unet: Option<UNet>,
+    pub(crate) sar_unet: Option<UNet>,
     pub(crate) mix: Option<Conv2d>,
     pub(crate) bil_a: Option<Conv2d>,
     pub(crate) bil_b: Option<Conv2d>,
@@ -270,15 +313,21 @@ impl FusionNet {
     pub fn new(spec: NetSpec, device: &Device) -> Self {
         let w = spec.width;
         let taps = 2 * spec.kernel * spec.kernel;
-        let (opt, sar) = match spec.fusion {
-            Fusion::Early => (Some(Encoder::new(spec.in_ch(), w, device)), None),
-            Fusion::OpticalOnly => (Some(Encoder::new(spec.opt_ch(), w, device)), None),
-            Fusion::SarOnly => (None, Some(Encoder::new(spec.sar_ch(), w, device))),
-            _ => (
-                Some(Encoder::new(spec.opt_ch(), w, device)),
-                Some(Encoder::new(spec.sar_ch(), w, device)),
-            ),
+        let (opt_in, sar_in) = match spec.fusion {
+            Fusion::Early => (Some(spec.in_ch()), None),
+            Fusion::OpticalOnly => (Some(spec.opt_ch()), None),
+            Fusion::SarOnly => (None, Some(spec.sar_ch())),
+            _ => (Some(spec.opt_ch()), Some(spec.sar_ch())),
         };
+        let small = spec.encoder == EncoderKind::Small;
+        let (opt, sar) = (
+            opt_in.filter(|_| small).map(|c| Encoder::new(c, w, device)),
+            sar_in.filter(|_| small).map(|c| Encoder::new(c, w, device)),
+        );
+        let (opt_unet, sar_unet) = (
+            opt_in.filter(|_| !small).map(|c| UNet::new(c, w, device)),
+            sar_in.filter(|_| !small).map(|c| UNet::new(c, w, device)),
+        );
         let mix = match spec.fusion {
             Fusion::Concat => Some(conv(2 * w, w, 1, 1, device)),
             Fusion::Attention => Some(conv(2 * w + 2, w, 1, 1, device)),
@@ -313,6 +362,8 @@ impl FusionNet {
         FusionNet {
             opt,
             sar,
+            opt_unet,
+            sar_unet,
             mix,
             bil_a,
             bil_b,
@@ -331,21 +382,24 @@ impl FusionNet {
         let (opt_ch, in_ch) = (self.spec.opt_ch(), self.spec.in_ch());
         let po = channels(&x, opt_ch - 1..opt_ch);
         let ps = channels(&x, in_ch - 1..in_ch);
-        let enc = |e: &Option<Encoder>, x: Tensor<4>| {
-            e.as_ref().map(|e| e.forward(x)).expect("encoder present")
+        let enc = |(e, u): (&Option<Encoder>, &Option<UNet>), x: Tensor<4>| match (e, u) {
+            (Some(e), _) => e.forward(x),
+            (None, Some(u)) => u.forward(x),
+            (None, None) => unreachable!("encoder present"),
         };
+        let (eo, es) = ((&self.opt, &self.opt_unet), (&self.sar, &self.sar_unet));
         let one = |m: Tensor<4>| Latent {
             maps: vec![m],
             presence: vec![None],
         };
         match self.spec.fusion {
-            Fusion::Early => one(enc(&self.opt, x)),
-            Fusion::OpticalOnly => one(enc(&self.opt, channels(&x, 0..opt_ch))),
-            Fusion::SarOnly => one(enc(&self.sar, channels(&x, opt_ch..in_ch))),
+            Fusion::Early => one(enc(eo, x)),
+            Fusion::OpticalOnly => one(enc(eo, channels(&x, 0..opt_ch))),
+            Fusion::SarOnly => one(enc(es, channels(&x, opt_ch..in_ch))),
             f => {
                 debug_assert!(f.two_branches());
-                let fo = enc(&self.opt, channels(&x, 0..opt_ch));
-                let fs = enc(&self.sar, channels(&x, opt_ch..in_ch));
+                let fo = enc(eo, channels(&x, 0..opt_ch));
+                let fs = enc(es, channels(&x, opt_ch..in_ch));
                 let mix = || self.mix.as_ref().expect("mix layer present");
                 let joint = match f {
                     Fusion::Late => None,
@@ -676,6 +730,7 @@ mod tests {
                 optical: 13,
                 extra_opt: 2,
                 extra_sar: 1,
+                encoder: EncoderKind::Small,
             };
             let net = FusionNet::new(spec, &dev);
             let x = Tensor::<4>::random(

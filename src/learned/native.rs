@@ -18,6 +18,8 @@ use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::model::{Encoder, Fusion, FusionNet, NetSpec, LOGVAR_RANGE};
+use super::native_unet::NativeUNet;
+use super::unet::UNet;
 
 /// Output channels per SIMD register.
 const LANES: usize = 8;
@@ -88,7 +90,7 @@ impl Map {
     }
 
     /// Channel-wise concatenation of maps and single-channel planes.
-    fn cat(maps: &[&Map], planes: &[&[f32]]) -> Map {
+    pub(crate) fn cat(maps: &[&Map], planes: &[&[f32]]) -> Map {
         let (h, w) = (maps[0].h, maps[0].w);
         let c = maps.iter().map(|m| m.c).sum::<usize>() + planes.len();
         let mut out = Map::zeros(h, w, c);
@@ -133,7 +135,7 @@ fn padded(v: &[f32], h: usize, w: usize, c: usize, pad: usize, wp: usize) -> Vec
 /// A 2-D convolution (stride 1, zero "same" padding, optional dilation) with its weights laid
 /// out `[tap][input channel][output channel padded to LANES]`.
 #[derive(Debug, Clone)]
-struct Conv {
+pub(crate) struct Conv {
     cin: usize,
     cout: usize,
     cpad: usize,
@@ -151,7 +153,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 impl Conv {
-    fn from_burn(c: &Conv2d) -> Conv {
+    pub(crate) fn from_burn(c: &Conv2d) -> Conv {
         let [cout, cin, k, _] = c.weight.val().dims();
         let wv = values(c.weight.val());
         let cpad = cout.div_ceil(LANES) * LANES;
@@ -178,7 +180,7 @@ impl Conv {
         }
     }
 
-    fn apply(&self, x: &Map, relu: bool) -> Map {
+    pub(crate) fn apply(&self, x: &Map, relu: bool) -> Map {
         self.apply_with(x, relu, simd_available())
     }
 
@@ -395,6 +397,30 @@ impl Enc {
     }
 }
 
+/// A branch's encoder in native layout: the small one or the U-Net.
+#[derive(Debug, Clone)]
+enum NativeEncoder {
+    Small(Enc),
+    Unet(NativeUNet),
+}
+
+impl NativeEncoder {
+    fn from_burn(e: Option<&Encoder>, u: Option<&UNet>) -> Option<NativeEncoder> {
+        match (e, u) {
+            (Some(e), _) => Some(NativeEncoder::Small(Enc::from_burn(e))),
+            (None, Some(u)) => Some(NativeEncoder::Unet(NativeUNet::from_burn(u))),
+            (None, None) => None,
+        }
+    }
+
+    fn forward(&self, x: &Map) -> Map {
+        match self {
+            NativeEncoder::Small(e) => e.forward(x),
+            NativeEncoder::Unet(u) => u.forward(x),
+        }
+    }
+}
+
 /// Latent maps of the experts with each expert's presence plane (`None` = present everywhere).
 pub struct Latent {
     maps: Vec<Map>,
@@ -414,8 +440,8 @@ pub struct Fused {
 #[derive(Debug, Clone)]
 pub struct NativeNet {
     spec: NetSpec,
-    opt: Option<Enc>,
-    sar: Option<Enc>,
+    opt: Option<NativeEncoder>,
+    sar: Option<NativeEncoder>,
     mix: Option<Conv>,
     bil: Option<(Conv, Conv)>,
     heads: Vec<(Conv, Conv)>,
@@ -426,8 +452,8 @@ impl NativeNet {
     pub fn from_burn(net: &FusionNet) -> NativeNet {
         NativeNet {
             spec: net.spec(),
-            opt: net.opt.as_ref().map(Enc::from_burn),
-            sar: net.sar.as_ref().map(Enc::from_burn),
+            opt: NativeEncoder::from_burn(net.opt.as_ref(), net.opt_unet.as_ref()),
+            sar: NativeEncoder::from_burn(net.sar.as_ref(), net.sar_unet.as_ref()),
             mix: net.mix.as_ref().map(Conv::from_burn),
             bil: net
                 .bil_a
@@ -446,7 +472,8 @@ impl NativeNet {
     pub fn latent(&self, x: &Map) -> Latent {
         let s = &self.spec;
         let (opt_ch, in_ch) = (s.opt_ch(), s.in_ch());
-        let enc = |e: &Option<Enc>, x: &Map| e.as_ref().expect("encoder present").forward(x);
+        let enc =
+            |e: &Option<NativeEncoder>, x: &Map| e.as_ref().expect("encoder present").forward(x);
         let one = |m: Map| Latent {
             maps: vec![m],
             presence: vec![None],

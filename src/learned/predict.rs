@@ -2,7 +2,7 @@
 //! distribution with its expected entropy.
 
 use burn::prelude::*;
-use ndarray::{Array2, Array3};
+use ndarray::{s, Array2, Array3};
 
 use super::*;
 
@@ -20,7 +20,45 @@ pub struct Prediction {
     width: usize,
 }
 
+/// Rows `top..top + h`, columns `left..left + w` of one plane `[rows * width]`.
+fn crop_plane(
+    v: &[f32],
+    width: usize,
+    (top, left): (usize, usize),
+    (h, w): (usize, usize),
+) -> Vec<f32> {
+    v.chunks(width)
+        .skip(top)
+        .take(h)
+        .flat_map(|row| row[left..left + w].iter().copied())
+        .collect()
+}
+
 impl Prediction {
+    /// The `h` x `w` window at (`top`, `left`) of this prediction.
+    fn crop(self, (top, left): (usize, usize), (h, w): (usize, usize)) -> Prediction {
+        let (rows, width) = (self.probs.shape()[1], self.width);
+        let plane = |v: &Vec<f32>| {
+            v.chunks(rows * width)
+                .flat_map(|p| crop_plane(p, width, (top, left), (h, w)))
+                .collect::<Vec<f32>>()
+        };
+        Prediction {
+            probs: self
+                .probs
+                .slice(s![.., top..top + h, left..left + w])
+                .to_owned(),
+            entropy: self
+                .entropy
+                .slice(s![top..top + h, left..left + w])
+                .to_owned(),
+            mus: self.mus.iter().map(plane).collect(),
+            lvs: self.lvs.iter().map(plane).collect(),
+            eps: self.eps,
+            width: w,
+        }
+    }
+
     /// Uncalibrated (temperature 1) mean class probabilities at pixel (`r`, `c`), computed on
     /// demand (only the held-out pixels need them, for `ece_uncalibrated`).
     pub fn uncalibrated(&self, r: usize, c: usize) -> Vec<f32> {
@@ -80,6 +118,18 @@ impl LearnedModel {
     /// p_t = mean_s softmax((mu_t + sigma_t eps_s) / T) over [`NOISE_SAMPLES`] fixed logit-noise
     /// samples. The result is mean_t p_t and mean_t H(p_t) (the expected entropy, aleatoric).
     pub fn predict_full(&self, raw: &Array3<f32>, origin: (usize, usize)) -> Prediction {
+        // A multi-scale encoder pools on the scene's lattice: a window that starts off it is
+        // grown up and left with missing pixels (zeros to the network) and cropped back.
+        let a = self.meta.config.spec.encoder.alignment();
+        let (top, left) = (origin.0 % a, origin.1 % a);
+        if top + left > 0 {
+            let (nb, h, w) = raw.dim();
+            let mut grown = Array3::from_elem((nb, h + top, w + left), f32::NAN);
+            grown.slice_mut(s![.., top.., left..]).assign(raw);
+            return self
+                .predict_full(&grown, (origin.0 - top, origin.1 - left))
+                .crop((top, left), (h, w));
+        }
         let (_, h, w) = raw.dim();
         let k = self.meta.classes.len();
         let cfg = &self.meta.config;

@@ -104,6 +104,31 @@ pub struct SceneVariation {
     /// allowed: the SAR at (x, y) is the scene's at (x + dx, y + dy), bilinear in linear power
     /// between pixels.
     pub sar_shift: (f32, f32),
+    /// Amplitude in pixels of a misregistration that varies across the scene (0 = none): on
+    /// top of `sar_shift`, the SAR at (x, y) moves by this many pixels in a direction that turns
+    /// smoothly over the scene (a noise field on a ~100 px scale), as residual terrain or
+    /// orbit errors do after a single global co-registration.
+    pub sar_shift_field: f32,
+}
+
+/// How `synth --scenes` misregisters each scene's SAR against the optical grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Misregistration {
+    /// A shift of up to this many pixels in x and in y, drawn per scene (sub-pixel).
+    UpTo(f32),
+    /// A shift of exactly this many pixels, in a direction drawn per scene.
+    Exact(f32),
+    /// A shift of this many pixels whose direction varies smoothly across each scene.
+    Varying(f32),
+}
+
+impl Misregistration {
+    /// The shift in pixels the mode names.
+    pub fn pixels(self) -> f32 {
+        match self {
+            Misregistration::UpTo(p) | Misregistration::Exact(p) | Misregistration::Varying(p) => p,
+        }
+    }
 }
 
 impl Default for SceneVariation {
@@ -112,6 +137,7 @@ impl Default for SceneVariation {
             reflectance_gain: 1.0,
             backscatter_db: 0.0,
             sar_shift: (0.0, 0.0),
+            sar_shift_field: 0.0,
         }
     }
 }
@@ -252,8 +278,8 @@ pub fn varied_pixel(opts: &SynthOptions, n: usize, x: usize, y: usize, thr: f64)
     if v == SceneVariation::default() {
         return p;
     }
-    if v.sar_shift != (0.0, 0.0) {
-        p.sar = shifted_sar(opts.seed, n, (x, y), thr, v.sar_shift);
+    if v.sar_shift != (0.0, 0.0) || v.sar_shift_field != 0.0 {
+        p.sar = shifted_sar(opts.seed, n, (x, y), thr, local_shift(opts.seed, &v, x, y));
     }
     for o in p.optical.iter_mut().filter(|o| **o != 0) {
         *o = (*o as f32 * v.reflectance_gain).round().clamp(1.0, 65535.0) as u16;
@@ -262,6 +288,21 @@ pub fn varied_pixel(opts: &SynthOptions, n: usize, x: usize, y: usize, thr: f64)
         *s += v.backscatter_db;
     }
     p
+}
+
+/// The SAR misregistration (dx, dy) at pixel (x, y): the scene's global shift plus, with a
+/// shift field, `sar_shift_field` pixels in a direction that turns smoothly over the scene.
+fn local_shift(seed: u64, v: &SceneVariation, x: usize, y: usize) -> (f32, f32) {
+    if v.sar_shift_field == 0.0 {
+        return v.sar_shift;
+    }
+    let turn = fbm(seed ^ 0x5EF7_1E1D, x as f64, y as f64, 96.0);
+    let angle = 4.0 * std::f64::consts::PI * turn;
+    let a = f64::from(v.sar_shift_field);
+    (
+        v.sar_shift.0 + (a * angle.cos()) as f32,
+        v.sar_shift.1 + (a * angle.sin()) as f32,
+    )
 }
 
 /// The SAR of the scene at (x + dx, y + dy): bilinear between the four neighbouring pixels
@@ -483,15 +524,26 @@ mask = {{ path = "{scene_dir}/cloud_mask.tif", invalid = [1, 2] }}
 
 /// The variation and cloud cover of scene `i` of a series from `seed`: reflectance gain
 /// 0.85..1.15 (season, illumination), backscatter shift -1.5..+1.5 dB (soil moisture), cloud
-/// cover 4..30 %, and with `max_shift` > 0 a SAR misregistration of up to that many pixels in
-/// each direction (sub-pixel: drawn uniformly, to 0.01 px).
-pub fn series_variation(seed: u64, max_shift: f32) -> (SceneVariation, f64) {
+/// cover 4..30 %, and a SAR misregistration ([`Misregistration`]; shifts to 0.01 px).
+pub fn series_variation(seed: u64, mis: Misregistration) -> (SceneVariation, f64) {
     let u = |k: u64| unit(hash4(seed, 0x5E_21E5, k, 0, 0)) as f32;
-    let shift = |k: u64| ((2.0 * u(k) - 1.0) * max_shift * 100.0).round() / 100.0;
+    let round = |v: f32| (v * 100.0).round() / 100.0;
+    let (sar_shift, sar_shift_field) = match mis {
+        Misregistration::UpTo(m) => (
+            (round((2.0 * u(4) - 1.0) * m), round((2.0 * u(5) - 1.0) * m)),
+            0.0,
+        ),
+        Misregistration::Exact(m) => {
+            let angle = std::f32::consts::TAU * u(6);
+            ((round(m * angle.cos()), round(m * angle.sin())), 0.0)
+        }
+        Misregistration::Varying(m) => ((0.0, 0.0), m),
+    };
     let v = SceneVariation {
         reflectance_gain: 0.85 + 0.30 * u(1),
         backscatter_db: -1.5 + 3.0 * u(2),
-        sar_shift: (shift(4), shift(5)),
+        sar_shift,
+        sar_shift_field,
     };
     (v, 0.04 + 0.26 * u(3) as f64)
 }
@@ -503,7 +555,7 @@ pub fn generate_series(
     out: &Path,
     scenes: usize,
     opts: &SynthOptions,
-    max_shift: f32,
+    mis: Misregistration,
 ) -> Result<Vec<PathBuf>> {
     if scenes < 2 {
         return Err(Error::input(
@@ -516,7 +568,7 @@ pub fn generate_series(
     for i in 0..scenes {
         let name = format!("scene-{:02}", i + 1);
         let seed = opts.seed + i as u64;
-        let (variation, cloud_cover) = series_variation(seed, max_shift);
+        let (variation, cloud_cover) = series_variation(seed, mis);
         let o = SynthOptions {
             seed,
             variation,
@@ -678,6 +730,7 @@ mod tests {
             reflectance_gain: 1.1,
             backscatter_db: 0.5,
             sar_shift: (2.0, -1.0),
+            ..Default::default()
         };
         let varied = SynthOptions {
             variation: v,
@@ -709,5 +762,33 @@ mod tests {
                 * ((10f64.powf(l[b] as f64 / 10.0) + 10f64.powf(r[b] as f64 / 10.0)) / 2.0).log10();
             assert!((h[b] as f64 - want).abs() < 1e-4, "{} vs {want}", h[b]);
         }
+    }
+
+    #[test]
+    fn exact_and_varying_misregistration_have_the_named_size() {
+        for seed in 0..10 {
+            let (v, _) = series_variation(seed, Misregistration::Exact(2.0));
+            let m = v.sar_shift.0.hypot(v.sar_shift.1);
+            assert!((m - 2.0).abs() < 0.02, "seed {seed}: {:?}", v.sar_shift);
+            assert_eq!(v.sar_shift_field, 0.0);
+        }
+        let (v, _) = series_variation(3, Misregistration::Varying(1.5));
+        assert_eq!((v.sar_shift, v.sar_shift_field), ((0.0, 0.0), 1.5));
+        let shifts: Vec<(f32, f32)> = (0..8).map(|k| local_shift(3, &v, 40 * k, 25 * k)).collect();
+        for d in &shifts {
+            assert!((d.0.hypot(d.1) - 1.5).abs() < 1e-4, "{d:?}");
+        }
+        let spread = shifts.iter().map(|d| d.0).fold(f32::NAN, f32::max)
+            - shifts.iter().map(|d| d.0).fold(f32::NAN, f32::min);
+        assert!(
+            spread > 1.0,
+            "the direction turns across the scene: {shifts:?}"
+        );
+        // Neighbouring pixels move almost alike (a smooth field, not noise).
+        let (a, b) = (local_shift(3, &v, 50, 50), local_shift(3, &v, 51, 50));
+        assert!(
+            (a.0 - b.0).abs() < 0.2 && (a.1 - b.1).abs() < 0.2,
+            "{a:?} {b:?}"
+        );
     }
 }

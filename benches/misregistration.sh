@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Misregistration study (issue 14 item 4): does a learned fusion kernel, which predicts its
+# taps from both modalities, cope with SAR misregistered against the optical grid better than a
+# fixed bilateral kernel, early fusion and concatenation?
+#
+# For each shift, six synthetic scenes with scene-to-scene variation (`geofuse synth --scenes 6
+# --misregistration PX --misregistration-mode exact`: the SAR of every scene moved by exactly
+# PX pixels in a direction drawn per scene; the same scenes otherwise), trained on scenes 1-4,
+# scored on the held-out scenes 5-6. A last run uses a shift that turns across each scene
+# (`--misregistration-mode varying`). Both kernel fusions use a 7 x 7 kernel (reach 3 px).
+# Prints, per shift, held-out-scene mIoU [95 % block-bootstrap interval] per method and the
+# block-level sign-flip test (Holm within the run) of learned-kernel against each other method.
+# BENCHMARKS.md ("Misregistration study") records the table.
+#
+#   bash benches/misregistration.sh                 # shifts 0 1 2 3 + varying 2: ~40 min, 2 cores
+#   SHIFTS="0 2" VARYING= bash benches/misregistration.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${CARGO_TARGET_DIR:-target}/release/geofuse"
+[ -x "$bin" ] || cargo build --release --locked
+out="${OUT:-out/misregistration}"
+size="${SIZE:-192}"
+shifts="${SHIFTS:-0 1 2 3}"
+varying="${VARYING-2}"
+mkdir -p "$out"
+
+net() { # name fusion kernel
+  printf '\n[[methods]]\nname = "%s"\nkind = "learned"\nfusion = "%s"\nwidth = 16\nepochs = 30\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\nkernel = %s\n' "$1" "$2" "$3"
+}
+
+summary() { # run folder, label
+  /usr/bin/python3 - "$1/metrics.json" "$2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))["comparison"]; label = sys.argv[2]
+kind = "held-out scene"
+rows = [m for m in c["methods"] if m["evaluation"] == kind]
+cells = []
+for m in rows:
+    s = m["scores"]["miou"]
+    cells.append(f'{m["method"]} {s["value"]:.3f} [{s["ci95"][0]:.3f}, {s["ci95"][1]:.3f}]')
+print(f"{label}: " + "; ".join(cells))
+for p in c["pairs"]:
+    if p["evaluation"] != kind or "learned-kernel" not in (p["a"], p["b"]):
+        continue
+    sign = 1 if p["a"] == "learned-kernel" else -1
+    other = p["b"] if sign == 1 else p["a"]
+    d = sign * p["mean_block_accuracy_difference"]
+    print(f'  learned-kernel - {other}: block OA {d:+.4f}, sign-flip p {p["block_p"]:.4f} '
+          f'(Holm {p["block_p_holm"]:.4f}, {p["blocks"]} blocks), McNemar p {p["mcnemar_p"]:.2g}')
+PY
+}
+
+run() { # label, synth options...
+  local label=$1 t0=$SECONDS dir="$out/$1"
+  shift
+  "$bin" synth --out "$dir/scenes" --size "$size" --seed 21 --scenes 6 "$@" >/dev/null
+  {
+    sed '/^\[\[methods\]\]/,$d' "$dir/scenes/pipeline.toml"
+    net early early 3
+    net concat concat 3
+    net fixed-kernel fixed-kernel 7
+    net learned-kernel learned-kernel 7
+  } > "$dir/scenes/study.toml"
+  "$bin" run "$dir/scenes/study.toml" --out "$dir/run" --device cpu -q >/dev/null
+  echo "== $label: $((SECONDS - t0)) s"
+  summary "$dir/run" "$label"
+}
+
+for s in $shifts; do
+  run "shift-$s" --misregistration "$s" --misregistration-mode exact
+done
+if [ -n "$varying" ]; then
+  run "varying-$varying" --misregistration "$varying" --misregistration-mode varying
+fi
