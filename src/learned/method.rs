@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::scene_input::{hybrid_names, patch_windows, raw_window, read_patches, RawWindow};
 use super::Patch;
-use super::{LearnedModel, NetSpec, Runtime, TrainConfig};
+use super::{LearnedModel, NetSpec, Runtime, Schedule, TrainConfig};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
@@ -40,15 +40,22 @@ pub struct NetworkSettings {
     /// Patch side in pixels (capped by the split block size).
     #[serde(default = "default_patch")]
     pub patch: usize,
-    /// Training patches sampled per epoch pool.
+    /// Training patches drawn afresh from each training scene for every epoch (so more
+    /// scenes, and more epochs, mean more of the training area seen).
     #[serde(default = "default_patches")]
     pub patches: usize,
     /// Patches per optimiser step.
     #[serde(default = "default_batch")]
     pub batch: usize,
-    /// Adam learning rate.
+    /// Peak learning rate (AdamW).
     #[serde(default = "default_lr")]
     pub learning_rate: f64,
+    /// Learning-rate schedule: `cosine` (from the peak to 1 % over `epochs`) or `constant`.
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Decoupled weight decay (AdamW); 0 for none.
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
     /// Probability of dropping a whole modality for a training patch.
     #[serde(default = "default_modality_dropout")]
     pub modality_dropout: f64,
@@ -95,6 +102,12 @@ fn default_batch() -> usize {
 fn default_lr() -> f64 {
     3e-3
 }
+fn default_schedule() -> Schedule {
+    Schedule::Cosine
+}
+fn default_weight_decay() -> f64 {
+    1e-4
+}
 fn default_modality_dropout() -> f64 {
     0.2
 }
@@ -130,8 +143,16 @@ impl NetworkSettings {
         if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
             return Err("learning_rate must be in (0, 1)".into());
         }
+        if !(0.0..1.0).contains(&self.weight_decay) {
+            return Err("weight_decay must be in [0, 1)".into());
+        }
         Ok(())
     }
+}
+
+/// The patch-sampling seed of training scene `si`.
+fn scene_seed(seed: u64, si: usize) -> u64 {
+    seed ^ (si as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// `kind = "learned"`.
@@ -168,6 +189,8 @@ impl NetworkMethod {
             patience: n.patience,
             batch: n.batch,
             learning_rate: n.learning_rate,
+            schedule: n.schedule,
+            weight_decay: n.weight_decay,
             modality_dropout: n.modality_dropout,
             dropout: n.dropout,
             mc_passes: n.mc_passes,
@@ -175,66 +198,86 @@ impl NetworkMethod {
         }
     }
 
-    /// Training and validation patch windows inside the training blocks of scene `si` of
-    /// `ns` training scenes: its share of the pipeline's `patches` (scene 0 of 1 takes them
-    /// all, with the pipeline's seed).
-    fn windows(&self, ctx: &SceneContext, (si, ns): (usize, usize)) -> (Vec<Window>, Vec<Window>) {
-        let (p, src, split) = (ctx.pipeline, ctx.scene, &ctx.split);
-        let (g, block) = (&src.grid, p.split.block_size);
-        let share = |n: usize| n / ns + usize::from(si < n % ns);
-        let seed = p.seed ^ (si as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let patch = self.settings.patch.min(block).min(g.width).min(g.height);
-        let train = patch_windows(
-            src,
-            split,
-            block,
-            patch,
-            share(self.settings.patches),
-            false,
-            seed,
-        );
-        let nv = share((self.settings.patches / 4).max(8)).max(1);
-        let mut val = patch_windows(src, split, block, patch, nv, true, seed);
-        if val.is_empty() {
-            // Too few blocks for a separate validation group: validate on training blocks.
-            val = patch_windows(src, split, block, patch, nv, false, seed ^ 1);
-        }
-        (train, val)
+    /// The patch side: the setting, capped by the block size and the scene.
+    fn patch_side(&self, ctx: &SceneContext) -> usize {
+        let g = &ctx.scene.grid;
+        self.settings
+            .patch
+            .min(ctx.pipeline.split.block_size)
+            .min(g.width)
+            .min(g.height)
     }
 
-    /// Training and validation patches of every training scene.
-    fn patches(
+    /// Epoch `epoch`'s training patch windows inside the training blocks of scene `si`:
+    /// `patches` of them, drawn afresh each epoch (epoch 1 with the scene's seed).
+    fn train_windows(&self, ctx: &SceneContext, si: usize, epoch: usize) -> Vec<Window> {
+        let seed = scene_seed(ctx.pipeline.seed, si)
+            ^ ((epoch as u64).saturating_sub(1)).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        let (p, patch) = (ctx.pipeline, self.patch_side(ctx));
+        let n = self.settings.patches;
+        patch_windows(
+            ctx.scene,
+            &ctx.split,
+            p.split.block_size,
+            patch,
+            n,
+            false,
+            seed,
+        )
+    }
+
+    /// Validation patch windows (fixed over training) of scene `si` of `ns`: its share of
+    /// a quarter of `patches` (at least 8).
+    fn val_windows(&self, ctx: &SceneContext, (si, ns): (usize, usize)) -> Vec<Window> {
+        let (p, patch) = (ctx.pipeline, self.patch_side(ctx));
+        let seed = scene_seed(p.seed, si);
+        let total = (self.settings.patches / 4).max(8);
+        let nv = (total / ns + usize::from(si < total % ns)).max(1);
+        let block = p.split.block_size;
+        let val = patch_windows(ctx.scene, &ctx.split, block, patch, nv, true, seed);
+        if val.is_empty() {
+            // Too few blocks for a separate validation group: validate on training blocks.
+            return patch_windows(ctx.scene, &ctx.split, block, patch, nv, false, seed ^ 1);
+        }
+        val
+    }
+
+    /// The patches of `wins` of every training scene.
+    fn read_all(
+        scenes: &[SceneContext],
+        ranges: Option<&[(f64, f64)]>,
+        wins: impl Fn(usize, &SceneContext) -> Vec<Window>,
+    ) -> Result<Vec<Patch>> {
+        let p = scenes[0].pipeline;
+        let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+        let mut out = Vec::new();
+        for (si, ctx) in scenes.iter().enumerate() {
+            let plan = ranges.map(|r| plan_with(p, ctx.scene, r));
+            let w = wins(si, ctx);
+            out.extend(read_patches(
+                ctx.scene,
+                &ctx.split,
+                &ids,
+                &w,
+                plan.as_ref(),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Epoch `epoch`'s training patches of every training scene (balanced: as many from each).
+    fn epoch_patches(
         &self,
         scenes: &[SceneContext],
         ranges: Option<&[(f64, f64)]>,
-    ) -> Result<(Vec<Patch>, Vec<Patch>, usize)> {
-        let p = scenes[0].pipeline;
-        let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
-        let (mut train, mut val, mut side) = (Vec::new(), Vec::new(), 0);
-        for (si, ctx) in scenes.iter().enumerate() {
-            let (tw, vw) = self.windows(ctx, (si, scenes.len()));
-            let plan = ranges.map(|r| plan_with(p, ctx.scene, r));
-            side = side.max(tw.first().map_or(0, |w| w.width));
-            train.extend(read_patches(
-                ctx.scene,
-                &ctx.split,
-                &ids,
-                &tw,
-                plan.as_ref(),
-            )?);
-            val.extend(read_patches(
-                ctx.scene,
-                &ctx.split,
-                &ids,
-                &vw,
-                plan.as_ref(),
-            )?);
-        }
+        epoch: usize,
+    ) -> Result<Vec<Patch>> {
+        let train = Self::read_all(scenes, ranges, |si, c| self.train_windows(c, si, epoch))?;
         if train.is_empty() {
-            let src = scenes[0].scene;
+            let (p, src) = (scenes[0].pipeline, scenes[0].scene);
             return Err(Error::config(&src.optical, format!("the training scenes have no training block of {} px that fits a patch; lower `split.block_size`", p.split.block_size)));
         }
-        Ok((train, val, side))
+        Ok(train)
     }
 
     fn finish(&self, mut model: LearnedModel, path: PathBuf, hash: String) -> Box<dyn Model> {
@@ -269,22 +312,26 @@ impl Method for NetworkMethod {
         let plan = ranges.as_deref().map(|r| plan_with(p, src, r));
         let (hybrid_features, extra_opt, extra_sar) =
             plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
-        let (train, val, side) = self.patches(scenes, ranges.as_deref())?;
+        let ns = scenes.len();
+        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| {
+            self.val_windows(c, (si, ns))
+        })?;
         let config = self.train_config(first, (extra_opt, extra_sar));
         log.info(&format!(
-            "  training {} on {} ({} + {} patches of {side} px)",
+            "  training {} on {} ({} patches of {} px per scene and epoch, {} validation)",
             self.settings.fusion.name(),
             runtime.name,
-            train.len(),
+            self.settings.patches,
+            self.patch_side(first),
             val.len(),
         ));
+        let mut draw = |epoch| self.epoch_patches(scenes, ranges.as_deref(), epoch);
         let bar = log.progress_in("training", config.epochs, "epochs");
         let mut m = LearnedModel::train(
             &runtime,
             &config,
-            &p.classes,
-            &src.optical_bands,
-            &train,
+            (&p.classes, &src.optical_bands),
+            &mut draw,
             &val,
             |_, loss, miou| {
                 bar.step(&format!("loss {loss:.4}, validation mIoU {miou:.3}"));

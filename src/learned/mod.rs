@@ -99,6 +99,7 @@ impl LearnedModel {
             class_weights: vec![],
             class_pixels: vec![],
             temperature: 1.0,
+            patches_seen: 0,
         };
         LearnedModel::assembled(
             runtime,
@@ -154,6 +155,8 @@ impl LearnedModel {
             patience: 0,
             batch: 1,
             learning_rate: 0.0,
+            schedule: Schedule::Constant,
+            weight_decay: 0.0,
             modality_dropout: 0.0,
             dropout,
             mc_passes: passes.max(1),

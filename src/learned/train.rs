@@ -1,7 +1,7 @@
 //! Training: class-weighted sampled-softmax loss over all experts, modality dropout,
 //! augmentation, early stopping on validation blocks, temperature fitting.
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +20,14 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Patches per step.
     pub batch: usize,
-    /// Adam learning rate.
+    /// Peak learning rate (AdamW).
     pub learning_rate: f64,
+    /// Learning-rate schedule over the epochs (models saved before it existed: constant).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Decoupled weight decay of AdamW (models saved before it existed: none).
+    #[serde(default)]
+    pub weight_decay: f64,
     /// Probability of dropping a whole modality for a patch.
     pub modality_dropout: f64,
     /// Dropout before the head.
@@ -30,6 +36,30 @@ pub struct TrainConfig {
     pub mc_passes: usize,
     /// Seed.
     pub seed: u64,
+}
+
+/// The learning rate over the epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The same rate every epoch.
+    #[default]
+    Constant,
+    /// Cosine decay from the peak rate at the first epoch to 1 % of it at the last.
+    Cosine,
+}
+
+impl Schedule {
+    /// The rate of `epoch` (1-based) of `epochs` for peak rate `peak`.
+    pub fn rate(self, peak: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Schedule::Constant => peak,
+            Schedule::Cosine => {
+                let t = (epoch.saturating_sub(1)) as f64 / (epochs.max(2) - 1) as f64;
+                peak * (0.01 + 0.99 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()))
+            }
+        }
+    }
 }
 
 /// What training did.
@@ -50,6 +80,9 @@ pub struct TrainReport {
     /// Softmax temperature fitted on the validation blocks (1 = uncalibrated).
     #[serde(default = "unit_temperature")]
     pub temperature: f64,
+    /// Training patches seen over all epochs (0 in models saved before it was recorded).
+    #[serde(default)]
+    pub patches_seen: usize,
 }
 
 pub(crate) fn unit_temperature() -> f64 {
@@ -202,23 +235,26 @@ impl EarlyStop {
 }
 
 impl LearnedModel {
-    /// Trains a network on `train` patches, keeping the weights with the best validation mIoU
-    /// on `val` patches (early stopping). `on_epoch(epoch, loss, val_miou)` reports progress.
+    /// Trains a network on the patches `draw(epoch)` gives for each epoch (1-based; fresh
+    /// patches per epoch, so the whole training area is seen, not one fixed sample),
+    /// keeping the weights with the best validation mIoU on `val` patches (early stopping).
+    /// The normalisation and the loss's class weights are fitted on the first epoch's
+    /// patches. `on_epoch(epoch, loss, val_miou)` reports progress.
     pub fn train(
         runtime: &Runtime,
         config: &TrainConfig,
-        classes: &[ClassDef],
-        optical_bands: &[String],
-        train: &[Patch],
+        (classes, optical_bands): (&[ClassDef], &[String]),
+        draw: &mut dyn FnMut(usize) -> Result<Vec<Patch>>,
         val: &[Patch],
         mut on_epoch: impl FnMut(usize, f64, f64),
     ) -> Result<LearnedModel> {
+        let mut train = draw(1)?;
         if train.is_empty() {
             return Err(Error::Internal("no training patches".into()));
         }
         let k = classes.len();
-        let norm = Normalisation::from_patches(train);
-        let (class_weights, counts) = loss_class_weights(train, k);
+        let norm = Normalisation::from_patches(&train);
+        let (class_weights, counts) = loss_class_weights(&train, k);
         let train_device = runtime.device.clone().autodiff();
         // burn's generator is global to the backend: seed and initialise under one lock so that
         // concurrent trainings (tests, library users) cannot interleave their draws. Every later
@@ -228,7 +264,9 @@ impl LearnedModel {
             train_device.seed(config.seed);
             FusionNet::new(config.spec, &train_device)
         };
-        let mut optim = AdamConfig::new().init();
+        let mut optim = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
         let mut rng = Rng::new(config.seed ^ 0x7EA1);
         let stepper = Stepper {
             config,
@@ -238,17 +276,25 @@ impl LearnedModel {
             classes: k,
         };
         let mut stop = EarlyStop::new(config.patience);
+        let mut seen = 0;
         for epoch in 1..=config.epochs {
+            if epoch > 1 {
+                train = draw(epoch)?;
+            }
+            let lr = config
+                .schedule
+                .rate(config.learning_rate, epoch, config.epochs);
             let (mut loss_sum, mut steps) = (0.0, 0);
             for chunk in shuffled(train.len(), &mut rng).chunks(config.batch) {
-                let Some(loss) = stepper.loss(&net, train, chunk, &mut rng) else {
+                let Some(loss) = stepper.loss(&net, &train, chunk, &mut rng) else {
                     continue;
                 };
                 loss_sum += scalar(&loss);
                 steps += 1;
                 let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optim.step(config.learning_rate, net, grads);
+                net = optim.step(lr, net, grads);
             }
+            seen += train.len();
             let snapshot = net.valid();
             let val_miou = validate(&snapshot, &norm, val, k, &runtime.device);
             let loss = loss_sum / steps.max(1) as f64;
@@ -271,6 +317,7 @@ impl LearnedModel {
             class_weights,
             class_pixels: counts,
             temperature,
+            patches_seen: seen,
         };
         Ok(LearnedModel::assembled(
             runtime,
