@@ -283,6 +283,22 @@ struct BenchNetArgs {
     /// instead of geofuse's native CPU kernels (for comparison).
     #[arg(long, default_value = "cpu", value_parser = ["auto", "cpu", "cpu-burn", "wgpu"])]
     device: String,
+    /// Encoder of each branch: small or unet.
+    #[arg(long, default_value = "small", value_parser = ["small", "unet"])]
+    encoder: String,
+    /// Time training steps instead of inference: batches of --batch random patches of
+    /// --patch pixels, --steps steps (median printed).
+    #[arg(long)]
+    train: bool,
+    /// Training: patches per step.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Training: patch side in pixels.
+    #[arg(long, default_value_t = 32)]
+    patch: usize,
+    /// Training: timed steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
 }
 
 #[derive(clap::Args)]
@@ -385,23 +401,49 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     Ok((i, n))
 }
 
-fn bench_net(
-    fusion: &str,
-    size: usize,
-    width: usize,
-    classes: usize,
-    passes: usize,
-    device: &str,
-) -> geofuse::Result<()> {
-    use geofuse::learned::{Fusion, LearnedModel, NetSpec, Runtime, RAW_BANDS};
-    let f = Fusion::from_name(fusion)
-        .ok_or_else(|| geofuse::Error::config("--fusion", format!("unknown fusion `{fusion}`")))?;
-    let rt = Runtime::new(device)?;
+/// The network `bench-net` times.
+fn bench_spec(a: &BenchNetArgs) -> geofuse::Result<geofuse::learned::NetSpec> {
+    use geofuse::learned::{EncoderKind, Fusion, NetSpec};
+    let f = Fusion::from_name(&a.fusion).ok_or_else(|| {
+        geofuse::Error::config("--fusion", format!("unknown fusion `{}`", a.fusion))
+    })?;
+    let encoder = if a.encoder == "unet" {
+        EncoderKind::Unet
+    } else {
+        EncoderKind::Small
+    };
+    Ok(NetSpec {
+        encoder,
+        ..NetSpec::raw(f, a.width, a.classes)
+    })
+}
+
+fn bench_net(a: &BenchNetArgs) -> geofuse::Result<()> {
+    use geofuse::learned::{LearnedModel, Runtime};
+    let spec = bench_spec(a)?;
+    let rt = Runtime::new(&a.device)?;
+    if a.train {
+        if a.batch == 0 || a.patch < 8 || a.steps == 0 {
+            return Err(geofuse::Error::config(
+                "--batch/--patch/--steps",
+                "give a positive batch and step count and a patch of 8 px or more",
+            ));
+        }
+        let mut t = geofuse::learned::time_training_steps(&rt, spec, (a.batch, a.patch), a.steps);
+        t.sort_by(f64::total_cmp);
+        println!(
+            "{} ({} encoder) training on {}, batch {} x {}^2 px, {} steps",
+            a.fusion, a.encoder, rt.name, a.batch, a.patch, a.steps
+        );
+        println!("ms {:.2}", t[t.len() / 2]);
+        return Ok(());
+    }
+    let passes = a.passes;
     let dropout = if passes > 1 { 0.5 } else { 0.0 };
-    let model = LearnedModel::random(&rt, NetSpec::raw(f, width, classes), dropout, passes, 1);
-    let side = size + 2 * model.halo();
+    let model = LearnedModel::random(&rt, spec, dropout, passes, 1);
+    let side = a.size + 2 * model.halo();
     let mut rng = geofuse::rng::Rng::new(7);
-    let raw = ndarray::Array3::from_shape_fn((RAW_BANDS, side, side), |_| rng.f64() as f32);
+    let raw = ndarray::Array3::from_shape_fn((spec.raw_bands(), side, side), |_| rng.f64() as f32);
     let mut times = Vec::new();
     for i in 0..9 {
         let t = std::time::Instant::now();
@@ -416,8 +458,11 @@ fn bench_net(
     }
     times.sort_by(f64::total_cmp);
     println!(
-        "{fusion} on {}, tile {size}^2 + halo {}, {}",
+        "{} ({} encoder) on {}, tile {}^2 + halo {}, {}",
+        a.fusion,
+        a.encoder,
         rt.name,
+        a.size,
         model.halo(),
         if passes == 0 {
             "forward pass".to_string()
@@ -721,15 +766,7 @@ fn cmd_classify(a: ClassifyArgs) -> geofuse::Result<()> {
 }
 
 fn cmd_bench_net(a: BenchNetArgs) -> geofuse::Result<()> {
-    let BenchNetArgs {
-        fusion,
-        size,
-        width,
-        classes,
-        passes,
-        device,
-    } = a;
-    bench_net(&fusion, size, width, classes, passes, &device)
+    bench_net(&a)
 }
 
 fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {

@@ -156,6 +156,19 @@ T[gf_burn]=$(median_f "${v_burn[@]}")
 torch_v=$("$venv/bin/python" -c "import torch; print(torch.__version__)")
 torch_deb_v=$("$py" -c "import torch; print(torch.__version__)")
 
+# --- training steps on the CPU: geofuse (burn Flex) vs PyTorch, both encoders ---------------
+# One step = batch assembly + forward + backward + AdamW update of the learned-kernel network,
+# batch 16 x 32^2 px (geofuse's default batch and patch); median of 10 steps, RUNS alternations.
+for enc in small unet; do
+  v_tt=(); v_gt=()
+  for _ in $(seq "$runs"); do
+    v_tt+=("$(net_ms "$venv/bin/python" "$here/torch_train.py" "$enc" 16 32 10)")
+    v_gt+=("$(net_ms "$gf" bench-net --train --encoder "$enc" --batch 16 --patch 32 --steps 10 --device cpu)")
+  done
+  T[torch_train_$enc]=$(median_f "${v_tt[@]}")
+  T[gf_train_$enc]=$(median_f "${v_gt[@]}")
+done
+
 # --- agreement -------------------------------------------------------------------------------
 "$py" "$here/agree.py" "$work"
 
@@ -174,6 +187,9 @@ printf '%-34s %9s ms %9s ms %10s\n' "chain: scene to classes" "${T[otb_chain]}" 
 printf '%-34s %9s ms %9s ms %10s\n' "learned-kernel net, ${tile}^2 (torch)" "${T[torch]}" "${T[gf_net]}" "$(r "${T[torch]}" "${T[gf_net]}")"
 printf '  PyTorch %s from PyPI; Debian PyTorch %s: %s ms; geofuse through burn Flex: %s ms\n' \
   "$torch_v" "$torch_deb_v" "${T[torch_deb]}" "${T[gf_burn]}"
+for enc in small unet; do
+  printf '%-34s %9s ms %9s ms %10s\n' "train step, $enc encoder (torch)" "${T[torch_train_$enc]}" "${T[gf_train_$enc]}" "$(r "${T[torch_train_$enc]}" "${T[gf_train_$enc]}")"
+done
 printf 'geofuse throughput: GLCM %s MP/s, indices %s MP/s, RF predict %s MP/s, chain %s MP/s\n' \
   "$(mps "${T[gf_glcm]}")" "$(mps "${T[gf_ri]}")" "$(mps "${T[gf_rf_predict]}")" "$(mps "${T[gf_chain]}")"
 echo "ratio glcm $(r "${T[otb_glcm]}" "${T[gf_glcm]}")"
@@ -182,3 +198,5 @@ echo "ratio rf_predict $(r "${T[otb_rf_predict]}" "${T[gf_rf_predict]}")"
 echo "ratio boosted_predict_vs_otb_rf $(r "${T[otb_rf_predict]}" "${T[gf_gb_predict]}")"
 echo "ratio chain $(r "${T[otb_chain]}" "${T[gf_chain]}")"
 echo "ratio learned_cpu_vs_torch $(r "${T[torch]}" "${T[gf_net]}")"
+echo "ratio learned_train_cpu_vs_torch $(r "${T[torch_train_small]}" "${T[gf_train_small]}")"
+echo "ratio learned_train_unet_cpu_vs_torch $(r "${T[torch_train_unet]}" "${T[gf_train_unet]}")"

@@ -444,3 +444,67 @@ pub(crate) fn validate(
     let names: Vec<String> = (0..k).map(|i| i.to_string()).collect();
     conf.metrics(&names).miou
 }
+
+/// Milliseconds per training step (batch assembly, forward, backward, AdamW update) of a
+/// freshly initialised network of `spec` on random batches of `batch` patches of `patch`
+/// pixels, every pixel labelled, with the default dropout, modality dropout and loss: one
+/// figure per step after two warm-up steps. What `geofuse bench-net --train` prints and
+/// `benches/peers/run.sh` sets beside the same step in PyTorch.
+pub fn time_training_steps(
+    runtime: &Runtime,
+    spec: NetSpec,
+    (batch, patch): (usize, usize),
+    steps: usize,
+) -> Vec<f64> {
+    let mut rng = Rng::new(7);
+    let patches: Vec<Patch> = (0..batch)
+        .map(|_| Patch {
+            raw: ndarray::Array3::from_shape_fn((spec.raw_bands(), patch, patch), |_| {
+                rng.f64() as f32
+            }),
+            labels: ndarray::Array2::from_shape_fn((patch, patch), |_| {
+                rng.below(spec.classes) as i64
+            }),
+        })
+        .collect();
+    let config = TrainConfig {
+        spec,
+        epochs: 1,
+        patience: 1,
+        batch,
+        learning_rate: 3e-3,
+        schedule: Schedule::Constant,
+        weight_decay: 1e-4,
+        modality_dropout: 0.2,
+        dropout: 0.5,
+        mc_passes: 1,
+        seed: 1,
+    };
+    let device = runtime.device.clone().autodiff();
+    let mut net = FusionNet::new(spec, &device);
+    let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
+    let norm = Normalisation::from_patches(&patches);
+    let weights = vec![1.0; spec.classes];
+    let stepper = Stepper {
+        config: &config,
+        norm: &norm,
+        class_weights: &weights,
+        device: &device,
+        classes: spec.classes,
+    };
+    let chunk: Vec<usize> = (0..batch).collect();
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..steps + 2 {
+        let t = std::time::Instant::now();
+        if let Some(loss) = stepper.loss(&net, &patches, &chunk, &mut rng) {
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(config.learning_rate, net, grads);
+            // Wait for the device (wgpu queues work): read one weight back.
+            std::hint::black_box(scalar(&loss));
+        }
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    times
+}
