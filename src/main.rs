@@ -299,6 +299,11 @@ struct BenchNetArgs {
     /// Training: timed steps.
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Instead of timing: the same random network on --device and on the CPU (native
+    /// kernels), its deterministic logits and full prediction (--passes, at least 1) on one
+    /// tile; prints the largest difference of the logits, class probabilities and entropy.
+    #[arg(long)]
+    agree: bool,
 }
 
 #[derive(clap::Args)]
@@ -418,9 +423,53 @@ fn bench_spec(a: &BenchNetArgs) -> geofuse::Result<geofuse::learned::NetSpec> {
     })
 }
 
+/// `bench-net --agree`: one random network's prediction on --device against the CPU's.
+fn bench_agree(a: &BenchNetArgs, spec: geofuse::learned::NetSpec) -> geofuse::Result<()> {
+    use geofuse::learned::{LearnedModel, Runtime};
+    let cpu = Runtime::new("cpu")?;
+    let passes = a.passes.max(1);
+    let model = LearnedModel::random(&cpu, spec, 0.5, passes, 1);
+    let dir = std::env::temp_dir().join(format!("geofuse-agree-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| geofuse::Error::io(&dir, "create", e))?;
+    let stem = dir.join("net");
+    model.save(&stem)?;
+    let other = LearnedModel::load(&stem, &Runtime::new(&a.device)?);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (other, _) = other?;
+    let side = a.size + 2 * model.halo();
+    let mut rng = geofuse::rng::Rng::new(7);
+    let raw = ndarray::Array3::from_shape_fn((spec.raw_bands(), side, side), |_| rng.f64() as f32);
+    let (pc, ec) = model.predict(&raw, (0, 0));
+    let (pd, ed) = other.predict(&raw, (0, 0));
+    let worst = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max)
+    };
+    let dp = worst(pc.as_slice().unwrap_or(&[]), pd.as_slice().unwrap_or(&[]));
+    let de = worst(ec.as_slice().unwrap_or(&[]), ed.as_slice().unwrap_or(&[]));
+    let ((mc, _), (md, _)) = (model.forward(&raw), other.forward(&raw));
+    let dl = worst(mc.as_slice().unwrap_or(&[]), md.as_slice().unwrap_or(&[]));
+    println!(
+        "{} ({} encoder), {} vs {}, tile {side}^2, {passes} MC passes",
+        a.fusion,
+        a.encoder,
+        other.runtime_name(),
+        model.runtime_name()
+    );
+    println!("max_abs_logit {dl:.3e}");
+    println!("max_abs_prob {dp:.3e}");
+    println!("max_abs_entropy {de:.3e}");
+    Ok(())
+}
+
 fn bench_net(a: &BenchNetArgs) -> geofuse::Result<()> {
     use geofuse::learned::{LearnedModel, Runtime};
     let spec = bench_spec(a)?;
+    if a.agree {
+        return bench_agree(a, spec);
+    }
     let rt = Runtime::new(&a.device)?;
     if a.train {
         if a.batch == 0 || a.patch < 8 || a.steps == 0 {

@@ -226,13 +226,13 @@ impl NetworkMethod {
         )
     }
 
-    /// Validation patch windows (fixed over training) of scene `si` of `ns`: its share of
-    /// a quarter of `patches` (at least 8).
-    fn val_windows(&self, ctx: &SceneContext, (si, ns): (usize, usize)) -> Vec<Window> {
+    /// Validation patch windows (fixed over training) of scene `si`: a quarter of `patches`
+    /// (at least 16), so early stopping and the temperature rest on as many pixels per scene
+    /// as there are training scenes.
+    fn val_windows(&self, ctx: &SceneContext, si: usize) -> Vec<Window> {
         let (p, patch) = (ctx.pipeline, self.patch_side(ctx));
         let seed = scene_seed(p.seed, si);
-        let total = (self.settings.patches / 4).max(8);
-        let nv = (total / ns + usize::from(si < total % ns)).max(1);
+        let nv = (self.settings.patches / 4).max(16);
         let block = p.split.block_size;
         let val = patch_windows(ctx.scene, &ctx.split, block, patch, nv, true, seed);
         if val.is_empty() {
@@ -312,10 +312,7 @@ impl Method for NetworkMethod {
         let plan = ranges.as_deref().map(|r| plan_with(p, src, r));
         let (hybrid_features, extra_opt, extra_sar) =
             plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
-        let ns = scenes.len();
-        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| {
-            self.val_windows(c, (si, ns))
-        })?;
+        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| self.val_windows(c, si))?;
         let config = self.train_config(first, (extra_opt, extra_sar));
         log.info(&format!(
             "  training {} on {} ({} patches of {} px per scene and epoch, {} validation)",
