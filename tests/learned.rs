@@ -459,3 +459,45 @@ fn auto_device_without_a_gpu_prints_no_probe_noise() {
     assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
     assert!(String::from_utf8_lossy(&o.stdout).contains("on cpu"));
 }
+
+#[test]
+fn sigterm_during_training_stops_at_the_next_epoch() {
+    let (dir, pipe) = learned_scene("concat", 96);
+    edit(
+        &pipe,
+        "epochs = 3\npatience = 3",
+        "epochs = 5000\npatience = 5000",
+    );
+    let out = dir.path().join("out");
+    let child = std::process::Command::new(bin())
+        .args([
+            "run",
+            pipe.to_str().unwrap(),
+            "-q",
+            "--device",
+            "cpu",
+            "--out",
+        ])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough to be inside training (scene checks take well under a second).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let t = std::time::Instant::now();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let o = child.wait_with_output().unwrap();
+    let waited = t.elapsed();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    // 5000 epochs take hours; one epoch of 24 patches well under 10 s.
+    assert!(waited.as_secs() < 30, "stopped after {waited:?}");
+    assert!(
+        !out.join("models/concat.bpk").exists(),
+        "a half-trained model was kept"
+    );
+}

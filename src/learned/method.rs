@@ -322,7 +322,11 @@ impl Method for NetworkMethod {
             self.patch_side(first),
             val.len(),
         ));
-        let mut draw = |epoch| self.epoch_patches(scenes, ranges.as_deref(), epoch);
+        // A stop request (SIGTERM, SIGINT) ends training at the next epoch, not after it.
+        let mut draw = |epoch| {
+            crate::pipeline::stop::check()?;
+            self.epoch_patches(scenes, ranges.as_deref(), epoch)
+        };
         let bar = log.progress_in("training", config.epochs, "epochs");
         let mut m = LearnedModel::train(
             &runtime,
