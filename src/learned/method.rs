@@ -59,6 +59,11 @@ pub struct NetworkSettings {
     /// Probability of dropping a whole modality for a training patch.
     #[serde(default = "default_modality_dropout")]
     pub modality_dropout: f64,
+    /// Radiometric augmentation `[gain, db]`: each training patch's reflectances times a gain
+    /// in [1 - gain, 1 + gain], its backscatter plus an offset in [-db, db] dB (season,
+    /// illumination, soil moisture between scenes). Default none.
+    #[serde(default, skip_serializing_if = "no_jitter")]
+    pub radiometric_jitter: (f64, f64),
     /// Dropout rate on the heads' hidden layer, at training and in the Monte Carlo passes
     /// (epistemic uncertainty); 0 disables Monte Carlo dropout.
     #[serde(default = "default_dropout")]
@@ -108,6 +113,9 @@ fn default_schedule() -> Schedule {
 fn default_weight_decay() -> f64 {
     1e-4
 }
+fn no_jitter(j: &(f64, f64)) -> bool {
+    *j == (0.0, 0.0)
+}
 fn default_modality_dropout() -> f64 {
     0.2
 }
@@ -142,6 +150,12 @@ impl NetworkSettings {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
             return Err("learning_rate must be in (0, 1)".into());
+        }
+        let (g, d) = self.radiometric_jitter;
+        if !(0.0..0.5).contains(&g) || !(0.0..10.0).contains(&d) {
+            return Err(
+                "radiometric_jitter = [gain, db] needs gain in [0, 0.5) and db in [0, 10)".into(),
+            );
         }
         if !(0.0..1.0).contains(&self.weight_decay) {
             return Err("weight_decay must be in [0, 1)".into());
@@ -192,6 +206,7 @@ impl NetworkMethod {
             schedule: n.schedule,
             weight_decay: n.weight_decay,
             modality_dropout: n.modality_dropout,
+            radiometric_jitter: n.radiometric_jitter,
             dropout: n.dropout,
             mc_passes: n.mc_passes,
             seed: ctx.pipeline.seed,

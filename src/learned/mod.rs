@@ -158,6 +158,7 @@ impl LearnedModel {
             schedule: Schedule::Constant,
             weight_decay: 0.0,
             modality_dropout: 0.0,
+            radiometric_jitter: (0.0, 0.0),
             dropout,
             mc_passes: passes.max(1),
             seed,

@@ -30,6 +30,11 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Probability of dropping a whole modality for a patch.
     pub modality_dropout: f64,
+    /// Radiometric augmentation: each training patch's optical reflectances times a gain
+    /// drawn in [1 - g, 1 + g] and its SAR backscatter plus an offset in [-d, d] dB, as
+    /// (g, d); (0, 0) = none (models saved before it existed).
+    #[serde(default)]
+    pub radiometric_jitter: (f64, f64),
     /// Dropout before the head.
     pub dropout: f64,
     /// Monte Carlo passes at inference.
@@ -126,6 +131,24 @@ fn drop_code(rng: &mut Rng, p: f64) -> u8 {
     }
 }
 
+/// A copy of `p` with its optical reflectances times a random gain in [1 - g, 1 + g] and its
+/// SAR dB plus a random offset in [-d, d] (missing values stay missing; hybrid features as
+/// they are).
+fn jitter(p: &Patch, spec: &NetSpec, (g, d): (f64, f64), rng: &mut Rng) -> Patch {
+    let gain = (1.0 + g * (2.0 * rng.f64() - 1.0)) as f32;
+    let offset = (d * (2.0 * rng.f64() - 1.0)) as f32;
+    let mut raw = p.raw.clone();
+    let n = spec.optical;
+    raw.slice_mut(ndarray::s![..n, .., ..])
+        .mapv_inplace(|v| v * gain);
+    raw.slice_mut(ndarray::s![n..n + 2, .., ..])
+        .mapv_inplace(|v| v + offset);
+    Patch {
+        raw,
+        labels: p.labels.clone(),
+    }
+}
+
 /// What every training step shares.
 struct Stepper<'a> {
     config: &'a TrainConfig,
@@ -147,7 +170,16 @@ impl Stepper<'_> {
         rng: &mut Rng,
     ) -> Option<Tensor<1>> {
         let (config, k, dev) = (self.config, self.classes, self.device);
-        let pts: Vec<&Patch> = chunk.iter().map(|&i| &train[i]).collect();
+        let jittered: Vec<Patch>;
+        let pts: Vec<&Patch> = if config.radiometric_jitter == (0.0, 0.0) {
+            chunk.iter().map(|&i| &train[i]).collect()
+        } else {
+            jittered = chunk
+                .iter()
+                .map(|&i| jitter(&train[i], &config.spec, config.radiometric_jitter, rng))
+                .collect();
+            jittered.iter().collect()
+        };
         let aug: Vec<usize> = chunk.iter().map(|_| rng.below(8)).collect();
         let drop: Vec<u8> = chunk
             .iter()
@@ -476,6 +508,7 @@ pub fn time_training_steps(
         schedule: Schedule::Constant,
         weight_decay: 1e-4,
         modality_dropout: 0.2,
+        radiometric_jitter: (0.0, 0.0),
         dropout: 0.5,
         mc_passes: 1,
         seed: 1,
@@ -507,4 +540,40 @@ pub fn time_training_steps(
         }
     }
     times
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radiometric_jitter_scales_reflectance_shifts_backscatter_and_keeps_gaps() {
+        let spec = NetSpec::raw(Fusion::Concat, 4, 3);
+        let mut raw = ndarray::Array3::from_elem((spec.raw_bands(), 2, 2), 0.2f32);
+        raw.slice_mut(ndarray::s![10.., .., ..]).fill(-12.0);
+        raw[[0, 0, 0]] = f32::NAN;
+        let p = Patch {
+            raw,
+            labels: ndarray::Array2::zeros((2, 2)),
+        };
+        let mut rng = Rng::new(3);
+        let mut gains = Vec::new();
+        for _ in 0..50 {
+            let j = jitter(&p, &spec, (0.15, 1.5), &mut rng);
+            assert!(j.raw[[0, 0, 0]].is_nan(), "a gap stays a gap");
+            let g = j.raw[[3, 1, 1]] / 0.2;
+            assert!((0.85..=1.15).contains(&g), "gain {g}");
+            // One gain for every optical band and pixel of the patch, one offset for the SAR.
+            assert!(j
+                .raw
+                .slice(ndarray::s![1..10, .., ..])
+                .iter()
+                .all(|&v| v == 0.2 * g));
+            let d = j.raw[[10, 0, 1]] + 12.0;
+            assert!(d.abs() <= 1.5 + 1e-5, "offset {d}");
+            assert!((j.raw[[11, 1, 0]] + 12.0 - d).abs() < 1e-5);
+            gains.push(g);
+        }
+        assert!(gains.iter().any(|&g| g < 0.95) && gains.iter().any(|&g| g > 1.05));
+    }
 }
