@@ -34,17 +34,20 @@ fn the_receptive_field_spans_64_pixels_and_ends_inside_the_halo() {
     // The deterministic logits (probabilities round small changes away).
     let (p0, _) = model.forward(&base);
     let mut poked = base.clone();
-    poked.slice_mut(s![.., 32, 20]).mapv_inplace(|v| v + 3.0);
+    poked
+        .slice_mut(s![.., 30..34, 18..22])
+        .mapv_inplace(|v| v + 5.0);
     let (p1, _) = model.forward(&poked);
     let moved = |c: usize| (0..4).any(|k| p0[[k, 32, c]] != p1[[k, 32, c]]);
-    // 30 pixels away the change is seen (a 9 x 9 encoder would not see it) ...
-    assert!(moved(50), "no change 30 px away");
+    // About 30 pixels away the change is seen (a 9 x 9 encoder would not see it; a random
+    // network's ReLUs may mute a single column, so any of 28-36 px away) ...
+    assert!((50..=58).any(moved), "no change 30-36 px away");
     // ... and beyond the halo it is not, to the bit.
-    for c in 20 + radius + 1..200 {
+    for c in 22 + radius..200 {
         assert!(
             !moved(c),
             "pixel {} px away changed (halo {radius})",
-            c - 20
+            c - 21
         );
     }
 }
