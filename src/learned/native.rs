@@ -400,14 +400,14 @@ impl Enc {
 /// A branch's encoder in native layout: the small one or the U-Net.
 #[derive(Debug, Clone)]
 enum NativeEncoder {
-    Small(Enc),
+    Small(Box<Enc>),
     Unet(NativeUNet),
 }
 
 impl NativeEncoder {
     fn from_burn(e: Option<&Encoder>, u: Option<&UNet>) -> Option<NativeEncoder> {
         match (e, u) {
-            (Some(e), _) => Some(NativeEncoder::Small(Enc::from_burn(e))),
+            (Some(e), _) => Some(NativeEncoder::Small(Box::new(Enc::from_burn(e)))),
             (None, Some(u)) => Some(NativeEncoder::Unet(NativeUNet::from_burn(u))),
             (None, None) => None,
         }

@@ -20,8 +20,8 @@ use super::model::conv;
 pub const UNET_LEVELS: usize = 3;
 /// Downsampling factor of the deepest level (2^[`UNET_LEVELS`]): windows align to it.
 pub const UNET_STRIDE: usize = 1 << UNET_LEVELS;
-/// Receptive radius in pixels, rounded up: 2 (level 0) + 1 + 4 (level 1) + 2 + 8 (level 2)
-/// + 4 + 16 (level 3), then per decoder level half a coarse cell for the upsampling and its
+/// Receptive radius in pixels, rounded up: 2 (level 0), 1 + 4 (level 1), 2 + 8 (level 2),
+/// 4 + 16 (level 3), then per decoder level half a coarse cell for the upsampling and its
 /// convolution (4 + 4, 2 + 2, 1 + 1): 51; 56 leaves room for where a pooling cell starts.
 pub const UNET_RADIUS: usize = 56;
 
