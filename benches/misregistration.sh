@@ -13,7 +13,7 @@
 # block-level sign-flip test (Holm within the run) of learned-kernel against each other method.
 # BENCHMARKS.md ("Misregistration study") records the table.
 #
-#   bash benches/misregistration.sh                 # shifts 0 1 2 3 + varying 2: ~40 min, 2 cores
+#   bash benches/misregistration.sh                 # shifts 0 1 2 3 + varying 2: ~60 min, 2 cores
 #   SHIFTS="0 2" VARYING= bash benches/misregistration.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
