@@ -561,7 +561,11 @@ mod tests {
             assert!(!stop.record(net(), e, 1.0, 0.5), "stopped at epoch {e}");
         }
         assert!(stop.record(net(), 6, 1.0, 0.5));
-        assert_eq!(stop.best.as_ref().map(|b| b.1), Some(1), "the best epoch is kept");
+        assert_eq!(
+            stop.best.as_ref().map(|b| b.1),
+            Some(1),
+            "the best epoch is kept"
+        );
     }
 
     #[test]
