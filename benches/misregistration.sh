@@ -21,7 +21,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/geofuse"
 [ -x "$bin" ] || cargo build --release --locked
 out="${OUT:-out/misregistration}"
 size="${SIZE:-192}"
-shifts="${SHIFTS:-0 1 2 3}"
+shifts="${SHIFTS-0 1 2 3}"
 varying="${VARYING-2}"
 mkdir -p "$out"
 
