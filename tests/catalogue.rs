@@ -269,6 +269,39 @@ fn bad_cases() -> Vec<(&'static str, Setup, &'static [&'static str])> {
             &["VH"],
         ),
         (
+            "VV only with features that need VH",
+            |_, p| {
+                edit(
+                    p,
+                    "polarisations = [\"VV\", \"VH\"]",
+                    "polarisations = [\"VV\"]",
+                )
+            },
+            &["vh_db", "needs VH", "features.sar"],
+        ),
+        (
+            "polarisations naming neither VV nor VH",
+            |_, p| {
+                edit(
+                    p,
+                    "polarisations = [\"VV\", \"VH\"]",
+                    "polarisations = [\"HH\", \"HV\"]",
+                )
+            },
+            &["neither VV nor VH"],
+        ),
+        (
+            "a polarisation named twice",
+            |_, p| {
+                edit(
+                    p,
+                    "polarisations = [\"VV\", \"VH\"]",
+                    "polarisations = [\"VV\", \"vv\"]",
+                )
+            },
+            &["VV 2 times"],
+        ),
+        (
             "linear SAR declared as dB",
             |d, _| {
                 for b in [1, 2] {

@@ -34,23 +34,6 @@ fn learned_scene(fusion: &str, size: usize) -> (tempfile::TempDir, PathBuf) {
     (dir, pipe)
 }
 
-/// `geofuse run PIPE --device cpu --out OUT -q` through the binary: (exit code, stderr).
-fn cli_run(pipe: &Path, out: &Path) -> (Option<i32>, String) {
-    let o = geofuse(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "-q",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    )
-}
-
 fn cpu_run(pipe: &Path, out: &Path) {
     run(
         pipe,
@@ -70,7 +53,7 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
     let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
     let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
     let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
-    geofuse::learned::scene_input::raw_window(&reader, &src, full, None)
+    geofuse::learned::scene_input::raw_window(&reader, &src, full, &src.sar_pols, None)
         .unwrap()
         .raw
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::SceneDef;
 use crate::features::glcm::{Definitions, Quantisation, FEATURE_NAMES};
-use crate::features::sar::{SarFeature, SpeckleFilter};
+use crate::features::sar::{Polarisation, SarFeature, SpeckleFilter};
 
 /// Hand-crafted features.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,7 +210,23 @@ impl FeatureConfig {
                 ));
             }
         }
+        let pols = s.polarisations();
+        let lacks = |need: &[Polarisation]| need.iter().find(|p| !pols.contains(p)).copied();
+        for f in &self.sar {
+            if let Some(p) = lacks(f.needs()) {
+                return Err(format!(
+                    "scene `{}`: `features.sar` has {}, which needs {}, but `sar.polarisations` ({}) has no {}; drop it from `features.sar` (a VV-only scene can use vv_db and vv_lin)",
+                    s.name, f.name(), p.name(), s.sar.polarisations.join(" "), p.name()
+                ));
+            }
+        }
         for g in &self.glcm {
+            if let Some(p) = Polarisation::parse(&g.band).filter(|p| !pols.contains(p)) {
+                return Err(format!(
+                    "scene `{}`: `features.glcm.band = \"{}\"` but `sar.polarisations` ({}) has no {}; texture a band the scene has",
+                    s.name, g.band, s.sar.polarisations.join(" "), p.name()
+                ));
+            }
             if !is_sar_band(&g.band) && !s.has_optical_band(&g.band) {
                 return Err(format!(
                     "scene `{}`: `features.glcm.band = \"{}\"` is neither an optical band nor VV/VH",

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::sar::Polarisation;
+
 /// One scene: co-registered optical and SAR rasters, optional labels and mask.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +76,8 @@ fn default_reflectance_scale() -> f64 {
 pub struct SarDef {
     /// Path to the raster.
     pub path: PathBuf,
-    /// Polarisations in file order; must contain VV and VH.
+    /// Band names of the SAR file in file order; VV, VH or both are read, other names
+    /// (an incidence-angle band, say) are left alone.
     #[serde(default = "default_pols")]
     pub polarisations: Vec<String>,
     /// Unit of the stored backscatter.
@@ -130,16 +133,25 @@ impl SceneDef {
                 s.name
             ));
         }
-        for want in ["VV", "VH"] {
-            if !s
+        if s.polarisations().is_empty() {
+            return Err(format!(
+                "scene `{}`: `sar.polarisations` ({}) names neither VV nor VH; name the bands of the SAR file in order (VV, VH or both)",
+                s.name,
+                s.sar.polarisations.join(" ")
+            ));
+        }
+        for p in s.polarisations() {
+            let n = s
                 .sar
                 .polarisations
                 .iter()
-                .any(|p| p.eq_ignore_ascii_case(want))
-            {
+                .filter(|x| Polarisation::parse(x) == Some(p))
+                .count();
+            if n > 1 {
                 return Err(format!(
-                    "scene `{}`: `sar.polarisations` lacks {want}; geofuse needs VV and VH",
-                    s.name
+                    "scene `{}`: `sar.polarisations` names {} {n} times; name each band once",
+                    s.name,
+                    p.name()
                 ));
             }
         }
@@ -161,5 +173,11 @@ impl SceneDef {
     /// Whether the optical raster names band `b` (case-insensitive).
     pub fn has_optical_band(&self, b: &str) -> bool {
         self.optical.bands.iter().any(|x| x.eq_ignore_ascii_case(b))
+    }
+
+    /// The polarisations geofuse reads from the SAR file (VV, VH or both; other bands the
+    /// file may hold are left alone).
+    pub fn polarisations(&self) -> Vec<Polarisation> {
+        Polarisation::read_from(&self.sar.polarisations)
     }
 }

@@ -12,14 +12,26 @@ use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 
 use crate::config::{FeatureConfig, GlcmConfig};
 use glcm::GlcmParams;
+pub use sar::Polarisation;
 
 /// Raw inputs of one tile (halo included).
 #[derive(Debug, Clone)]
 pub struct TileInputs {
     /// Optical values as stored (DN), `[band, row, col]`; NaN where nodata or masked.
     pub optical_dn: Array3<f32>,
-    /// SAR linear power, `[VV|VH, row, col]`; NaN in swath gaps / nodata.
+    /// SAR linear power, `[polarisation, row, col]` in the order of `sar_pols`; NaN in swath
+    /// gaps / nodata.
     pub sar_linear: Array3<f32>,
+    /// The polarisations of `sar_linear` (VV, VH or both, in [`Polarisation::ALL`] order).
+    pub sar_pols: Vec<Polarisation>,
+}
+
+impl TileInputs {
+    /// The linear power of polarisation `p`, when the scene has it.
+    pub fn sar_band(&self, p: Polarisation) -> Option<ArrayView2<'_, f32>> {
+        let i = self.sar_pols.iter().position(|&q| q == p)?;
+        Some(self.sar_linear.index_axis(Axis(0), i))
+    }
 }
 
 /// Source band of a GLCM block.
@@ -48,13 +60,26 @@ impl GlcmSource {
         }
     }
 
-    /// The source image of a tile, in the units the quantisation range refers to.
-    pub fn image(&self, t: &TileInputs) -> Array2<f32> {
+    /// The SAR polarisation the source is, if it is SAR.
+    pub fn polarisation(&self) -> Option<Polarisation> {
         match self {
-            GlcmSource::Optical(i) => t.optical_dn.index_axis(Axis(0), *i).to_owned(),
-            GlcmSource::Vv => t.sar_linear.index_axis(Axis(0), 0).mapv(sar::linear_to_db),
-            GlcmSource::Vh => t.sar_linear.index_axis(Axis(0), 1).mapv(sar::linear_to_db),
+            GlcmSource::Optical(_) => None,
+            GlcmSource::Vv => Some(Polarisation::Vv),
+            GlcmSource::Vh => Some(Polarisation::Vh),
         }
+    }
+
+    /// The source image of a tile, in the units the quantisation range refers to (all NaN for
+    /// a polarisation the scene lacks, which checked pipelines never ask for).
+    pub fn image(&self, t: &TileInputs) -> Array2<f32> {
+        if let GlcmSource::Optical(i) = self {
+            return t.optical_dn.index_axis(Axis(0), *i).to_owned();
+        }
+        let (_, h, w) = t.optical_dn.dim();
+        self.polarisation().and_then(|p| t.sar_band(p)).map_or_else(
+            || Array2::from_elem((h, w), f32::NAN),
+            |b| b.mapv(sar::linear_to_db),
+        )
     }
 }
 
@@ -245,13 +270,15 @@ impl FeaturePlan {
         }
         if !self.sar.is_empty() {
             let sp = &self.speckle;
-            let filt = |b: usize| {
-                sp.filter
-                    .apply(t.sar_linear.index_axis(Axis(0), b), sp.radius, sp.looks)
+            let filt = |p: Polarisation| {
+                t.sar_band(p)
+                    .map(|b| sp.filter.apply(b, sp.radius, sp.looks))
             };
-            let (vv, vh) = (filt(0), filt(1));
+            let (vv, vh) = (filt(Polarisation::Vv), filt(Polarisation::Vh));
             for f in &self.sar {
-                out.index_axis_mut(Axis(0), k).assign(&f.compute(&vv, &vh));
+                if let Some(v) = f.compute(vv.as_ref(), vh.as_ref()) {
+                    out.index_axis_mut(Axis(0), k).assign(&v);
+                }
                 k += 1;
             }
         }

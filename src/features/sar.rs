@@ -38,6 +38,51 @@ impl SpeckleFilter {
     }
 }
 
+/// A SAR polarisation geofuse reads (Sentinel-1 IW: VV, VH or both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Polarisation {
+    /// Vertical transmit, vertical receive (co-polarised).
+    Vv,
+    /// Vertical transmit, horizontal receive (cross-polarised).
+    Vh,
+}
+
+impl Polarisation {
+    /// Every polarisation, in the order the SAR block of a tile holds them.
+    pub const ALL: [Polarisation; 2] = [Polarisation::Vv, Polarisation::Vh];
+
+    /// The name (`VV`, `VH`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Polarisation::Vv => "VV",
+            Polarisation::Vh => "VH",
+        }
+    }
+
+    /// The polarisation a band name denotes (any case), if geofuse reads it.
+    pub fn parse(name: &str) -> Option<Polarisation> {
+        Polarisation::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// `list` as the pipeline writes it (`VV VH`).
+    pub fn join(list: &[Polarisation]) -> String {
+        let names: Vec<&str> = list.iter().map(|p| p.name()).collect();
+        names.join(" ")
+    }
+
+    /// The polarisations geofuse reads among `names` (a scene's `sar.polarisations`), in
+    /// [`Polarisation::ALL`] order.
+    pub fn read_from(names: &[String]) -> Vec<Polarisation> {
+        Polarisation::ALL
+            .into_iter()
+            .filter(|p| names.iter().any(|n| Polarisation::parse(n) == Some(*p)))
+            .collect()
+    }
+}
+
 /// A SAR feature of the hand-crafted stack (`features.sar`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,18 +114,44 @@ impl SarFeature {
         }
     }
 
-    /// The feature from speckle-filtered VV and VH linear power.
-    pub fn compute(self, vv: &Array2<f32>, vh: &Array2<f32>) -> Array2<f32> {
+    /// The polarisations the feature is computed from.
+    pub fn needs(self) -> &'static [Polarisation] {
+        use Polarisation::{Vh, Vv};
+        match self {
+            SarFeature::VvDb | SarFeature::VvLin => &[Vv],
+            SarFeature::VhDb | SarFeature::VhLin => &[Vh],
+            SarFeature::VhVvRatioDb | SarFeature::Rvi => &[Vv, Vh],
+        }
+    }
+
+    /// The feature from speckle-filtered linear power of the polarisations it [needs]
+    /// (`None` when the scene lacks one: pipelines are checked so that it never does, and the
+    /// feature is then all NaN, never a guess).
+    ///
+    /// [needs]: SarFeature::needs
+    pub fn compute(
+        self,
+        vv: Option<&Array2<f32>>,
+        vh: Option<&Array2<f32>>,
+    ) -> Option<Array2<f32>> {
+        let needs_vv = self.needs().contains(&Polarisation::Vv);
+        let needs_vh = self.needs().contains(&Polarisation::Vh);
+        let (vv, vh) = match (vv, vh) {
+            (Some(a), Some(b)) => (a, b),
+            (Some(a), None) if !needs_vh => (a, a),
+            (None, Some(b)) if !needs_vv => (b, b),
+            _ => return None,
+        };
         let pair =
             |f: fn(f32, f32) -> f32| ndarray::Zip::from(vv).and(vh).map_collect(|&a, &b| f(a, b));
-        match self {
+        Some(match self {
             SarFeature::VvDb => vv.mapv(linear_to_db),
             SarFeature::VhDb => vh.mapv(linear_to_db),
             SarFeature::VhVvRatioDb => pair(|a, b| linear_to_db(b) - linear_to_db(a)),
             SarFeature::Rvi => pair(rvi),
             SarFeature::VvLin => vv.clone(),
             SarFeature::VhLin => vh.clone(),
-        }
+        })
     }
 }
 
@@ -206,6 +277,39 @@ pub fn gamma_map_filter(img: ArrayView2<f32>, radius: usize, looks: f64) -> Arra
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    #[test]
+    fn polarisations_parse_in_any_case_and_read_in_fixed_order() {
+        assert_eq!(Polarisation::parse(" vh"), Some(Polarisation::Vh));
+        assert_eq!(Polarisation::parse("HH"), None);
+        let names: Vec<String> = ["VH", "angle", "vv"].map(String::from).to_vec();
+        assert_eq!(Polarisation::read_from(&names), Polarisation::ALL.to_vec());
+        assert_eq!(Polarisation::join(&Polarisation::ALL), "VV VH");
+    }
+
+    #[test]
+    fn a_feature_is_computed_from_the_polarisations_it_needs_and_only_those() {
+        let vv = Array2::from_elem((2, 2), 0.1f32);
+        let vh = Array2::from_elem((2, 2), 0.02f32);
+        for f in [
+            SarFeature::VvDb,
+            SarFeature::VhDb,
+            SarFeature::VhVvRatioDb,
+            SarFeature::Rvi,
+        ] {
+            let both = f.compute(Some(&vv), Some(&vh)).unwrap();
+            let has = |p| f.needs().contains(&p);
+            let vv_only = f.compute(Some(&vv), None);
+            let vh_only = f.compute(None, Some(&vh));
+            assert_eq!(vv_only.is_some(), !has(Polarisation::Vh), "{f:?}");
+            assert_eq!(vh_only.is_some(), !has(Polarisation::Vv), "{f:?}");
+            for one in vv_only.iter().chain(vh_only.iter()) {
+                assert_eq!(one, &both, "{f:?}");
+            }
+        }
+        assert!((SarFeature::VvDb.compute(Some(&vv), None).unwrap()[[0, 0]] + 10.0).abs() < 1e-5);
+        assert_eq!(SarFeature::Rvi.compute(None, None), None);
+    }
 
     #[test]
     fn db_linear_roundtrip() {

@@ -55,7 +55,7 @@ impl Normalisation {
 
 /// Network input `[spec.in_ch(), h, w]` from raw bands (NaN = missing): normalised bands and
 /// features, zeros where a modality (or a feature) is missing, and a presence flag per modality.
-/// Raw layout: `spec.optical` reflectances, VV, VH, then `spec.extra_opt` optical and `spec.extra_sar` SAR
+/// Raw layout: `spec.optical` reflectances, `spec.sar` polarisations (dB), then `spec.extra_opt` optical and `spec.extra_sar` SAR
 /// features.
 pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Array3<f32> {
     let (_, h, w) = raw.dim();
@@ -100,7 +100,7 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
                         x[opt_ch + b - n_opt] = z(b, v(b));
                     }
                     for j in 0..es {
-                        x[opt_ch + 2 + j] = z(n_raw + eo + j, v(n_raw + eo + j));
+                        x[opt_ch + spec.sar + j] = z(n_raw + eo + j, v(n_raw + eo + j));
                     }
                     x[in_ch - 1] = 1.0;
                 }
@@ -109,7 +109,7 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
     m
 }
 
-/// A training patch: raw bands `[optical + 2 (+ hybrid features), p, p]` and class indices `[p, p]` (-1 = unlabelled).
+/// A training patch: raw bands `[optical + SAR (+ hybrid features), p, p]` and class indices `[p, p]` (-1 = unlabelled).
 #[derive(Debug, Clone)]
 pub struct Patch {
     /// Raw bands.

@@ -12,7 +12,7 @@ use super::Patch;
 use super::{LearnedModel, NetSpec, Runtime, Schedule, TrainConfig};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
-use crate::features::FeaturePlan;
+use crate::features::{FeaturePlan, Polarisation};
 use crate::learned::{EncoderKind, Fusion};
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
 use crate::pipeline::features::{glcm_ranges, plan_with};
@@ -195,6 +195,7 @@ impl NetworkMethod {
                 kernel: n.kernel,
                 classes: ctx.pipeline.classes.len(),
                 optical: ctx.scene.optical_bands.len(),
+                sar: ctx.scene.sar_pols.len(),
                 extra_opt: extra.0,
                 extra_sar: extra.1,
                 encoder: n.encoder,
@@ -315,6 +316,9 @@ impl Method for NetworkMethod {
         {
             return Err(Error::config(&c.scene.optical, format!("training scene `{}` has optical bands {:?}, `{}` has {:?}; a network trains on one band list: give every training scene the same bands", c.scene.name, c.scene.optical_bands, src.name, src.optical_bands)));
         }
+        if let Some(c) = scenes.iter().find(|c| c.scene.sar_pols != src.sar_pols) {
+            return Err(Error::config(&c.scene.sar, format!("training scene `{}` has polarisations {}, `{}` has {}; a network trains on one polarisation list: give every training scene the same `sar.polarisations`", c.scene.name, Polarisation::join(&c.scene.sar_pols), src.name, Polarisation::join(&src.sar_pols))));
+        }
         let runtime = Runtime::shared(&self.device, log)?;
         std::fs::create_dir_all(models_dir)
             .map_err(|e| Error::io(models_dir, "create models folder", e))?;
@@ -358,6 +362,7 @@ impl Method for NetworkMethod {
             m.meta.report.best_epoch, m.meta.report.best_val_miou
         ));
         m.meta.hybrid_features = hybrid_features;
+        m.meta.sar_polarisations = src.sar_pols.clone();
         m.meta.glcm_ranges = ranges.unwrap_or_default();
         let path = models_dir.join(&self.name);
         let hash = m.save(&path)?;
@@ -448,6 +453,22 @@ impl Model for NetModel {
                 ),
             });
         }
+        if let Some(p) = meta
+            .sar_polarisations
+            .iter()
+            .find(|p| !src.sar_pols.contains(p))
+        {
+            return Err(Error::Model {
+                path: self.path.clone(),
+                msg: format!(
+                    "it was trained on polarisations {}; scene `{}` has {} (no {}); retrain it on scenes with these polarisations or fix `sar.polarisations`",
+                    Polarisation::join(&meta.sar_polarisations),
+                    src.name,
+                    Polarisation::join(&src.sar_pols),
+                    p.name()
+                ),
+            });
+        }
         // Hybrid models rebuild the feature plan with their training-time GLCM ranges and
         // refuse a pipeline whose features differ.
         let plan = if meta.hybrid_features.is_empty() {
@@ -491,7 +512,13 @@ impl TilePredictor for NetPredictor<'_> {
             raw,
             labels,
             modalities,
-        } = raw_window(reader, &self.src, t.read, self.plan.as_ref())?;
+        } = raw_window(
+            reader,
+            &self.src,
+            t.read,
+            &self.model.meta.sar_polarisations,
+            self.plan.as_ref(),
+        )?;
         let pred = self.model.predict_full(&raw, (t.read.row, t.read.col));
         let (r0, c0) = t.core_offset();
         let (h, w) = (t.core.height, t.core.width);

@@ -128,6 +128,8 @@ impl LearnedModel {
                 normalisation,
                 classes: classes.to_vec(),
                 optical_bands: optical_bands.to_vec(),
+                sar_polarisations: crate::features::Polarisation::ALL[..config.spec.sar.min(2)]
+                    .to_vec(),
                 report,
                 hybrid_features: Vec::new(),
                 glcm_ranges: Vec::new(),
@@ -285,11 +287,11 @@ mod tests {
         let model = LearnedModel::random(&rt, spec, dropout, 3, 11);
         let mut rng = Rng::new(5);
         let (h, w) = (23, 30);
-        let mut raw = Array3::from_shape_fn((RAW_BANDS, h, w), |_| rng.f64() as f32 * 2.0 - 0.5);
-        raw.slice_mut(s![0..model::DEFAULT_OPTICAL, 2..9, 3..11])
+        let n = spec.raw_bands();
+        let mut raw = Array3::from_shape_fn((n, h, w), |_| rng.f64() as f32 * 2.0 - 0.5);
+        raw.slice_mut(s![0..spec.optical, 2..9, 3..11])
             .fill(f32::NAN);
-        raw.slice_mut(s![model::DEFAULT_OPTICAL.., .., 20..26])
-            .fill(f32::NAN);
+        raw.slice_mut(s![spec.optical.., .., 20..26]).fill(f32::NAN);
         raw[[0, 15, 22]] = f32::NAN;
         (model, raw)
     }
@@ -319,6 +321,33 @@ mod tests {
             }
             // The passes differ (dropout is on), so the comparison covers the masks.
             assert!(bm[0] != bm[1], "{fusion:?}: passes identical");
+        }
+    }
+
+    #[test]
+    fn native_equals_burn_with_one_polarisation() {
+        // VV-only networks: a SAR block of one band and its presence flag.
+        for (fusion, encoder) in Fusion::ALL
+            .map(|f| (f, EncoderKind::Small))
+            .into_iter()
+            .chain([(Fusion::LearnedKernel, EncoderKind::Unet)])
+        {
+            let spec = NetSpec {
+                sar: 1,
+                optical: 4,
+                encoder,
+                ..NetSpec::raw(fusion, 6, 4)
+            };
+            let (model, raw) = model_and_window_with(spec, 0.5);
+            assert_eq!(raw.shape()[0], 5);
+            let net = native::NativeNet::from_burn(&model.net);
+            let (bm, bl) = model.passes_burn(&raw, (16, 24));
+            let (nm, nl) = model.passes_native(&net, &raw, (16, 24));
+            for t in 0..3 {
+                let what = format!("{fusion:?} {encoder:?} pass {t}");
+                assert_close(&nm[t], &bm[t], 2e-4, &format!("{what} logits"));
+                assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
+            }
         }
     }
 
@@ -397,6 +426,7 @@ mod tests {
             kernel: 3,
             classes: 2,
             optical: 10,
+            sar: 2,
             extra_opt: 0,
             extra_sar: 0,
             encoder: EncoderKind::Small,

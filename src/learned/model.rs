@@ -2,7 +2,7 @@
 //!
 //! Input layout `[batch, channels, height, width]`: the optical block (10 normalised
 //! reflectances, then `extra_opt` hand-crafted optical features in hybrid models, then the
-//! optical presence flag) followed by the SAR block (VV, VH dB, `extra_sar` hand-crafted SAR
+//! optical presence flag) followed by the SAR block (VV and/or VH dB, `extra_sar` hand-crafted SAR
 //! features, SAR presence flag). Missing values are 0. Every layer keeps the 10 m grid
 //! (stride 1, same padding).
 
@@ -16,8 +16,6 @@ use serde::{Deserialize, Serialize};
 pub use super::fusion::Fusion;
 use super::unet::UNet;
 
-/// SAR input channels without hand-crafted features (VV, VH + presence flag).
-pub const BASE_SAR_CH: usize = 3;
 /// Optical bands of a network unless its spec says otherwise (Sentinel-2's 10 m and 20 m
 /// bands); saved models of that shape do not record the count, so their files and hashes
 /// are those of earlier releases.
@@ -29,6 +27,18 @@ fn default_optical() -> usize {
 
 fn is_default_optical(n: &usize) -> bool {
     *n == DEFAULT_OPTICAL
+}
+
+/// SAR polarisations of a network unless its spec says otherwise (VV and VH); saved models
+/// of that shape do not record the count.
+pub const DEFAULT_SAR: usize = 2;
+
+fn default_sar() -> usize {
+    DEFAULT_SAR
+}
+
+fn is_default_sar(n: &usize) -> bool {
+    *n == DEFAULT_SAR
 }
 /// Receptive radius of the small encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
@@ -87,6 +97,9 @@ pub struct NetSpec {
         skip_serializing_if = "is_default_optical"
     )]
     pub optical: usize,
+    /// SAR polarisations of the input (VV only: 1; VV and VH: 2).
+    #[serde(default = "default_sar", skip_serializing_if = "is_default_sar")]
+    pub sar: usize,
     /// Hybrid: hand-crafted optical features fed to the optical branch.
     #[serde(default)]
     pub extra_opt: usize,
@@ -108,15 +121,16 @@ impl NetSpec {
             kernel: 3,
             classes,
             optical: DEFAULT_OPTICAL,
+            sar: DEFAULT_SAR,
             extra_opt: 0,
             extra_sar: 0,
             encoder: EncoderKind::Small,
         }
     }
 
-    /// Raw input bands: the optical bands, then VV and VH.
+    /// Raw input bands: the optical bands, then the SAR polarisations (dB).
     pub fn raw_bands(&self) -> usize {
-        self.optical + 2
+        self.optical + self.sar
     }
 
     /// Optical block channels (presence flag included).
@@ -126,7 +140,7 @@ impl NetSpec {
 
     /// SAR block channels (presence flag included).
     pub fn sar_ch(&self) -> usize {
-        BASE_SAR_CH + self.extra_sar
+        self.sar + 1 + self.extra_sar
     }
 
     /// All input channels.
@@ -721,13 +735,14 @@ mod tests {
     #[test]
     fn every_fusion_keeps_the_grid_and_gives_log_probabilities() {
         let dev = Device::flex();
-        for fusion in Fusion::ALL {
+        for (i, fusion) in Fusion::ALL.into_iter().enumerate() {
             let spec = NetSpec {
                 fusion,
                 width: 4,
                 kernel: 3,
                 classes: 3,
                 optical: 13,
+                sar: 1 + i % 2,
                 extra_opt: 2,
                 extra_sar: 1,
                 encoder: EncoderKind::Small,

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::eval::split::BlockSplit;
 use crate::features::sar::linear_to_db;
-use crate::features::FeaturePlan;
+use crate::features::{FeaturePlan, Polarisation};
 use crate::learned::Patch;
 use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::raster::Window;
@@ -23,13 +23,14 @@ pub struct RawWindow {
     pub modalities: Array2<u8>,
 }
 
-/// Raw bands of a window and its labels: the optical reflectances (every band the scene declares), VV and VH in dB (NaN = missing),
+/// Raw bands of a window and its labels: the optical reflectances (every band the scene declares), the SAR polarisations `pols` in dB (NaN = missing),
 /// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
 /// computed on the window grown by the features' own halo so they do not depend on tiling.
 pub fn raw_window(
     reader: &SceneReader,
     src: &SceneSources,
     win: Window,
+    pols: &[Polarisation],
     hybrid: Option<&FeaturePlan>,
 ) -> Result<RawWindow> {
     let g = &src.grid;
@@ -53,9 +54,23 @@ pub fn raw_window(
             .to_owned()
     };
     let (scale, offset) = (src.scale as f32, src.offset as f32);
+    let sar: Vec<usize> = pols
+        .iter()
+        .map(|p| t.sar_pols.iter().position(|q| q == p))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            Error::input(
+                &src.sar,
+                format!(
+                    "has polarisations {}; the model needs {}",
+                    Polarisation::join(&t.sar_pols),
+                    Polarisation::join(pols)
+                ),
+            )
+        })?;
     let mut parts = vec![
         crop(&t.optical_dn.mapv(|v| v * scale + offset)),
-        crop(&t.sar_linear.mapv(linear_to_db)),
+        crop(&t.sar_linear.select(Axis(0), &sar).mapv(linear_to_db)),
     ];
     if let Some(plan) = hybrid {
         let f = crop(&plan.compute(t));
@@ -172,7 +187,8 @@ pub fn read_patches(
             || SceneReader::open(src),
             |reader, w| -> Result<Patch> {
                 let reader = reader.as_ref().map_err(Clone::clone)?;
-                let RawWindow { raw, labels, .. } = raw_window(reader, src, *w, hybrid)?;
+                let RawWindow { raw, labels, .. } =
+                    raw_window(reader, src, *w, &src.sar_pols, hybrid)?;
                 let labels = labels
                     .map(|l| {
                         Array2::from_shape_fn(l.dim(), |(r, c)| {

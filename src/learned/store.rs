@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::config::{hex_sha256, ClassDef};
 use crate::error::{Error, Result};
+use crate::features::Polarisation;
 
 /// Everything about a learned model except its weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,6 +25,10 @@ pub struct LearnedMeta {
     pub classes: Vec<ClassDef>,
     /// Optical band names the model was trained on.
     pub optical_bands: Vec<String>,
+    /// SAR polarisations the model was trained on (omitted when VV and VH, so earlier models
+    /// and their hashes are unchanged).
+    #[serde(default = "both_polarisations", skip_serializing_if = "is_both")]
+    pub sar_polarisations: Vec<Polarisation>,
     /// Training report.
     pub report: TrainReport,
     /// Hybrid models: names of the hand-crafted features fed to the network (optical ones,
@@ -37,6 +42,14 @@ pub struct LearnedMeta {
     /// two identical trainings differ; this hash does not).
     #[serde(default)]
     pub weights_sha256: String,
+}
+
+fn both_polarisations() -> Vec<Polarisation> {
+    Polarisation::ALL.to_vec()
+}
+
+fn is_both(p: &[Polarisation]) -> bool {
+    p == Polarisation::ALL
 }
 
 /// Hashes every float parameter's values in module order.

@@ -141,7 +141,7 @@ fn jitter(p: &Patch, spec: &NetSpec, (g, d): (f64, f64), rng: &mut Rng) -> Patch
     let n = spec.optical;
     raw.slice_mut(ndarray::s![..n, .., ..])
         .mapv_inplace(|v| v * gain);
-    raw.slice_mut(ndarray::s![n..n + 2, .., ..])
+    raw.slice_mut(ndarray::s![n..n + spec.sar, .., ..])
         .mapv_inplace(|v| v + offset);
     Patch {
         raw,

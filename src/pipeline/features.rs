@@ -18,10 +18,21 @@ use crate::tiler::{tiles, Tile};
 fn glcm_sample(src: &SceneSources, g: &GlcmConfig) -> Result<Vec<f32>> {
     let source = GlcmSource::resolve(&g.band, &src.optical_bands)
         .ok_or_else(|| Error::input(&src.optical, format!("GLCM band {} not found", g.band)))?;
-    let (path, band, to_db) = match source {
-        GlcmSource::Optical(i) => (&src.optical, i + 1, false),
-        GlcmSource::Vv => (&src.sar, src.sar_bands[0], src.sar_unit == SarUnit::Linear),
-        GlcmSource::Vh => (&src.sar, src.sar_bands[1], src.sar_unit == SarUnit::Linear),
+    let (path, band, to_db) = match (source, source.polarisation()) {
+        (GlcmSource::Optical(i), _) => (&src.optical, i + 1, false),
+        (_, p) => {
+            let k = src.sar_pols.iter().position(|&q| Some(q) == p);
+            let band = k.map(|k| src.sar_bands[k]).ok_or_else(|| {
+                Error::input(
+                    &src.sar,
+                    format!(
+                        "GLCM band {} is not among the scene's polarisations",
+                        g.band
+                    ),
+                )
+            })?;
+            (&src.sar, band, src.sar_unit == SarUnit::Linear)
+        }
     };
     let v = RasterReader::open(path)?.sample(band, 1024)?;
     Ok(if to_db {

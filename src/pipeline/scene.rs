@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::config::{Pipeline, SarUnit, SceneDef};
 use crate::error::{Error, Result};
-use crate::features::{sar, TileInputs};
+use crate::features::{sar, Polarisation, TileInputs};
 use crate::io::reader::{same_crs, RasterReader};
 use crate::io::warp::{warp_to_grid, Resampling};
 use crate::raster::{Grid, Window};
@@ -42,8 +42,10 @@ pub struct SceneSources {
     pub offset: f64,
     /// SAR raster (possibly a warped copy in linear power).
     pub sar: PathBuf,
-    /// 1-based bands of VV and VH.
-    pub sar_bands: [usize; 2],
+    /// The polarisations read from `sar` (VV, VH or both, in [`Polarisation::ALL`] order).
+    pub sar_pols: Vec<Polarisation>,
+    /// 1-based band of each of `sar_pols` in `sar`.
+    pub sar_bands: Vec<usize>,
     /// Unit of `sar`.
     pub sar_unit: SarUnit,
     /// Labels on the scene grid.
@@ -174,13 +176,14 @@ impl Aligner<'_> {
     }
 }
 
-/// 1-based bands of VV and VH in the SAR raster, checked against its band count.
-fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<[usize; 2]> {
-    let pos = |want: &str| {
+/// 1-based bands of the scene's polarisations in the SAR raster, checked against its band
+/// count.
+fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<Vec<usize>> {
+    let pos = |want: Polarisation| {
         s.sar
             .polarisations
             .iter()
-            .position(|x| x.eq_ignore_ascii_case(want))
+            .position(|x| Polarisation::parse(x) == Some(want))
             .unwrap_or(0)
             + 1
     };
@@ -195,7 +198,7 @@ fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<[usize; 2]> {
             ),
         ));
     }
-    Ok([pos("VV"), pos("VH")])
+    Ok(s.polarisations().into_iter().map(pos).collect())
 }
 
 /// Refuses bands without any valid value, and negative backscatter declared linear.
@@ -215,7 +218,7 @@ fn unit_mismatch(vals: &[f32], unit: SarUnit) -> Option<String> {
     (median < 1.0).then(|| format!("declared `sar.unit = \"db\"` but the values look like linear power (none below 0, median {median:.3}); set unit = \"linear\""))
 }
 
-fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: [usize; 2], unit: SarUnit) -> Result<()> {
+fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: &[usize], unit: SarUnit) -> Result<()> {
     let opt_reader = RasterReader::open(&s.optical.path)?;
     let bands: Vec<usize> = (1..=s.optical.bands.len()).collect();
     let samples = opt_reader.sample_bands(&bands, 512)?;
@@ -237,21 +240,21 @@ fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: [usize; 2], unit: SarU
         }
     }
     let sar_reader = RasterReader::open(sar_path)?;
-    for (k, b) in sar_bands.iter().enumerate() {
+    for (p, b) in s.polarisations().into_iter().zip(sar_bands) {
         let vals = sar_reader.sample(*b, 512)?;
         if vals.is_empty() && !sar_reader.has_valid(*b)? {
             return Err(Error::input(
                 &s.sar.path,
                 format!(
                     "band {b} ({}) holds only NaN/nodata; check the file or its nodata value",
-                    ["VV", "VH"][k]
+                    p.name()
                 ),
             ));
         }
         if let Some(msg) = unit_mismatch(&vals, unit) {
             return Err(Error::input(
                 &s.sar.path,
-                format!("band {b} ({}): {msg}", ["VV", "VH"][k]),
+                format!("band {b} ({}): {msg}", p.name()),
             ));
         }
         if unit == SarUnit::Linear && vals.iter().any(|&v| v < 0.0) {
@@ -301,7 +304,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         None => None,
     };
     let sar_bands = sar_bands(s, &sar_path)?;
-    check_values(s, &sar_path, sar_bands, sar_unit)?;
+    check_values(s, &sar_path, &sar_bands, sar_unit)?;
     if let Some(l) = &labels {
         if RasterReader::open(l)?.band_count() != 1 {
             return Err(Error::input(l, "labels must be a single-band raster"));
@@ -315,6 +318,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         scale: s.optical.scale,
         offset: s.optical.offset,
         sar: sar_path,
+        sar_pols: s.polarisations(),
         sar_bands,
         sar_unit,
         labels,
@@ -337,7 +341,8 @@ pub struct SceneReader {
     labels: Option<RasterReader>,
     mask: Option<RasterReader>,
     n_optical: usize,
-    sar_bands: [usize; 2],
+    sar_pols: Vec<Polarisation>,
+    sar_bands: Vec<usize>,
     sar_unit: SarUnit,
     invalid: Vec<u16>,
 }
@@ -363,7 +368,8 @@ impl SceneReader {
                 .map(|m| RasterReader::open(&m.0))
                 .transpose()?,
             n_optical: src.optical_bands.len(),
-            sar_bands: src.sar_bands,
+            sar_pols: src.sar_pols.clone(),
+            sar_bands: src.sar_bands.clone(),
             sar_unit: src.sar_unit,
             invalid: src.mask.as_ref().map(|m| m.1.clone()).unwrap_or_default(),
         })
@@ -378,8 +384,8 @@ impl SceneReader {
     }
 
     /// Reads a window: optical DN with invalid pixels (nodata in any band, or masked) set
-    /// to NaN in every band; SAR as linear power with a pixel NaN in both bands when either
-    /// is missing.
+    /// to NaN in every band; SAR as linear power with a pixel NaN in every polarisation when
+    /// any is missing.
     pub fn read(&self, win: Window) -> Result<TileData> {
         let bands: Vec<usize> = (1..=self.n_optical).collect();
         let mut optical = self.optical.read(&bands, win)?;
@@ -408,18 +414,16 @@ impl SceneReader {
         if self.sar_unit == SarUnit::Db {
             sar_lin.mapv_inplace(sar::db_to_linear);
         }
-        let (vv, vh) = sar_lin.view_mut().split_at(Axis(0), 1);
-        let (mut vv, mut vh) = (vv, vh);
-        ndarray::Zip::from(&mut vv).and(&mut vh).for_each(|a, b| {
-            if a.is_nan() || b.is_nan() || !a.is_finite() || !b.is_finite() {
-                *a = f32::NAN;
-                *b = f32::NAN;
+        for mut px in sar_lin.lanes_mut(Axis(0)) {
+            if px.iter().any(|v| !v.is_finite()) {
+                px.fill(f32::NAN);
             }
-        });
+        }
         Ok(TileData {
             inputs: TileInputs {
                 optical_dn: optical,
                 sar_linear: sar_lin,
+                sar_pols: self.sar_pols.clone(),
             },
             labels: self.read_labels(win)?,
         })

@@ -19,6 +19,23 @@ pub fn geofuse(args: &[&str]) -> Output {
         .expect("run geofuse")
 }
 
+/// `geofuse run PIPE --device cpu --out OUT -q` through the binary: (exit code, stderr).
+pub fn cli_run(pipe: &Path, out: &Path) -> (Option<i32>, String) {
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "-q",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
 /// Writes a synthetic scene of `size` to `dir` and a fast pipeline (20 trees) with
 /// `tile_size`, returning the pipeline path.
 pub fn scene_with_pipeline(dir: &Path, size: usize, seed: u64, tile_size: usize) -> PathBuf {
