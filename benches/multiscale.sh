@@ -17,6 +17,7 @@
 #
 #   bash benches/multiscale.sh                   # synth and flanders: about 60 min, 2 cores
 #   bash benches/multiscale.sh flanders          # one of them
+#   SIZE=384 FRACTIONS=1 bash benches/multiscale.sh synth   # 384 px scenes: 3-25 % cloud each
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/release/geofuse"
@@ -83,7 +84,7 @@ for w in ${@:-synth flanders}; do
   case $w in
     synth)
       syn="$out/synth/scenes"
-      "$bin" synth --out "$syn" --size 192 --seed 21 --scenes 6 >/dev/null
+      "$bin" synth --out "$syn" --size "${SIZE:-192}" --seed 21 --scenes 6 >/dev/null
       { sed '/^\[\[methods\]\]/,$d' "$syn/pipeline.toml"
         printf '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 18\n'
         methods 64; } > "$syn/study.toml"

@@ -86,8 +86,9 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
         .for_each(|(r, row)| {
             for (c, x) in row.chunks_exact_mut(in_ch).enumerate() {
                 let v = |b: usize| raw[[b, r, c]];
+                let raw_in = spec.raw_inputs;
                 if (0..n_opt).all(|b| !v(b).is_nan()) {
-                    for (b, o) in x[..n_opt].iter_mut().enumerate() {
+                    for (b, o) in x[..n_opt].iter_mut().enumerate().filter(|_| raw_in) {
                         *o = z(b, v(b));
                     }
                     for j in 0..eo {
@@ -96,7 +97,7 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
                     x[opt_ch - 1] = 1.0;
                 }
                 if (n_opt..n_raw).all(|b| !v(b).is_nan()) {
-                    for b in n_opt..n_raw {
+                    for b in (n_opt..n_raw).filter(|_| raw_in) {
                         x[opt_ch + b - n_opt] = z(b, v(b));
                     }
                     for j in 0..es {

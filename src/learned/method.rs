@@ -79,11 +79,24 @@ pub struct NetworkSettings {
     /// optical branch and SAR ones to the SAR branch (hybrid).
     #[serde(default)]
     pub hybrid: bool,
+    /// Whether the network sees the raw bands (default true). `raw_inputs = false` with
+    /// `hybrid = true` feeds the hand-crafted features alone (presence flags still come from
+    /// the raw bands).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub raw_inputs: bool,
     /// Encoder of each branch: `small` (three convolutions, 9 x 9 pixels) or `unet` (the
     /// multi-scale encoder-decoder, receptive field 113 x 113 pixels). Left out of the
     /// pipeline's hash when small, so earlier runs' models are reused.
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 fn default_width() -> usize {
@@ -160,6 +173,9 @@ impl NetworkSettings {
         if !(0.0..1.0).contains(&self.weight_decay) {
             return Err("weight_decay must be in [0, 1)".into());
         }
+        if !self.raw_inputs && !self.hybrid {
+            return Err("raw_inputs = false leaves the network no input; set hybrid = true (the hand-crafted features) or drop raw_inputs".into());
+        }
         Ok(())
     }
 }
@@ -199,6 +215,7 @@ impl NetworkMethod {
                 extra_opt: extra.0,
                 extra_sar: extra.1,
                 encoder: n.encoder,
+                raw_inputs: n.raw_inputs,
             },
             epochs: n.epochs,
             patience: n.patience,
@@ -533,5 +550,44 @@ impl TilePredictor for NetPredictor<'_> {
             labels: labels.map(|l| l.slice(core).to_owned()),
             uncalibrated: Some(Box::new(move |r, c| pred.uncalibrated(r0 + r, c0 + c))),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> NetworkSettings {
+        toml::from_str(&format!("fusion = \"learned-kernel\"\n{extra}")).unwrap()
+    }
+
+    #[test]
+    fn features_only_inputs_need_the_hybrid_features() {
+        assert!(settings("").raw_inputs);
+        let err = settings("raw_inputs = false").validate().unwrap_err();
+        assert!(err.contains("hybrid = true"), "{err}");
+        settings("raw_inputs = false\nhybrid = true")
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_default_raw_inputs_stay_out_of_settings_and_model_files() {
+        // Earlier pipelines and models hash as before; features-only ones say so.
+        let s = serde_json::to_string(&settings("")).unwrap();
+        assert!(!s.contains("raw_inputs"), "{s}");
+        let spec = NetSpec {
+            raw_inputs: false,
+            ..NetSpec::raw(Fusion::Concat, 4, 3)
+        };
+        let j = serde_json::to_string(&spec).unwrap();
+        assert!(j.contains("\"raw_inputs\":false"), "{j}");
+        let back: NetSpec = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, spec);
+        let old: NetSpec = serde_json::from_str(
+            &serde_json::to_string(&NetSpec::raw(Fusion::Concat, 4, 3)).unwrap(),
+        )
+        .unwrap();
+        assert!(old.raw_inputs);
     }
 }

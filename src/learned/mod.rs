@@ -430,6 +430,7 @@ mod tests {
             extra_opt: 0,
             extra_sar: 0,
             encoder: EncoderKind::Small,
+            raw_inputs: true,
         };
         let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let x = assemble(&raw, &norm, &spec);
@@ -440,5 +441,37 @@ mod tests {
         assert_eq!(x[[opt_ch - 1, 0, 1]], 1.0);
         assert_eq!(x[[0, 0, 1]], 1.0);
         assert_eq!(x[[in_ch - 1, 0, 1]], 0.0);
+    }
+
+    #[test]
+    fn features_only_inputs_hold_the_raw_bands_at_zero_and_keep_features_and_flags() {
+        // 10 optical + 2 SAR raw bands, then 2 optical and 1 SAR hand-crafted features.
+        let raw = Array3::<f32>::from_shape_fn((15, 1, 1), |(b, _, _)| b as f32 + 2.0);
+        let norm = Normalisation {
+            mean: vec![1.0; 15],
+            std: vec![1.0; 15],
+        };
+        let spec = NetSpec {
+            extra_opt: 2,
+            extra_sar: 1,
+            raw_inputs: false,
+            ..NetSpec::raw(Fusion::Concat, 2, 2)
+        };
+        let x = assemble(&raw, &norm, &spec);
+        let v: Vec<f32> = x.iter().copied().collect();
+        // Optical block: 10 zeros, features 12 and 13 (minus the mean 1), flag; SAR block: 2
+        // zeros, feature 14, flag.
+        let mut want = vec![0.0; 10];
+        want.extend([13.0, 14.0, 1.0, 0.0, 0.0, 15.0, 1.0]);
+        assert_eq!(v, want);
+        let with_raw = assemble(
+            &raw,
+            &norm,
+            &NetSpec {
+                raw_inputs: true,
+                ..spec
+            },
+        );
+        assert_eq!(with_raw[[0, 0, 0]], 1.0);
     }
 }

@@ -110,6 +110,18 @@ pub struct NetSpec {
     /// their hashes are unchanged).
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
+    /// Whether the raw bands reach the network (false: hybrid features alone, the raw band
+    /// channels held at 0); omitted from the model file when true.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub raw_inputs: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 impl NetSpec {
@@ -125,6 +137,7 @@ impl NetSpec {
             extra_opt: 0,
             extra_sar: 0,
             encoder: EncoderKind::Small,
+            raw_inputs: true,
         }
     }
 
@@ -746,6 +759,7 @@ mod tests {
                 extra_opt: 2,
                 extra_sar: 1,
                 encoder: EncoderKind::Small,
+                raw_inputs: i % 3 != 0,
             };
             let net = FusionNet::new(spec, &dev);
             let x = Tensor::<4>::random(
