@@ -390,7 +390,8 @@ fn a_13_band_l1c_scene_runs_every_learned_method() {
             methods += &format!("[[methods]]\nname = \"{}\"\n{settings}", f.name());
         }
     }
-    methods += &format!("[[methods]]\nname = \"hybrid\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nhybrid = true\n{settings}");
+    // The hybrid also takes the class-balanced sampler and the pixel path, end to end.
+    methods += &format!("[[methods]]\nname = \"hybrid\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nhybrid = true\nsampling = \"class-balanced\"\npixel_path = true\n{settings}");
     std::fs::write(&pipe, format!("{text}{methods}")).unwrap();
     let out = dir.path().join("out");
     cpu_run(&pipe, &out);
@@ -482,5 +483,72 @@ fn sigterm_during_training_stops_at_the_next_epoch() {
     assert!(
         !out.join("models/concat.bpk").exists(),
         "a half-trained model was kept"
+    );
+}
+
+/// Share of each class among the training pixels of `wins`.
+fn class_shares(
+    src: &geofuse::pipeline::scene::SceneSources,
+    split: &geofuse::eval::split::BlockSplit,
+    ids: &[u8],
+    wins: &[geofuse::raster::Window],
+) -> Vec<f64> {
+    let reader = geofuse::pipeline::scene::SceneReader::open(src).unwrap();
+    let mut c = vec![0f64; ids.len()];
+    for w in wins {
+        let l = reader.read_labels(*w).unwrap().unwrap();
+        for ((r, cc), &v) in l.indexed_iter() {
+            if let Some(k) = geofuse::eval::class_index(ids, v) {
+                if split.trains(w.row + r, w.col + cc) {
+                    c[k] += 1.0;
+                }
+            }
+        }
+    }
+    let total: f64 = c.iter().sum();
+    c.iter().map(|v| v / total).collect()
+}
+
+#[test]
+fn class_balanced_sampling_draws_rare_classes_more_often() {
+    use geofuse::learned::scene_input::{class_balanced, patch_windows};
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 192, 12, 192);
+    let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
+    let src =
+        geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
+    let split = geofuse::eval::split::BlockSplit::new(192, 192, 32, 0.3, 42);
+    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+    let (n, patch) = (64, 16);
+    let candidates = patch_windows(&src, &split, 32, patch, 4 * n, false, 7);
+    let uniform = class_shares(&src, &split, &ids, &candidates[..n]);
+    let picked = class_balanced(&src, &split, &ids, &candidates, n, 7).unwrap();
+    assert_eq!(picked.len(), n);
+    assert_eq!(
+        picked,
+        class_balanced(&src, &split, &ids, &candidates, n, 7).unwrap()
+    );
+    let balanced = class_shares(&src, &split, &ids, &picked);
+    let present: Vec<usize> = (0..ids.len()).filter(|&k| uniform[k] > 0.0).collect();
+    let rarest = *present
+        .iter()
+        .min_by(|&&a, &&b| uniform[a].total_cmp(&uniform[b]))
+        .unwrap();
+    let spread = |s: &[f64]| {
+        let v: Vec<f64> = present.iter().map(|&k| s[k]).collect();
+        v.iter().cloned().fold(0.0, f64::max) / v.iter().cloned().fold(1.0, f64::min)
+    };
+    eprintln!(
+        "class shares of training pixels: uniform {uniform:.3?}, class-balanced {balanced:.3?}"
+    );
+    assert!(
+        balanced[rarest] > uniform[rarest],
+        "rarest class {rarest}: uniform {uniform:?}, balanced {balanced:?}"
+    );
+    assert!(
+        spread(&balanced) < spread(&uniform),
+        "max/min class share: uniform {:.2}, balanced {:.2}",
+        spread(&uniform),
+        spread(&balanced)
     );
 }

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use ndarray::s;
 use serde::{Deserialize, Serialize};
 
-use super::scene_input::{hybrid_names, patch_windows, raw_window, read_patches, RawWindow};
+use super::scene_input::{
+    class_balanced, hybrid_names, patch_windows, raw_window, read_patches, RawWindow,
+};
 use super::Patch;
 use super::{LearnedModel, NetSpec, Runtime, Schedule, TrainConfig};
 use crate::config::Pipeline;
@@ -84,11 +86,37 @@ pub struct NetworkSettings {
     /// the raw bands).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub raw_inputs: bool,
+    /// A pixel path beside each encoder (a 1 x 1 convolution of the input added to its
+    /// output): parcel edges stay sharp. Default false.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub pixel_path: bool,
+    /// How training patches are drawn: `uniform` (default: anywhere in the training blocks)
+    /// or `class-balanced` (from four times as many candidates, favouring those that hold
+    /// rare classes, so every class carries the same weight).
+    #[serde(default, skip_serializing_if = "Sampling::is_uniform")]
+    pub sampling: Sampling,
     /// Encoder of each branch: `small` (three convolutions, 9 x 9 pixels) or `unet` (the
     /// multi-scale encoder-decoder, receptive field 113 x 113 pixels). Left out of the
     /// pipeline's hash when small, so earlier runs' models are reused.
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
+}
+
+/// How training patches are drawn (`sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampling {
+    /// Uniformly inside the training blocks.
+    #[default]
+    Uniform,
+    /// Class-balanced ([`super::scene_input::class_balanced`]).
+    ClassBalanced,
+}
+
+impl Sampling {
+    fn is_uniform(&self) -> bool {
+        *self == Sampling::Uniform
+    }
 }
 
 fn yes() -> bool {
@@ -97,6 +125,10 @@ fn yes() -> bool {
 
 fn is_yes(b: &bool) -> bool {
     *b
+}
+
+fn is_no(b: &bool) -> bool {
+    !*b
 }
 
 fn default_width() -> usize {
@@ -216,6 +248,7 @@ impl NetworkMethod {
                 extra_sar: extra.1,
                 encoder: n.encoder,
                 raw_inputs: n.raw_inputs,
+                pixel_path: n.pixel_path,
             },
             epochs: n.epochs,
             patience: n.patience,
@@ -243,20 +276,27 @@ impl NetworkMethod {
 
     /// Epoch `epoch`'s training patch windows inside the training blocks of scene `si`:
     /// `patches` of them, drawn afresh each epoch (epoch 1 with the scene's seed).
-    fn train_windows(&self, ctx: &SceneContext, si: usize, epoch: usize) -> Vec<Window> {
+    fn train_windows(&self, ctx: &SceneContext, si: usize, epoch: usize) -> Result<Vec<Window>> {
         let seed = scene_seed(ctx.pipeline.seed, si)
             ^ ((epoch as u64).saturating_sub(1)).wrapping_mul(0xD1B5_4A32_D192_ED03);
         let (p, patch) = (ctx.pipeline, self.patch_side(ctx));
         let n = self.settings.patches;
-        patch_windows(
+        let balanced = self.settings.sampling == Sampling::ClassBalanced;
+        let draw = if balanced { 4 * n } else { n };
+        let wins = patch_windows(
             ctx.scene,
             &ctx.split,
             p.split.block_size,
             patch,
-            n,
+            draw,
             false,
             seed,
-        )
+        );
+        if !balanced {
+            return Ok(wins);
+        }
+        let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
+        class_balanced(ctx.scene, &ctx.split, &ids, &wins, n, seed)
     }
 
     /// Validation patch windows (fixed over training) of scene `si`: a quarter of `patches`
@@ -279,14 +319,14 @@ impl NetworkMethod {
     fn read_all(
         scenes: &[SceneContext],
         ranges: Option<&[(f64, f64)]>,
-        wins: impl Fn(usize, &SceneContext) -> Vec<Window>,
+        wins: impl Fn(usize, &SceneContext) -> Result<Vec<Window>>,
     ) -> Result<Vec<Patch>> {
         let p = scenes[0].pipeline;
         let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
         let mut out = Vec::new();
         for (si, ctx) in scenes.iter().enumerate() {
             let plan = ranges.map(|r| plan_with(p, ctx.scene, r));
-            let w = wins(si, ctx);
+            let w = wins(si, ctx)?;
             out.extend(read_patches(
                 ctx.scene,
                 &ctx.split,
@@ -348,7 +388,9 @@ impl Method for NetworkMethod {
         let plan = ranges.as_deref().map(|r| plan_with(p, src, r));
         let (hybrid_features, extra_opt, extra_sar) =
             plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
-        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| self.val_windows(c, si))?;
+        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| {
+            Ok(self.val_windows(c, si))
+        })?;
         let config = self.train_config(first, (extra_opt, extra_sar));
         log.info(&format!(
             "  training {} on {} ({} patches of {} px per scene and epoch, {} validation)",

@@ -325,17 +325,19 @@ mod tests {
     }
 
     #[test]
-    fn native_equals_burn_with_one_polarisation() {
-        // VV-only networks: a SAR block of one band and its presence flag.
-        for (fusion, encoder) in Fusion::ALL
+    fn native_equals_burn_with_one_polarisation_and_with_a_pixel_path() {
+        // VV-only networks (a SAR block of one band and its presence flag), with and without
+        // the 1 x 1 pixel path beside each encoder.
+        let cases = Fusion::ALL
             .map(|f| (f, EncoderKind::Small))
             .into_iter()
-            .chain([(Fusion::LearnedKernel, EncoderKind::Unet)])
-        {
+            .chain([(Fusion::LearnedKernel, EncoderKind::Unet)]);
+        for ((fusion, encoder), pixel_path) in cases.flat_map(|c| [(c, false), (c, true)]) {
             let spec = NetSpec {
                 sar: 1,
                 optical: 4,
                 encoder,
+                pixel_path,
                 ..NetSpec::raw(fusion, 6, 4)
             };
             let (model, raw) = model_and_window_with(spec, 0.5);
@@ -344,7 +346,7 @@ mod tests {
             let (bm, bl) = model.passes_burn(&raw, (16, 24));
             let (nm, nl) = model.passes_native(&net, &raw, (16, 24));
             for t in 0..3 {
-                let what = format!("{fusion:?} {encoder:?} pass {t}");
+                let what = format!("{fusion:?} {encoder:?} pixel path {pixel_path} pass {t}");
                 assert_close(&nm[t], &bm[t], 2e-4, &format!("{what} logits"));
                 assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
             }
@@ -431,6 +433,7 @@ mod tests {
             extra_sar: 0,
             encoder: EncoderKind::Small,
             raw_inputs: true,
+            pixel_path: false,
         };
         let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let x = assemble(&raw, &norm, &spec);

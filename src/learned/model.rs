@@ -114,6 +114,15 @@ pub struct NetSpec {
     /// channels held at 0); omitted from the model file when true.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub raw_inputs: bool,
+    /// A pixel path beside each encoder: a 1 x 1 convolution of the branch input added to the
+    /// encoder's output, so a pixel's own values reach the heads unblurred by the encoder's
+    /// neighbourhood (parcel edges). Omitted from the model file when false.
+    #[serde(default, skip_serializing_if = "is_no")]
+    pub pixel_path: bool,
+}
+
+fn is_no(b: &bool) -> bool {
+    !*b
 }
 
 fn yes() -> bool {
@@ -138,6 +147,7 @@ impl NetSpec {
             extra_sar: 0,
             encoder: EncoderKind::Small,
             raw_inputs: true,
+            pixel_path: false,
         }
     }
 
@@ -265,6 +275,8 @@ pub struct FusionNet {
     pub(crate) sar: Option<Encoder>,
     pub(crate) opt_unet: Option<UNet>,
     pub(crate) sar_unet: Option<UNet>,
+    pub(crate) opt_px: Option<Conv2d>,
+    pub(crate) sar_px: Option<Conv2d>,
     pub(crate) mix: Option<Conv2d>,
     pub(crate) bil_a: Option<Conv2d>,
     pub(crate) bil_b: Option<Conv2d>,
@@ -355,6 +367,11 @@ impl FusionNet {
             opt_in.filter(|_| !small).map(|c| UNet::new(c, w, device)),
             sar_in.filter(|_| !small).map(|c| UNet::new(c, w, device)),
         );
+        let px = |c: Option<usize>| {
+            c.filter(|_| spec.pixel_path)
+                .map(|c| conv(c, w, 1, 1, device))
+        };
+        let (opt_px, sar_px) = (px(opt_in), px(sar_in));
         let mix = match spec.fusion {
             Fusion::Concat => Some(conv(2 * w, w, 1, 1, device)),
             Fusion::Attention => Some(conv(2 * w + 2, w, 1, 1, device)),
@@ -391,6 +408,8 @@ impl FusionNet {
             sar,
             opt_unet,
             sar_unet,
+            opt_px,
+            sar_px,
             mix,
             bil_a,
             bil_b,
@@ -409,12 +428,20 @@ impl FusionNet {
         let (opt_ch, in_ch) = (self.spec.opt_ch(), self.spec.in_ch());
         let po = channels(&x, opt_ch - 1..opt_ch);
         let ps = channels(&x, in_ch - 1..in_ch);
-        let enc = |(e, u): (&Option<Encoder>, &Option<UNet>), x: Tensor<4>| match (e, u) {
-            (Some(e), _) => e.forward(x),
-            (None, Some(u)) => u.forward(x),
-            (None, None) => unreachable!("encoder present"),
+        type Branch<'a> = (&'a Option<Encoder>, &'a Option<UNet>, &'a Option<Conv2d>);
+        let enc = |(e, u, px): Branch, x: Tensor<4>| {
+            let f = match (e, u) {
+                (Some(e), _) => e.forward(x.clone()),
+                (None, Some(u)) => u.forward(x.clone()),
+                (None, None) => unreachable!("encoder present"),
+            };
+            match px {
+                Some(p) => f + p.forward(x),
+                None => f,
+            }
         };
-        let (eo, es) = ((&self.opt, &self.opt_unet), (&self.sar, &self.sar_unet));
+        let eo = (&self.opt, &self.opt_unet, &self.opt_px);
+        let es = (&self.sar, &self.sar_unet, &self.sar_px);
         let one = |m: Tensor<4>| Latent {
             maps: vec![m],
             presence: vec![None],
@@ -760,6 +787,7 @@ mod tests {
                 extra_sar: 1,
                 encoder: EncoderKind::Small,
                 raw_inputs: i % 3 != 0,
+                pixel_path: i % 2 == 0,
             };
             let net = FusionNet::new(spec, &dev);
             let x = Tensor::<4>::random(

@@ -442,6 +442,8 @@ pub struct NativeNet {
     spec: NetSpec,
     opt: Option<NativeEncoder>,
     sar: Option<NativeEncoder>,
+    opt_px: Option<Conv>,
+    sar_px: Option<Conv>,
     mix: Option<Conv>,
     bil: Option<(Conv, Conv)>,
     heads: Vec<(Conv, Conv)>,
@@ -454,6 +456,8 @@ impl NativeNet {
             spec: net.spec(),
             opt: NativeEncoder::from_burn(net.opt.as_ref(), net.opt_unet.as_ref()),
             sar: NativeEncoder::from_burn(net.sar.as_ref(), net.sar_unet.as_ref()),
+            opt_px: net.opt_px.as_ref().map(Conv::from_burn),
+            sar_px: net.sar_px.as_ref().map(Conv::from_burn),
             mix: net.mix.as_ref().map(Conv::from_burn),
             bil: net
                 .bil_a
@@ -472,21 +476,27 @@ impl NativeNet {
     pub fn latent(&self, x: &Map) -> Latent {
         let s = &self.spec;
         let (opt_ch, in_ch) = (s.opt_ch(), s.in_ch());
-        let enc =
-            |e: &Option<NativeEncoder>, x: &Map| e.as_ref().expect("encoder present").forward(x);
+        let enc = |(e, px): (&Option<NativeEncoder>, &Option<Conv>), x: &Map| {
+            let f = e.as_ref().expect("encoder present").forward(x);
+            match px {
+                Some(p) => f.zip(&p.apply(x, false), |a, b| a + b),
+                None => f,
+            }
+        };
+        let (eo, es) = ((&self.opt, &self.opt_px), (&self.sar, &self.sar_px));
         let one = |m: Map| Latent {
             maps: vec![m],
             presence: vec![None],
         };
         match s.fusion {
-            Fusion::Early => one(enc(&self.opt, x)),
-            Fusion::OpticalOnly => one(enc(&self.opt, &x.channels(0..opt_ch))),
-            Fusion::SarOnly => one(enc(&self.sar, &x.channels(opt_ch..in_ch))),
+            Fusion::Early => one(enc(eo, x)),
+            Fusion::OpticalOnly => one(enc(eo, &x.channels(0..opt_ch))),
+            Fusion::SarOnly => one(enc(es, &x.channels(opt_ch..in_ch))),
             f => {
                 let po = x.plane(opt_ch - 1);
                 let ps = x.plane(in_ch - 1);
-                let fo = enc(&self.opt, &x.channels(0..opt_ch));
-                let fs = enc(&self.sar, &x.channels(opt_ch..in_ch));
+                let fo = enc(eo, &x.channels(0..opt_ch));
+                let fs = enc(es, &x.channels(opt_ch..in_ch));
                 let mix = || self.mix.as_ref().expect("mix layer present");
                 let joint = match f {
                     Fusion::Late => None,

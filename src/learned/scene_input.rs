@@ -172,6 +172,78 @@ pub fn patch_windows(
         .collect()
 }
 
+/// Training pixels of each class in window `w` (pixels that may not train are left out).
+fn class_pixels(
+    reader: &SceneReader,
+    split: &BlockSplit,
+    ids: &[u8],
+    w: Window,
+) -> Result<Vec<f64>> {
+    let mut c = vec![0.0; ids.len()];
+    if let Some(l) = reader.read_labels(w)? {
+        for ((r, cc), &v) in l.indexed_iter() {
+            match crate::eval::class_index(ids, v) {
+                Some(k) if split.trains(w.row + r, w.col + cc) => c[k] += 1.0,
+                _ => {}
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Class-balanced patch sampling: `n` of `candidates`, drawn without replacement, each with
+/// the weight sum over classes k of (its training pixels of k) / (all candidates' pixels of k),
+/// so that every class present carries the same total weight and windows holding rare classes
+/// are drawn more often. Deterministic from `seed`; windows without a training label are never
+/// drawn (they would add nothing to the loss).
+pub fn class_balanced(
+    src: &SceneSources,
+    split: &BlockSplit,
+    ids: &[u8],
+    candidates: &[Window],
+    n: usize,
+    seed: u64,
+) -> Result<Vec<Window>> {
+    let reader = SceneReader::open(src)?;
+    let counts: Vec<Vec<f64>> = candidates
+        .iter()
+        .map(|w| class_pixels(&reader, split, ids, *w))
+        .collect::<Result<_>>()?;
+    let totals: Vec<f64> = (0..ids.len())
+        .map(|k| counts.iter().map(|c| c[k]).sum())
+        .collect();
+    let mut weight: Vec<f64> = counts
+        .iter()
+        .map(|c| {
+            c.iter()
+                .zip(&totals)
+                .filter(|(_, &t)| t > 0.0)
+                .map(|(a, t)| a / t)
+                .sum()
+        })
+        .collect();
+    let mut rng = Rng::new(seed ^ 0xBA1A_0CE5);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let sum: f64 = weight.iter().sum();
+        if sum <= 0.0 {
+            break;
+        }
+        let mut x = rng.f64() * sum;
+        let mut pick = weight.iter().rposition(|&v| v > 0.0).unwrap_or(0);
+        for (i, &v) in weight.iter().enumerate() {
+            if v > 0.0 && x < v {
+                pick = i;
+                break;
+            }
+            x -= v;
+        }
+        out.push(candidates[pick]);
+        weight[pick] = 0.0;
+    }
+    Ok(out)
+}
+
 /// Reads the patches of `wins` (in parallel, one reader per worker).
 /// Labels of pixels that may not train (test side, or outside the training subset) are
 /// left out of the loss.
