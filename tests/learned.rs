@@ -384,23 +384,14 @@ fn a_13_band_l1c_scene_runs_every_learned_method() {
     );
     let settings =
         "width = 6\nepochs = 2\npatience = 2\npatches = 16\npatch = 16\nbatch = 8\nmc_passes = 2\n";
-    let mut methods = String::new();
-    for f in geofuse::learned::Fusion::ALL {
-        if f != geofuse::learned::Fusion::Concat {
-            methods += &format!("[[methods]]\nname = \"{}\"\n{settings}", f.name());
-        }
-    }
     // The hybrid also takes the class-balanced sampler and the pixel path, end to end.
-    methods += &format!("[[methods]]\nname = \"hybrid\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nhybrid = true\nsampling = \"class-balanced\"\npixel_path = true\n{settings}");
+    let balanced = "sampling = \"class-balanced\"\npixel_path = true\n";
+    let methods = every_learned_method(settings, "concat", balanced);
     std::fs::write(&pipe, format!("{text}{methods}")).unwrap();
     let out = dir.path().join("out");
     cpu_run(&pipe, &out);
     let m = read_metrics(&out, "synthetic");
-    for f in geofuse::learned::Fusion::ALL
-        .map(|f| f.name())
-        .iter()
-        .chain(&["hybrid"])
-    {
+    for f in every_learned_name() {
         // A smoke test of the band count (2 epochs): every method trains, predicts and is
         // evaluated; accuracy is the other tests' business.
         assert!(

@@ -103,21 +103,12 @@ fn the_forest_on_a_vv_only_file_equals_the_forest_on_the_vv_band_of_a_dual_file(
 #[test]
 fn a_vv_only_scene_runs_every_learned_method_and_its_models_record_vv() {
     let _g = serial();
-    let mut methods = String::new();
-    for f in geofuse::learned::Fusion::ALL {
-        methods += &format!("[[methods]]\nname = \"{}\"\n{NET}", f.name());
-    }
-    methods += &format!("[[methods]]\nname = \"hybrid\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nhybrid = true\n{NET}");
-    let (dir, _, vv) = scene_pair(&methods);
+    let (dir, _, vv) = scene_pair(&every_learned_method(NET, "", ""));
     let out = dir.path().join("out");
     let (code, err) = cli_run(&vv, &out);
     assert_eq!(code, Some(0), "{err}");
     let m = read_metrics(&out, "synthetic");
-    for f in geofuse::learned::Fusion::ALL
-        .map(|f| f.name())
-        .iter()
-        .chain(&["hybrid"])
-    {
+    for f in every_learned_name() {
         // A smoke test of the SAR block's size (2 epochs); accuracy is other tests' business.
         assert!(
             m["methods"][f]["oa"].as_f64().is_some(),

@@ -200,3 +200,24 @@ pub fn read_png(path: &Path) -> (u32, u32, usize, Vec<u8>) {
     let step = info.line_size / info.width as usize;
     (info.width, info.height, step, buf)
 }
+
+/// `[[methods]]` for every fusion but `skip` (named by its fusion) and a learned-kernel hybrid
+/// named `hybrid` with `hybrid_extra` settings, each with `settings`.
+pub fn every_learned_method(settings: &str, skip: &str, hybrid_extra: &str) -> String {
+    let mut methods = String::new();
+    for f in geofuse::learned::Fusion::ALL {
+        if f.name() != skip {
+            methods += &format!("[[methods]]\nname = \"{}\"\n{settings}", f.name());
+        }
+    }
+    methods + &format!("[[methods]]\nname = \"hybrid\"\nkind = \"learned\"\nfusion = \"learned-kernel\"\nhybrid = true\n{hybrid_extra}{settings}")
+}
+
+/// The method names [`every_learned_method`] writes (the skipped fusion included).
+pub fn every_learned_name() -> Vec<&'static str> {
+    geofuse::learned::Fusion::ALL
+        .map(|f| f.name())
+        .into_iter()
+        .chain(["hybrid"])
+        .collect()
+}
