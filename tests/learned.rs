@@ -336,13 +336,7 @@ fn l1c_optical(dir: &Path) -> Vec<&'static str> {
     use gdal::raster::Buffer;
     let src = gdal::Dataset::open(dir.join("optical.tif")).unwrap();
     let (w, h) = src.raster_size();
-    let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut dst = drv
-        .create_with_band_type::<f32, _>(dir.join("optical13.tif"), w, h, 13)
-        .unwrap();
-    dst.set_geo_transform(&src.geo_transform().unwrap())
-        .unwrap();
-    dst.set_projection(&src.projection()).unwrap();
+    let dst = float_tiff_like(&src, &dir.join("optical13.tif"), 13);
     // Source band (1-based) of every L1C band; 0 = the constant cirrus band.
     let from = [1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 0, 9, 10];
     for (i, &b) in from.iter().enumerate() {

@@ -20,13 +20,7 @@ fn vv_only_copy(dir: &Path) {
     use gdal::raster::Buffer;
     let src = gdal::Dataset::open(dir.join("sar.tif")).unwrap();
     let (w, h) = src.raster_size();
-    let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
-    let mut dst = drv
-        .create_with_band_type::<f32, _>(dir.join("sar_vv.tif"), w, h, 1)
-        .unwrap();
-    dst.set_geo_transform(&src.geo_transform().unwrap())
-        .unwrap();
-    dst.set_projection(&src.projection()).unwrap();
+    let dst = float_tiff_like(&src, &dir.join("sar_vv.tif"), 1);
     let band = src.rasterband(1).unwrap();
     let data = band.read_as::<f32>((0, 0), (w, h), (w, h), None).unwrap();
     let mut out = dst.rasterband(1).unwrap();

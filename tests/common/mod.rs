@@ -221,3 +221,17 @@ pub fn every_learned_name() -> Vec<&'static str> {
         .chain(["hybrid"])
         .collect()
 }
+
+/// A new Float32 GeoTIFF at `dst` with `bands` bands and the size, geotransform and projection
+/// of `src`.
+pub fn float_tiff_like(src: &Dataset, dst: &Path, bands: usize) -> Dataset {
+    let (w, h) = src.raster_size();
+    let drv = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    let mut out = drv
+        .create_with_band_type::<f32, _>(dst, w, h, bands)
+        .unwrap();
+    out.set_geo_transform(&src.geo_transform().unwrap())
+        .unwrap();
+    out.set_projection(&src.projection()).unwrap();
+    out
+}
