@@ -6,8 +6,9 @@
 #
 # Methods: forest (handcrafted), boosted trees, optical-only, sar-only and learned-kernel with
 # the small encoder, optical-only-unet and learned-kernel-unet with the U-Net. Small networks draw
-# 64 patches of 32 px per training scene and epoch; U-Nets 32 patches of 64 px (2x the pixels;
-# the context needs the patch). Flanders chips are 64 px, so its split uses 32 px blocks there
+# SMALL_PATCHES patches of 32 px per training scene and epoch (default 256, geofuse's own default;
+# the session-7 and -8 tables used 64, which undertrains them: BENCHMARKS.md, session 9); U-Nets
+# 32 patches of 64 px (the context needs the patch). Flanders chips are 64 px, so its split uses 32 px blocks there
 # (16 in pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
 #
 # Prints held-out mIoU per method and training fraction, then, for the full training set, each
@@ -15,7 +16,9 @@
 # of learned-kernel-unet against every other method. BENCHMARKS.md ("Multi-scale encoder")
 # records the tables.
 #
-#   bash benches/multiscale.sh                   # synth and flanders: about 60 min, 2 cores
+#   bash benches/multiscale.sh                   # synth and flanders, 2 cores: about 60 min with
+#                                                # SMALL_PATCHES=64; the default 256 trains the
+#                                                # three small networks 4x longer
 #   bash benches/multiscale.sh flanders          # one of them
 #   SIZE=384 FRACTIONS=1 bash benches/multiscale.sh synth   # 384 px scenes: 3-25 % cloud each
 set -euo pipefail
@@ -32,9 +35,10 @@ net() { # name fusion encoder patches patch
 
 methods() {
   printf '\n[[methods]]\nname = "boosted"\nrounds = 100\nlearning_rate = 0.1\nmax_depth = 6\n'
-  net optical-only optical-only small 64 32
-  net sar-only sar-only small 64 32
-  net learned-kernel learned-kernel small 64 32
+  local p="${SMALL_PATCHES:-256}"
+  net optical-only optical-only small "$p" 32
+  net sar-only sar-only small "$p" 32
+  net learned-kernel learned-kernel small "$p" 32
   net optical-only-unet optical-only unet 32 "$1"
   net learned-kernel-unet learned-kernel unet 32 "$1"
 }
