@@ -8,8 +8,8 @@
 # the small encoder, optical-only-unet and learned-kernel-unet with the U-Net. Small networks draw
 # SMALL_PATCHES patches of 32 px per training scene and epoch (default 256, geofuse's own default;
 # the session-7 and -8 tables used 64, which undertrains them: BENCHMARKS.md, session 9); U-Nets
-# 32 patches of 64 px (the context needs the patch). Flanders chips are 64 px, so its split uses 32 px blocks there
-# (16 in pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
+# 32 patches of 64 px (the context needs the patch). Flanders chips are 64 px, so its split uses
+# 32 px blocks there (16 in pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
 #
 # Prints held-out mIoU per method and training fraction, then, for the full training set, each
 # method's held-out-scene mIoU [95 % block-bootstrap interval] and the block-level sign-flip test
