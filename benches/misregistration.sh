@@ -8,13 +8,16 @@
 # PX pixels in a direction drawn per scene; the same scenes otherwise), trained on scenes 1-4,
 # scored on the held-out scenes 5-6. A last run uses a shift that turns across each scene
 # (`--misregistration-mode varying`). Both kernel fusions use a 7 x 7 kernel (reach 3 px);
-# every network draws 64 patches of 32 px from each training scene per epoch (256 in all).
+# every network draws PATCHES patches of 32 px from each training scene per epoch (default 256,
+# geofuse's own; the first tables in BENCHMARKS.md used 64, which undertrains the networks).
+# FUSIONS picks the fusions (default: early concat fixed-kernel learned-kernel).
 # Prints, per shift, held-out-scene mIoU [95 % block-bootstrap interval] per method and the
 # block-level sign-flip test (Holm within the run) of learned-kernel against each other method.
 # BENCHMARKS.md ("Misregistration study") records the table.
 #
-#   bash benches/misregistration.sh                 # shifts 0 1 2 3 + varying 2: ~60 min, 2 cores
-#   SHIFTS="0 2" VARYING= bash benches/misregistration.sh
+#   bash benches/misregistration.sh                 # shifts 0 1 2 3 + varying 2, 2 cores: ~60 min
+#                                                   # with PATCHES=64, ~4x that at the default
+#   SHIFTS="1 2" VARYING= FUSIONS="fixed-kernel learned-kernel" bash benches/misregistration.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/release/geofuse"
@@ -23,10 +26,14 @@ out="${OUT:-out/misregistration}"
 size="${SIZE:-192}"
 shifts="${SHIFTS-0 1 2 3}"
 varying="${VARYING-2}"
+patches="${PATCHES:-256}"
+fusions="${FUSIONS:-early concat fixed-kernel learned-kernel}"
 mkdir -p "$out"
 
-net() { # name fusion kernel
-  printf '\n[[methods]]\nname = "%s"\nkind = "learned"\nfusion = "%s"\nwidth = 16\nepochs = 30\npatience = 8\npatches = 64\npatch = 32\nmc_passes = 16\nkernel = %s\n' "$1" "$2" "$3"
+net() { # fusion
+  local kernel=3
+  case $1 in *-kernel) kernel=7 ;; esac
+  printf '\n[[methods]]\nname = "%s"\nkind = "learned"\nfusion = "%s"\nwidth = 16\nepochs = 30\npatience = 8\npatches = %s\npatch = 32\nmc_passes = 16\nkernel = %s\n' "$1" "$1" "$patches" "$kernel"
 }
 
 summary() { # run folder, label
@@ -57,10 +64,7 @@ run() { # label, synth options...
   "$bin" synth --out "$dir/scenes" --size "$size" --seed 21 --scenes 6 "$@" >/dev/null
   {
     sed '/^\[\[methods\]\]/,$d' "$dir/scenes/pipeline.toml"
-    net early early 3
-    net concat concat 3
-    net fixed-kernel fixed-kernel 7
-    net learned-kernel learned-kernel 7
+    for f in $fusions; do net "$f"; done
   } > "$dir/scenes/study.toml"
   "$bin" run "$dir/scenes/study.toml" --out "$dir/run" --device cpu -q >/dev/null
   echo "== $label: $((SECONDS - t0)) s"

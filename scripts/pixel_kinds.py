@@ -2,6 +2,7 @@
 """Overall accuracy of products by pixel kind, on scenes written by `geofuse synth`.
 
 usage: pixel_kinds.py SCENES_DIR OUT_DIR SCENE[,SCENE...] METHOD [METHOD ...]
+       pixel_kinds.py --pair A B [--block 64] SCENES_DIR OUT_DIR SCENE[,SCENE...]
 
 For every METHOD and SCENE it reads `OUT_DIR/SCENE/METHOD.tif` (band 1: the class) and the
 scene's `labels.tif`, `cloud_mask.tif` and `sar.tif` under SCENES_DIR, and prints the share of
@@ -10,7 +11,13 @@ labelled pixels mapped right among
   cloud     cloud or shadow (the mask's 1 and 2);
   gap       no cloud, no SAR (swath edge, burst gap): the optical data alone;
   edge      no cloud, within 2 px (8-neighbourhood) of another label;
-  interior  no cloud, farther from one.
+  interior  no cloud, farther from one;
+  blind     grassland or wetland without SAR (cloud or not): `geofuse synth` gives the two the
+            same optical spectrum, so nothing in the data tells them apart there;
+  informed  every labelled pixel but the blind ones.
+With --pair A B it prints instead the block-level sign-flip test (blocks of --block px, as
+`[split] block_size`; 100,000 seeded random flips, two-sided) of the overall accuracy of A
+minus B on the informed pixels: whether one method is ahead where the data can decide.
 The per-kind tables of BENCHMARKS.md (issue 14) come from it.
 """
 import sys
@@ -43,16 +50,60 @@ def kinds(scenes_dir, scene):
     gap = ~np.isfinite(read(f"{scenes_dir}/{scene}/sar.tif"))
     edge = near_other_label(lab)
     ok = lab > 0
+    blind = ok & gap & np.isin(lab, [4, 7])
     return lab, {
         "clear": ok & ~cloud & ~gap,
         "cloud": ok & cloud,
         "gap": ok & ~cloud & gap,
         "edge": ok & ~cloud & edge,
         "interior": ok & ~cloud & ~edge,
+        "blind": blind,
+        "informed": ok & ~blind,
     }
 
 
+def block_differences(masks, out_dir, a, b, block):
+    """Per block, OA of method a minus OA of method b on the informed pixels."""
+    diffs = []
+    for s, (lab, kind) in masks.items():
+        ra = read(f"{out_dir}/{s}/{a}.tif").astype(int) == lab
+        rb = read(f"{out_dir}/{s}/{b}.tif").astype(int) == lab
+        inf = kind["informed"]
+        for y in range(0, lab.shape[0], block):
+            for x in range(0, lab.shape[1], block):
+                m = inf[y:y + block, x:x + block]
+                if m.any():
+                    d = ra[y:y + block, x:x + block][m].mean() - rb[y:y + block, x:x + block][m].mean()
+                    diffs.append(d)
+    return np.array(diffs)
+
+
+def sign_flip(diffs, flips=100_000, seed=42):
+    """Two-sided p-value of the mean of paired differences under random sign flips."""
+    rng = np.random.default_rng(seed)
+    obs = abs(diffs.mean())
+    signs = rng.choice([-1.0, 1.0], size=(flips, diffs.size))
+    null = np.abs((signs * diffs).mean(axis=1))
+    return (1 + (null >= obs - 1e-12).sum()) / (flips + 1)
+
+
+def pair(argv):
+    a, b, rest = argv[1], argv[2], argv[3:]
+    block = 64
+    if rest[:1] == ["--block"]:
+        block, rest = int(rest[1]), rest[2:]
+    if len(rest) != 3:
+        sys.exit(__doc__)
+    scenes_dir, out_dir, scenes = rest[0], rest[1], rest[2].split(",")
+    masks = {s: kinds(scenes_dir, s) for s in scenes}
+    d = block_differences(masks, out_dir, a, b, block)
+    print(f"{a} - {b}, informed pixels: block OA {d.mean():+.4f} over {d.size} blocks, "
+          f"sign-flip p {sign_flip(d):.4f}")
+
+
 def main(argv):
+    if argv[:1] == ["--pair"]:
+        return pair(argv)
     if len(argv) < 4:
         sys.exit(__doc__)
     scenes_dir, out_dir, scenes, methods = argv[0], argv[1], argv[2].split(","), argv[3:]
