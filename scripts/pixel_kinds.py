@@ -98,7 +98,7 @@ def pair(argv):
     masks = {s: kinds(scenes_dir, s) for s in scenes}
     d = block_differences(masks, out_dir, a, b, block)
     print(f"{a} - {b}, informed pixels: block OA {d.mean():+.4f} over {d.size} blocks, "
-          f"sign-flip p {sign_flip(d):.4f}")
+          f"sign-flip p {sign_flip(d):.2g}")
 
 
 def main(argv):
