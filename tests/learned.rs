@@ -58,19 +58,13 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
         .raw
 }
 
-#[test]
-fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
-    let _serial = serial();
-    let (dir, pipe) = learned_scene("learned-kernel", 96);
-    cpu_run(&pipe, &dir.path().join("out"));
-    let rt = Runtime::new("cpu").unwrap();
-    let (model, _) =
-        LearnedModel::load(&dir.path().join("out/models/learned-kernel"), &rt).unwrap();
-    let raw = scene_raw(&pipe, dir.path());
-    let (full_p, full_e) = model.predict(&raw, (0, 0));
+/// A model's prediction tile by tile (tile sizes 40, 33, 64 with its halo) against one pass
+/// over the whole `size` x `size` scene `raw`.
+fn assert_tiled_equals_untiled(model: &LearnedModel, raw: &ndarray::Array3<f32>, size: usize) {
+    let (full_p, full_e) = model.predict(raw, (0, 0));
     for ts in [40usize, 33, 64] {
         let mut worst = 0f32;
-        for t in geofuse::tiler::tiles(96, 96, ts, model.halo()) {
+        for t in geofuse::tiler::tiles(size, size, ts, model.halo()) {
             let rd = t.read;
             let sub = raw
                 .slice(ndarray::s![
@@ -97,6 +91,17 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
             "tile size {ts}: max |tiled - untiled| = {worst}"
         );
     }
+}
+
+#[test]
+fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
+    let _serial = serial();
+    let (dir, pipe) = learned_scene("learned-kernel", 96);
+    cpu_run(&pipe, &dir.path().join("out"));
+    let rt = Runtime::new("cpu").unwrap();
+    let (model, _) =
+        LearnedModel::load(&dir.path().join("out/models/learned-kernel"), &rt).unwrap();
+    assert_tiled_equals_untiled(&model, &scene_raw(&pipe, dir.path()), 96);
     // The product written with another tile size has the same classes.
     edit(&pipe, "tile_size = 96", "tile_size = 40");
     let out2 = dir.path().join("out2");
@@ -124,6 +129,21 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
     );
 }
 
+#[test]
+fn aligned_learned_kernel_tiles_like_an_untiled_run() {
+    // The registration cue's window (align = 6) widens the halo: 4 (encoder) + 2 (5 x 5
+    // kernel) + 7 (window and edge pair).
+    let _serial = serial();
+    let (dir, pipe) = learned_scene("learned-kernel", 96);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, format!("{text}kernel = 5\nalign = 6\n")).unwrap();
+    cpu_run(&pipe, &dir.path().join("out"));
+    let rt = Runtime::new("cpu").unwrap();
+    let (model, _) =
+        LearnedModel::load(&dir.path().join("out/models/learned-kernel"), &rt).unwrap();
+    assert_eq!(model.halo(), 13);
+    assert_tiled_equals_untiled(&model, &scene_raw(&pipe, dir.path()), 96);
+}
 #[test]
 fn learned_training_is_reproducible_on_cpu() {
     let _serial = serial();

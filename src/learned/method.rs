@@ -100,6 +100,15 @@ pub struct NetworkSettings {
     /// pipeline's hash when small, so earlier runs' models are reused.
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
+    /// Learned kernel only: window radius in pixels of the registration cue added to the SAR
+    /// taps (the optical/SAR edge cross-correlation at each tap offset, [`super::align`]),
+    /// for residual S1/S2 misregistration; 0 (the default, left out of the hash) for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub align: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// How training patches are drawn (`sampling`).
@@ -205,6 +214,12 @@ impl NetworkSettings {
         if !(0.0..1.0).contains(&self.weight_decay) {
             return Err("weight_decay must be in [0, 1)".into());
         }
+        if self.align > super::align::MAX_ALIGN {
+            return Err(format!("align must be at most {}", super::align::MAX_ALIGN));
+        }
+        if self.align > 0 && self.fusion != Fusion::LearnedKernel {
+            return Err("align applies to fusion = \"learned-kernel\" only; remove it".into());
+        }
         if !self.raw_inputs && !self.hybrid {
             return Err("raw_inputs = false leaves the network no input; set hybrid = true (the hand-crafted features) or drop raw_inputs".into());
         }
@@ -249,6 +264,7 @@ impl NetworkMethod {
                 encoder: n.encoder,
                 raw_inputs: n.raw_inputs,
                 pixel_path: n.pixel_path,
+                align: n.align,
             },
             epochs: n.epochs,
             patience: n.patience,
@@ -631,5 +647,19 @@ mod tests {
         )
         .unwrap();
         assert!(old.raw_inputs);
+    }
+
+    #[test]
+    fn align_is_a_learned_kernel_setting_that_stays_out_of_hashes_when_off() {
+        settings("align = 12").validate().unwrap();
+        let err = settings("align = 40").validate().unwrap_err();
+        assert!(err.contains("at most 32"), "{err}");
+        let concat: NetworkSettings = toml::from_str("fusion = \"concat\"\nalign = 4").unwrap();
+        let err = concat.validate().unwrap_err();
+        assert!(err.contains("learned-kernel"), "{err}");
+        let s = serde_json::to_string(&settings("")).unwrap();
+        assert!(!s.contains("align"), "{s}");
+        let j = serde_json::to_string(&NetSpec::raw(Fusion::LearnedKernel, 4, 3)).unwrap();
+        assert!(!j.contains("align"), "{j}");
     }
 }

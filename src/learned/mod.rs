@@ -13,6 +13,7 @@
 //! - [`scene_input`]: raw band windows and training patches from a scene.
 //! - [`method`]: [`NetworkMethod`], the learned kind behind [`crate::method`].
 
+pub mod align;
 mod calibrate;
 pub mod fusion;
 mod input;
@@ -354,6 +355,27 @@ mod tests {
     }
 
     #[test]
+    fn native_equals_burn_for_the_learned_kernel_with_its_registration_cue() {
+        for encoder in [EncoderKind::Small, EncoderKind::Unet] {
+            let spec = NetSpec {
+                kernel: 5,
+                align: 4,
+                encoder,
+                ..NetSpec::raw(Fusion::LearnedKernel, 6, 4)
+            };
+            let (model, raw) = model_and_window_with(spec, 0.5);
+            let net = native::NativeNet::from_burn(&model.net);
+            let (bm, bl) = model.passes_burn(&raw, (16, 24));
+            let (nm, nl) = model.passes_native(&net, &raw, (16, 24));
+            for t in 0..3 {
+                let what = format!("aligned learned kernel {encoder:?} pass {t}");
+                assert_close(&nm[t], &bm[t], 2e-4, &format!("{what} logits"));
+                assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
+            }
+        }
+    }
+
+    #[test]
     fn native_unet_equals_burn_for_every_fusion() {
         // 23 x 30 pixels: padded to 24 x 32 inside the U-Net and cropped back.
         for fusion in Fusion::ALL {
@@ -434,6 +456,7 @@ mod tests {
             encoder: EncoderKind::Small,
             raw_inputs: true,
             pixel_path: false,
+            align: 0,
         };
         let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let x = assemble(&raw, &norm, &spec);

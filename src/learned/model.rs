@@ -6,6 +6,7 @@
 //! features, SAR presence flag). Missing values are 0. Every layer keeps the 10 m grid
 //! (stride 1, same padding).
 
+use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::PaddingConfig2d;
 use burn::prelude::*;
@@ -119,6 +120,15 @@ pub struct NetSpec {
     /// neighbourhood (parcel edges). Omitted from the model file when false.
     #[serde(default, skip_serializing_if = "is_no")]
     pub pixel_path: bool,
+    /// Learned kernel: window radius of the registration cue ([`super::align`]) added, with a
+    /// learned scale, to the SAR taps' logits; 0 (the default, omitted from the model file)
+    /// for none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub align: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn is_no(b: &bool) -> bool {
@@ -148,6 +158,7 @@ impl NetSpec {
             encoder: EncoderKind::Small,
             raw_inputs: true,
             pixel_path: false,
+            align: 0,
         }
     }
 
@@ -185,7 +196,8 @@ impl NetSpec {
     pub fn receptive_radius(&self) -> usize {
         self.encoder.radius()
             + match self.fusion {
-                Fusion::LearnedKernel | Fusion::FixedKernel => self.kernel / 2,
+                Fusion::LearnedKernel => self.kernel / 2 + super::align::extra_radius(self.align),
+                Fusion::FixedKernel => self.kernel / 2,
                 _ => 0,
             }
     }
@@ -281,6 +293,9 @@ pub struct FusionNet {
     pub(crate) bil_a: Option<Conv2d>,
     pub(crate) bil_b: Option<Conv2d>,
     pub(crate) heads: Vec<Head>,
+    /// Learned kernel with `align`: the scale of the registration cue (times
+    /// [`super::align::ALIGN_SCALE`]).
+    pub(crate) align: Option<Param<Tensor<1>>>,
     #[module(skip)]
     spec: NetSpec,
 }
@@ -414,6 +429,8 @@ impl FusionNet {
             bil_a,
             bil_b,
             heads,
+            align: (spec.fusion == Fusion::LearnedKernel && spec.align > 0)
+                .then(|| Param::from_tensor(Tensor::from_floats([1.0], device))),
             spec,
         }
     }
@@ -478,6 +495,7 @@ impl FusionNet {
                             vec![fo.clone(), fs.clone(), po.clone(), ps.clone()],
                             1,
                         ));
+                        let logits = self.aligned(logits, &fo, &fs, &po, &ps);
                         Some(kernel_fuse(
                             &fo,
                             &fs,
@@ -504,6 +522,27 @@ impl FusionNet {
                 l
             }
         }
+    }
+
+    /// Learned-kernel logits plus the scaled registration cue on the SAR taps (unchanged
+    /// without `align`).
+    fn aligned(
+        &self,
+        logits: Tensor<4>,
+        fo: &Tensor<4>,
+        fs: &Tensor<4>,
+        po: &Tensor<4>,
+        ps: &Tensor<4>,
+    ) -> Tensor<4> {
+        let Some(a) = &self.align else {
+            return logits;
+        };
+        let (k, kk) = (self.spec.kernel, self.spec.kernel * self.spec.kernel);
+        let cue = super::align::cue(fo, fs, po, ps, k, self.spec.align);
+        let scale = (a.val() * super::align::ALIGN_SCALE).reshape([1, 1, 1, 1]);
+        let opt = logits.clone().slice(s![.., 0..kk, .., ..]);
+        let sar = logits.slice(s![.., kk..2 * kk, .., ..]) + cue * scale;
+        Tensor::cat(vec![opt, sar], 1)
     }
 
     /// The deterministic part of every head (run once per window).
@@ -788,6 +827,11 @@ mod tests {
                 encoder: EncoderKind::Small,
                 raw_inputs: i % 3 != 0,
                 pixel_path: i % 2 == 0,
+                align: if fusion == Fusion::LearnedKernel {
+                    3
+                } else {
+                    0
+                },
             };
             let net = FusionNet::new(spec, &dev);
             let x = Tensor::<4>::random(

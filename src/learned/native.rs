@@ -447,6 +447,8 @@ pub struct NativeNet {
     mix: Option<Conv>,
     bil: Option<(Conv, Conv)>,
     heads: Vec<(Conv, Conv)>,
+    /// Learned kernel with `align`: the registration cue's scale.
+    align: Option<f32>,
 }
 
 impl NativeNet {
@@ -469,6 +471,10 @@ impl NativeNet {
                 .iter()
                 .map(|h| (Conv::from_burn(&h.hidden), Conv::from_burn(&h.out)))
                 .collect(),
+            align: net.align.as_ref().map(|a| {
+                let v = a.val().into_data().convert::<f32>();
+                v.try_to_vec::<f32>().expect("f32 scale")[0] * super::align::ALIGN_SCALE
+            }),
         }
     }
 
@@ -519,7 +525,10 @@ impl NativeNet {
                         Some(j)
                     }
                     Fusion::LearnedKernel => {
-                        let logits = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
+                        let mut logits = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
+                        if let Some(a) = self.align {
+                            add_cue(&mut logits, (&fo, &fs), (&po, &ps), (s.kernel, s.align), a);
+                        }
                         Some(kernel_fuse(&fo, &fs, &po, &ps, Some(&logits), s.kernel))
                     }
                     Fusion::FixedKernel => Some(kernel_fuse(&fo, &fs, &po, &ps, None, s.kernel)),
@@ -608,6 +617,28 @@ impl NativeNet {
         let logvar = planes.split_off(k * h * w);
         Fused { mu: planes, logvar }
     }
+}
+
+/// Adds `scale` times the registration cue ([`super::align::cue_native`]) of window radius
+/// `align` to the SAR taps of the learned kernel's `logits` (`2 k^2` channels per pixel).
+fn add_cue(
+    logits: &mut Map,
+    (fo, fs): (&Map, &Map),
+    (po, ps): (&[f32], &[f32]),
+    (k, align): (usize, usize),
+    scale: f32,
+) {
+    let kk = k * k;
+    let cue = super::align::cue_native(&fo.v, &fs.v, po, ps, (fo.h, fo.w, fo.c), k, align);
+    logits
+        .v
+        .par_chunks_mut(2 * kk)
+        .zip(cue.par_chunks(kk))
+        .for_each(|(l, c)| {
+            for (l, c) in l[kk..].iter_mut().zip(c) {
+                *l += c * scale;
+            }
+        });
 }
 
 /// `model::kernel_fuse` on pixel-major maps: per pixel, a softmax over the 2 k^2 taps of both
