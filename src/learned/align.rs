@@ -1,6 +1,7 @@
-//! The registration cue of the learned kernel (the pipeline's `align`).
+//! Registration of the SAR latent onto the optical grid inside the learned kernel (the
+//! pipeline's `align`).
 //!
-//! For every SAR tap offset o of the k x k kernel and every pixel p: the normalised
+//! The cue: for every offset o of the k x k kernel and every pixel p, the normalised
 //! cross-correlation, over the (2R + 1)^2 window around p, of the optical latent's edge energy
 //! with the SAR latent's edge energy shifted by o,
 //!
@@ -9,32 +10,35 @@
 //! B the window sum (zero outside the map), minus its mean over the k^2 offsets. The edge energy
 //! e(p) = sum_c |f_c(p + x) - f_c(p)| + |f_c(p + y) - f_c(p)| counts a pair only where both
 //! pixels are present. Residual S1/S2 misregistration moves the SAR edges off the optical
-//! ones; the cue peaks at the offset that puts them back. It is the same function of the
-//! offset in every direction, so the learned kernel's one learned scale on it
-//! (`FusionNet::align`) carries to shift directions the training scenes never showed, which
-//! a tap predictor learned per offset does not. The cue is a measurement of the latents: no
-//! gradient flows through it.
+//! ones; the cue peaks at the offset that puts them back. The SAR latent is then resampled,
+//! fs'(p) = sum_o softmax_o(s * ncc_o(p)) fs(p + o) with one learned scale s ([`warp`]), and
+//! every consumer of the SAR latent (the SAR expert, the kernel's tap predictor and taps) sees
+//! fs'. The cue is the same function of the offset in every direction, so what training learns
+//! (the scale) carries to shift directions the training scenes never showed, which a tap
+//! predictor learned per offset does not. The cue is a measurement of the latents: no gradient
+//! flows through it (the resampling passes gradients to the scale and the SAR encoder).
 //!
-//! [`cue`] is the burn version (training, wgpu); [`cue_native`] its CPU twin (same values up to
-//! float rounding).
+//! [`cue`] and [`warp`] are the burn versions (training, wgpu); [`cue_native`] and
+//! [`warp_native`] their CPU twins (same values up to float rounding).
 
 use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 use rayon::prelude::*;
 
-/// Scale of the learned parameter: the logit bonus is `ALIGN_SCALE * a * cue`, `a` starting
-/// at 1, so the optimiser moves the bonus at a useful rate.
+/// Scale of the learned parameter: the resampling logits are `ALIGN_SCALE * a * cue`, `a`
+/// starting at 1, so the optimiser moves them at a useful rate.
 pub const ALIGN_SCALE: f32 = 10.0;
 
 /// Largest window radius `align` accepts.
 pub const MAX_ALIGN: usize = 32;
 
-/// Extra receptive radius of the cue beyond the kernel's own: the window and the edge pair.
-pub fn extra_radius(align: usize) -> usize {
+/// Extra receptive radius of the registration beyond the kernel's own: the window, the edge
+/// pair and the k x k resampling of the SAR latent.
+pub fn extra_radius(align: usize, k: usize) -> usize {
     if align == 0 {
         0
     } else {
-        align + 1
+        align + 1 + k / 2
     }
 }
 
@@ -77,8 +81,8 @@ fn box_sum(t: Tensor<4>, r: usize) -> Tensor<4> {
         .expect("one column")
 }
 
-/// The cue `[batch, k^2, h, w]` (offsets in raster order, as the SAR taps of
-/// `model::kernel_fuse`) for latents `fo`, `fs` with presences `po`, `ps`.
+/// The cue `[batch, k^2, h, w]` (offsets in raster order, row-major from (-k/2, -k/2)) for
+/// latents `fo`, `fs` with presences `po`, `ps`.
 pub fn cue(
     fo: &Tensor<4>,
     fs: &Tensor<4>,
@@ -111,6 +115,72 @@ pub fn cue(
     let so = b.slice(s![.., 2 * kk..2 * kk + 1, .., ..]);
     let ncc = num / (ss * so + 1e-12).sqrt();
     (ncc.clone() - ncc.mean_dim(1)).detach()
+}
+
+/// The SAR latent `fs` resampled by the taps' `logits` `[batch, k^2, h, w]`: per pixel, the
+/// softmax-weighted sum of its k x k neighbours (missing neighbours weigh exactly zero).
+pub fn warp(fs: &Tensor<4>, ps: &Tensor<4>, logits: Tensor<4>, k: usize) -> Tensor<4> {
+    let [_, _, h, w] = fs.dims();
+    let r = k / 2;
+    let (fp, pp) = (pad(fs.clone(), (r, r, r, r)), pad(ps.clone(), (r, r, r, r)));
+    let at = |t: &Tensor<4>, i: usize| {
+        t.clone()
+            .slice(s![.., .., i / k..i / k + h, i % k..i % k + w])
+    };
+    let present = Tensor::cat((0..k * k).map(|i| at(&pp, i)).collect(), 1);
+    let wts = burn::tensor::activation::softmax(logits + (present - 1.0) * 1e4, 1);
+    (0..k * k)
+        .map(|i| at(&fp, i) * wts.clone().slice(s![.., i..i + 1, .., ..]))
+        .reduce(|a, b| a + b)
+        .expect("one tap")
+}
+
+/// [`warp`] on a pixel-major map with pixel-major `logits` (`k^2` per pixel).
+pub fn warp_native(
+    fs: &[f32],
+    ps: &[f32],
+    logits: &[f32],
+    (h, w, c): (usize, usize, usize),
+    k: usize,
+) -> Vec<f32> {
+    let kk = k * k;
+    let r = (k / 2) as isize;
+    let mut out = vec![0f32; h * w * c];
+    out.par_chunks_mut(w * c).enumerate().for_each(|(y, row)| {
+        let mut wt = vec![0f32; kk];
+        let mut idx = vec![usize::MAX; kk];
+        for x in 0..w {
+            let i = y * w + x;
+            for t in 0..kk {
+                let (yy, xx) = (
+                    y as isize + (t / k) as isize - r,
+                    x as isize + (t % k) as isize - r,
+                );
+                let inside = (0..h as isize).contains(&yy) && (0..w as isize).contains(&xx);
+                let j = if inside {
+                    yy as usize * w + xx as usize
+                } else {
+                    usize::MAX
+                };
+                let p = if inside { ps[j] } else { 0.0 };
+                idx[t] = j;
+                wt[t] = logits[i * kk + t] + (p - 1.0) * 1e4;
+            }
+            let m = wt.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            wt.iter_mut().for_each(|v| *v = (*v - m).exp());
+            let sum: f32 = wt.iter().sum();
+            let o = &mut row[x * c..(x + 1) * c];
+            for (&e, &j) in wt.iter().zip(&idx) {
+                if j == usize::MAX {
+                    continue;
+                }
+                for (o, &f) in o.iter_mut().zip(&fs[j * c..j * c + c]) {
+                    *o += f * e / sum;
+                }
+            }
+        }
+    });
+    out
 }
 
 /// [`edges`] on a pixel-major map (`v[(y * w + x) * c + ch]`) with presence plane `p`.
@@ -287,6 +357,39 @@ mod tests {
                     "tap {t} pixel {i}: burn {bv} native {nv}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn warp_takes_the_favoured_neighbour_and_never_a_missing_one() {
+        // 1 channel, 4 x 5 map, values = pixel index; logits favour offset (+1, +1) (tap 8 of
+        // a 3 x 3 kernel) everywhere; pixel 6's neighbour 12 is missing.
+        let (h, w, k) = (4, 5, 3);
+        let fs: Vec<f32> = (0..h * w).map(|i| i as f32).collect();
+        let mut ps = vec![1f32; h * w];
+        ps[12] = 0.0;
+        let mut logits = vec![0f32; h * w * k * k];
+        (0..h * w).for_each(|i| logits[i * k * k + 8] = 40.0);
+        let out = warp_native(&fs, &ps, &logits, (h, w, 1), k);
+        assert!(
+            (out[0] - 6.0).abs() < 1e-4,
+            "pixel 0 reads pixel 6: {}",
+            out[0]
+        );
+        // Pixel 6 = (1, 1): its favoured neighbour (2, 2) = 12 is missing, so the weight
+        // spreads over the 8 present ones, equally.
+        let rest = [0.0, 1.0, 2.0, 5.0, 6.0, 7.0, 10.0, 11.0];
+        let mean = rest.iter().sum::<f32>() / 8.0;
+        assert!((out[6] - mean).abs() < 1e-4, "{} vs {mean}", out[6]);
+        let planar = t4(fs.clone(), [1, 1, h, w]);
+        let pp = t4(ps.clone(), [1, 1, h, w]);
+        let lp: Vec<f32> = (0..k * k * h * w)
+            .map(|j| logits[(j % (h * w)) * k * k + j / (h * w)])
+            .collect();
+        let b = warp(&planar, &pp, t4(lp, [1, k * k, h, w]), k);
+        let b: Vec<f32> = b.into_data().convert::<f32>().try_to_vec().unwrap();
+        for (i, (x, y)) in b.iter().zip(&out).enumerate() {
+            assert!((x - y).abs() < 1e-4, "pixel {i}: burn {x}, native {y}");
         }
     }
 }

@@ -100,9 +100,10 @@ pub struct NetworkSettings {
     /// pipeline's hash when small, so earlier runs' models are reused.
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
-    /// Learned kernel only: window radius in pixels of the registration cue added to the SAR
-    /// taps (the optical/SAR edge cross-correlation at each tap offset, [`super::align`]),
-    /// for residual S1/S2 misregistration; 0 (the default, left out of the hash) for none.
+    /// Learned kernel only: window radius in pixels of the registration cue (the optical/SAR
+    /// edge cross-correlation at each kernel offset, [`super::align`]) by which the SAR latent
+    /// is resampled onto the optical grid, for residual S1/S2 misregistration; 0 (the
+    /// default, left out of the hash) for none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub align: usize,
 }

@@ -120,9 +120,9 @@ pub struct NetSpec {
     /// neighbourhood (parcel edges). Omitted from the model file when false.
     #[serde(default, skip_serializing_if = "is_no")]
     pub pixel_path: bool,
-    /// Learned kernel: window radius of the registration cue ([`super::align`]) added, with a
-    /// learned scale, to the SAR taps' logits; 0 (the default, omitted from the model file)
-    /// for none.
+    /// Learned kernel: window radius of the registration cue ([`super::align`]) that resamples
+    /// the SAR latent onto the optical grid, with a learned scale; 0 (the default, omitted
+    /// from the model file) for none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub align: usize,
 }
@@ -196,7 +196,9 @@ impl NetSpec {
     pub fn receptive_radius(&self) -> usize {
         self.encoder.radius()
             + match self.fusion {
-                Fusion::LearnedKernel => self.kernel / 2 + super::align::extra_radius(self.align),
+                Fusion::LearnedKernel => {
+                    self.kernel / 2 + super::align::extra_radius(self.align, self.kernel)
+                }
                 Fusion::FixedKernel => self.kernel / 2,
                 _ => 0,
             }
@@ -293,8 +295,8 @@ pub struct FusionNet {
     pub(crate) bil_a: Option<Conv2d>,
     pub(crate) bil_b: Option<Conv2d>,
     pub(crate) heads: Vec<Head>,
-    /// Learned kernel with `align`: the scale of the registration cue (times
-    /// [`super::align::ALIGN_SCALE`]).
+    /// Learned kernel with `align`: the scale of the registration cue's resampling logits
+    /// (times [`super::align::ALIGN_SCALE`]).
     pub(crate) align: Option<Param<Tensor<1>>>,
     #[module(skip)]
     spec: NetSpec,
@@ -471,6 +473,7 @@ impl FusionNet {
                 debug_assert!(f.two_branches());
                 let fo = enc(eo, channels(&x, 0..opt_ch));
                 let fs = enc(es, channels(&x, opt_ch..in_ch));
+                let fs = self.registered(fs, &fo, &po, &ps);
                 let mix = || self.mix.as_ref().expect("mix layer present");
                 let joint = match f {
                     Fusion::Late => None,
@@ -495,7 +498,6 @@ impl FusionNet {
                             vec![fo.clone(), fs.clone(), po.clone(), ps.clone()],
                             1,
                         ));
-                        let logits = self.aligned(logits, &fo, &fs, &po, &ps);
                         Some(kernel_fuse(
                             &fo,
                             &fs,
@@ -524,25 +526,22 @@ impl FusionNet {
         }
     }
 
-    /// Learned-kernel logits plus the scaled registration cue on the SAR taps (unchanged
-    /// without `align`).
-    fn aligned(
+    /// With `align`: the SAR latent resampled onto the optical grid by the registration cue
+    /// ([`super::align::warp`]); unchanged without.
+    fn registered(
         &self,
-        logits: Tensor<4>,
+        fs: Tensor<4>,
         fo: &Tensor<4>,
-        fs: &Tensor<4>,
         po: &Tensor<4>,
         ps: &Tensor<4>,
     ) -> Tensor<4> {
         let Some(a) = &self.align else {
-            return logits;
+            return fs;
         };
-        let (k, kk) = (self.spec.kernel, self.spec.kernel * self.spec.kernel);
-        let cue = super::align::cue(fo, fs, po, ps, k, self.spec.align);
+        let k = self.spec.kernel;
+        let cue = super::align::cue(fo, &fs, po, ps, k, self.spec.align);
         let scale = (a.val() * super::align::ALIGN_SCALE).reshape([1, 1, 1, 1]);
-        let opt = logits.clone().slice(s![.., 0..kk, .., ..]);
-        let sar = logits.slice(s![.., kk..2 * kk, .., ..]) + cue * scale;
-        Tensor::cat(vec![opt, sar], 1)
+        super::align::warp(&fs, ps, cue * scale, k)
     }
 
     /// The deterministic part of every head (run once per window).

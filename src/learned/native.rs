@@ -502,7 +502,10 @@ impl NativeNet {
                 let po = x.plane(opt_ch - 1);
                 let ps = x.plane(in_ch - 1);
                 let fo = enc(eo, &x.channels(0..opt_ch));
-                let fs = enc(es, &x.channels(opt_ch..in_ch));
+                let mut fs = enc(es, &x.channels(opt_ch..in_ch));
+                if let Some(a) = self.align {
+                    fs = register(&fs, &fo, (&po, &ps), (s.kernel, s.align), a);
+                }
                 let mix = || self.mix.as_ref().expect("mix layer present");
                 let joint = match f {
                     Fusion::Late => None,
@@ -525,10 +528,7 @@ impl NativeNet {
                         Some(j)
                     }
                     Fusion::LearnedKernel => {
-                        let mut logits = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
-                        if let Some(a) = self.align {
-                            add_cue(&mut logits, (&fo, &fs), (&po, &ps), (s.kernel, s.align), a);
-                        }
+                        let logits = mix().apply(&Map::cat(&[&fo, &fs], &[&po, &ps]), false);
                         Some(kernel_fuse(&fo, &fs, &po, &ps, Some(&logits), s.kernel))
                     }
                     Fusion::FixedKernel => Some(kernel_fuse(&fo, &fs, &po, &ps, None, s.kernel)),
@@ -619,26 +619,24 @@ impl NativeNet {
     }
 }
 
-/// Adds `scale` times the registration cue ([`super::align::cue_native`]) of window radius
-/// `align` to the SAR taps of the learned kernel's `logits` (`2 k^2` channels per pixel).
-fn add_cue(
-    logits: &mut Map,
-    (fo, fs): (&Map, &Map),
+/// The SAR latent resampled by `scale` times the registration cue
+/// ([`super::align::warp_native`], `FusionNet::registered`).
+fn register(
+    fs: &Map,
+    fo: &Map,
     (po, ps): (&[f32], &[f32]),
     (k, align): (usize, usize),
     scale: f32,
-) {
-    let kk = k * k;
-    let cue = super::align::cue_native(&fo.v, &fs.v, po, ps, (fo.h, fo.w, fo.c), k, align);
-    logits
-        .v
-        .par_chunks_mut(2 * kk)
-        .zip(cue.par_chunks(kk))
-        .for_each(|(l, c)| {
-            for (l, c) in l[kk..].iter_mut().zip(c) {
-                *l += c * scale;
-            }
-        });
+) -> Map {
+    let dims = (fs.h, fs.w, fs.c);
+    let mut cue = super::align::cue_native(&fo.v, &fs.v, po, ps, dims, k, align);
+    cue.iter_mut().for_each(|v| *v *= scale);
+    Map {
+        h: fs.h,
+        w: fs.w,
+        c: fs.c,
+        v: super::align::warp_native(&fs.v, ps, &cue, dims, k),
+    }
 }
 
 /// `model::kernel_fuse` on pixel-major maps: per pixel, a softmax over the 2 k^2 taps of both
