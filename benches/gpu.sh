@@ -48,3 +48,6 @@ for enc in small unet; do
   "$gf" bench-net --agree --device wgpu --encoder "$enc" --size 256 --passes 4 2>/dev/null |
     sed -n "s/^\(max_abs_[a-z]*\) \(.*\)$/gpu agree_\1_$enc \2/p"
 done
+# The learned kernel with the SAR registration (align): GPU = CPU for its cue and resampling.
+"$gf" bench-net --agree --device wgpu --kernel 7 --align 12 --size 256 --passes 4 2>/dev/null |
+  sed -n "s/^\(max_abs_[a-z]*\) \(.*\)$/gpu agree_\1_registered \2/p"

@@ -304,6 +304,13 @@ struct BenchNetArgs {
     /// tile; prints the largest difference of the logits, class probabilities and entropy.
     #[arg(long)]
     agree: bool,
+    /// Kernel side of the kernel fusions (odd, <= 7).
+    #[arg(long, default_value_t = 3)]
+    kernel: usize,
+    /// Learned kernel: window radius of the SAR registration (the pipeline's `align`; 0 =
+    /// none).
+    #[arg(long, default_value_t = 0)]
+    align: usize,
 }
 
 #[derive(clap::Args)]
@@ -417,8 +424,19 @@ fn bench_spec(a: &BenchNetArgs) -> geofuse::Result<geofuse::learned::NetSpec> {
     } else {
         EncoderKind::Small
     };
+    if a.kernel % 2 == 0 || a.kernel > 7 {
+        return Err(geofuse::Error::config("--kernel", "must be odd and <= 7"));
+    }
+    if a.align > 0 && f != Fusion::LearnedKernel {
+        return Err(geofuse::Error::config(
+            "--align",
+            "applies to --fusion learned-kernel only",
+        ));
+    }
     Ok(NetSpec {
         encoder,
+        kernel: a.kernel,
+        align: a.align,
         ..NetSpec::raw(f, a.width, a.classes)
     })
 }
