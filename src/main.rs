@@ -424,7 +424,7 @@ fn bench_spec(a: &BenchNetArgs) -> geofuse::Result<geofuse::learned::NetSpec> {
     } else {
         EncoderKind::Small
     };
-    if a.kernel % 2 == 0 || a.kernel > 7 {
+    if a.kernel.is_multiple_of(2) || a.kernel > 7 {
         return Err(geofuse::Error::config("--kernel", "must be odd and <= 7"));
     }
     if a.align > 0 && f != Fusion::LearnedKernel {
