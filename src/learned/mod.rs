@@ -2,6 +2,8 @@
 //! geofuse talks to it through ndarray arrays.
 //!
 //! - [`fusion`]: the fusion strategies (the pipeline's `fusion` vocabulary).
+//! - [`align`]: registration of the SAR latent onto the optical grid (the learned kernel's
+//!   `align`).
 //! - [`model`]: encoders, fusion operators, heteroscedastic heads (burn modules).
 //! - [`LearnedModel`]: a trained network with its metadata; by concern: `input`
 //!   (normalisation, input assembly, patches, batches), `train` (loss, modality dropout,
