@@ -15,6 +15,7 @@ use super::{LearnedModel, NetSpec, Runtime, Schedule, TrainConfig};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::{FeaturePlan, Polarisation};
+use crate::learned::model::{is_no, is_yes, is_zero, yes};
 use crate::learned::{EncoderKind, Fusion};
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
 use crate::pipeline::features::{glcm_ranges, plan_with};
@@ -108,10 +109,6 @@ pub struct NetworkSettings {
     pub align: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
 /// How training patches are drawn (`sampling`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -127,18 +124,6 @@ impl Sampling {
     fn is_uniform(&self) -> bool {
         *self == Sampling::Uniform
     }
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn is_yes(b: &bool) -> bool {
-    *b
-}
-
-fn is_no(b: &bool) -> bool {
-    !*b
 }
 
 fn default_width() -> usize {

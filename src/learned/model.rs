@@ -127,19 +127,23 @@ pub struct NetSpec {
     pub align: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
+/// Serde helper shared with the pipeline settings (`method`).
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-fn is_no(b: &bool) -> bool {
+/// Serde helper shared with the pipeline settings (`method`).
+pub(crate) fn is_no(b: &bool) -> bool {
     !*b
 }
 
-fn yes() -> bool {
+/// Serde helper shared with the pipeline settings (`method`).
+pub(crate) fn yes() -> bool {
     true
 }
 
-fn is_yes(b: &bool) -> bool {
+/// Serde helper shared with the pipeline settings (`method`).
+pub(crate) fn is_yes(b: &bool) -> bool {
     *b
 }
 
