@@ -8,7 +8,9 @@
 # the small encoder, optical-only-unet and learned-kernel-unet with the U-Net. Small networks draw
 # SMALL_PATCHES patches of 32 px per training scene and epoch (default 256, geofuse's own default;
 # the session-7 and -8 tables used 64, which undertrains them: BENCHMARKS.md, session 9); U-Nets
-# 32 patches of 64 px (the context needs the patch). Flanders chips are 64 px, so its split uses
+# UNET_PATCHES patches of 64 px (default 32, the tables' setting; the context needs the patch;
+# 32 undertrains them too: 128 lifts the cloudy-scene U-Net fusion from 0.888 to 0.917 mIoU at
+# four times the training time, BENCHMARKS.md, session 15). Flanders chips are 64 px, so its split uses
 # 32 px blocks there (16 in pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
 #
 # Prints held-out mIoU per method and training fraction, then, for the full training set, each
@@ -21,6 +23,7 @@
 #                                                # three small networks 4x longer
 #   bash benches/multiscale.sh flanders          # one of them
 #   SIZE=384 FRACTIONS=1 bash benches/multiscale.sh synth   # 384 px scenes: 3-25 % cloud each
+#   SIZE=384 FRACTIONS=0.1,1 bash benches/multiscale.sh synth   # session 15's table: 31 min
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/release/geofuse"
@@ -39,8 +42,9 @@ methods() {
   net optical-only optical-only small "$p" 32
   net sar-only sar-only small "$p" 32
   net learned-kernel learned-kernel small "$p" 32
-  net optical-only-unet optical-only unet 32 "$1"
-  net learned-kernel-unet learned-kernel unet 32 "$1"
+  local u="${UNET_PATCHES:-32}"
+  net optical-only-unet optical-only unet "$u" "$1"
+  net learned-kernel-unet learned-kernel unet "$u" "$1"
 }
 
 summary() { # study folder, name
