@@ -10,8 +10,9 @@
 # the session-7 and -8 tables used 64, which undertrains them: BENCHMARKS.md, session 9); U-Nets
 # UNET_PATCHES patches of 64 px (default 32, the tables' setting; the context needs the patch;
 # 32 undertrains them too: 128 and 256 lift the cloudy-scene U-Net fusion from 0.888 to 0.917
-# and 0.938 mIoU at four and eight times the training time, BENCHMARKS.md, session 15). Flanders chips are 64 px, so its split uses
-# 32 px blocks there (16 in pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
+# and 0.938 mIoU at four and eight times the training time, BENCHMARKS.md, session 15).
+# Flanders chips are 64 px, so its split uses 32 px blocks there (16 in
+# pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
 #
 # Prints held-out mIoU per method and training fraction, then, for the full training set, each
 # method's held-out-scene mIoU [95 % block-bootstrap interval] and the block-level sign-flip test
