@@ -8,7 +8,7 @@
 set -euo pipefail
 
 need=(libgdal-dev gdal-bin python3-gdal python3-numpy python3-yaml util-linux fonts-dejavu-core pkg-config gcc)
-optional=(otb-bin libotb-apps mesa-vulkan-drivers libvulkan1)
+optional=(otb-bin libotb-apps mesa-vulkan-drivers libvulkan1 python3-venv)
 # Installed on its own: Ubuntu ships Chromium as a snap, so this one may be unavailable.
 browser=(chromium)
 
@@ -47,6 +47,15 @@ if [ -n "$web" ] && ! command -v chromium >/dev/null && ! command -v google-chro
   # shellcheck disable=SC2086
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $web >/dev/null \
     || echo "setup: could not install $web; the report screenshot test will be skipped" >&2
+fi
+
+# rustac (PyPI): a STAC API server (the stac-server crate's in-memory backend) that the
+# catalogue search tests start on 127.0.0.1. Kept in its own venv under ~/.cache/geofuse.
+stac_venv="${HOME}/.cache/geofuse/stac-venv"
+if [ ! -x "$stac_venv/bin/rustac" ]; then
+  echo "setup: installing rustac into $stac_venv (the STAC API server of the search tests)"
+  { python3 -m venv "$stac_venv" && "$stac_venv/bin/pip" install -q "rustac==0.9.18"; } >/dev/null \
+    || echo "setup: could not install rustac; the STAC API search tests will be skipped" >&2
 fi
 
 if ! command -v cargo >/dev/null; then

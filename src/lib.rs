@@ -3,6 +3,7 @@
 //!
 //! Stages, one module each:
 //! - [`config`]: the pipeline file (TOML) and its validation.
+//! - [`catalogue`]: STAC Items as scenes, and STAC API searches.
 //! - [`raster`]: grids, geotransforms, windows.
 //! - [`io`]: the only place that calls GDAL (read windows, write COGs, warp).
 //! - [`tiler`]: tiles with halos.
@@ -19,6 +20,7 @@
 //! - [`tools`]: standalone one-stage raster tools (texture, indices).
 //! - [`fuzz_harness`]: the fuzz targets' bodies, also replayed over the corpus in tests.
 
+pub mod catalogue;
 pub mod classic;
 pub mod config;
 pub mod error;

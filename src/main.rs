@@ -131,6 +131,34 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Search a STAC API and save the Items as an ItemCollection (a `[[catalogue]]` table's
+    /// `items`).
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    /// The STAC API's root URL (its /search endpoint is used).
+    #[arg(long)]
+    api: String,
+    /// Collections, comma-separated (sentinel-2-l2a,sentinel-1-rtc).
+    #[arg(long, value_delimiter = ',', required = true)]
+    collections: Vec<String>,
+    /// West,south,east,north in degrees.
+    #[arg(long, value_delimiter = ',', num_args = 1, allow_hyphen_values = true)]
+    bbox: Option<Vec<f64>>,
+    /// A day (2022-04-19) or an interval (2022-04-01/2022-09-30).
+    #[arg(long)]
+    datetime: Option<String>,
+    /// Largest eo:cloud_cover in percent.
+    #[arg(long)]
+    max_cloud: Option<f64>,
+    /// Most Items kept (all pages).
+    #[arg(long, default_value_t = 500)]
+    max_items: usize,
+    /// Where the ItemCollection is written.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -567,6 +595,7 @@ fn main() -> ExitCode {
     geofuse::io::quiet_gdal_errors();
     geofuse::io::configure_allocator();
     geofuse::io::configure_gdal();
+    geofuse::io::http::configure_network();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -580,6 +609,38 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// `geofuse search`: a STAC API search saved as an ItemCollection.
+fn cmd_search(a: SearchArgs) -> geofuse::Result<()> {
+    let bbox = match a.bbox.as_deref() {
+        None => None,
+        Some([w, s, e, n]) if w < e && s < n => Some([*w, *s, *e, *n]),
+        Some(_) => {
+            return Err(geofuse::Error::config(
+                "--bbox",
+                "give west,south,east,north in degrees with west < east and south < north",
+            ))
+        }
+    };
+    let def = geofuse::config::catalogue::SearchDef {
+        api: a.api.clone(),
+        collections: a.collections,
+        bbox,
+        datetime: a.datetime,
+        max_cloud: a.max_cloud,
+        max_items: a.max_items,
+    };
+    let (items, fc) =
+        geofuse::catalogue::search::search(&def).map_err(|m| geofuse::Error::input(&a.api, m))?;
+    let text =
+        serde_json::to_string_pretty(&fc).map_err(|e| geofuse::Error::Internal(e.to_string()))?;
+    let tmp = geofuse::io::writer::append_ext(&a.out, ".partial");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &a.out))
+        .map_err(|e| geofuse::Error::io(&a.out, "write the ItemCollection", e))?;
+    println!("{} Items -> {}", items.len(), a.out.display());
+    Ok(())
 }
 
 fn run(cli: Cli) -> geofuse::Result<()> {
@@ -659,6 +720,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             Ok(())
         }
         Command::Indices(a) => cmd_indices(a),
+        Command::Search(a) => cmd_search(a),
         Command::Features {
             pipeline: path,
             scene: name,

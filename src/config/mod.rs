@@ -12,6 +12,8 @@
 //! - [`method`] reads `[[methods]]`, with settings by kind.
 //! - [`training`] reads `[training]` and `[evaluation]` (training and held-out scenes).
 
+pub mod catalogue;
+mod catalogue_scenes;
 pub mod features;
 pub mod method;
 pub mod scene;
@@ -43,6 +45,9 @@ pub struct Pipeline {
     /// Scenes found by a pattern (a glob for the optical files and a rule for the rest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scene_sets: Vec<SceneSetDef>,
+    /// Scenes from STAC Items (a saved search, an Item, a catalog, or a search run each time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub catalogue: Vec<CatalogueSetDef>,
     /// Tiling.
     #[serde(default)]
     pub tiling: Tiling,
@@ -142,6 +147,7 @@ impl ClassDef {
     }
 }
 
+pub use catalogue::CatalogueSetDef;
 pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDEX_BANDS};
 pub use method::{
     BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
@@ -170,6 +176,10 @@ impl Pipeline {
             .unwrap_or_else(|| PathBuf::from("."));
         p.resolve_paths(&base);
         for set in &p.scene_sets {
+            let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
+            p.scenes.extend(found);
+        }
+        for set in &p.catalogue {
             let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
             p.scenes.extend(found);
         }
@@ -212,10 +222,10 @@ impl Pipeline {
     fn validate_sections(&self) -> std::result::Result<(), String> {
         self.validate_classes()?;
         if self.scenes.is_empty() {
-            return Err(if self.scene_sets.is_empty() {
+            return Err(if self.scene_sets.is_empty() && self.catalogue.is_empty() {
                 "`scenes` is empty; add at least one [[scenes]] table".into()
             } else {
-                "no scenes: `scenes` is empty and no file matches the `scene_sets` globs; check `scene_sets.optical`".into()
+                "no scenes: `scenes` is empty and no file matches the `scene_sets` globs and the `catalogue` tables give no Item; check `scene_sets.optical` and `catalogue.items`".into()
             });
         }
         let mut names = std::collections::HashSet::new();

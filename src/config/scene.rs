@@ -30,6 +30,10 @@ pub struct SceneDef {
     /// a date in its file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datetime: Option<String>,
+    /// The STAC Items behind a scene of a `[[catalogue]]` table (filled when the pipeline is
+    /// read; not a key of `[[scenes]]`).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<super::catalogue::CatalogueScene>,
 }
 
 /// Reference polygons or points (GeoPackage, GeoJSON, Shapefile: anything GDAL's vector API
@@ -111,6 +115,10 @@ pub struct MaskDef {
     pub invalid: Vec<u16>,
 }
 
+/// Longest scene name in bytes: a folder name (255 bytes on common file systems) that still
+/// leaves room for the temporary suffixes geofuse appends.
+pub const MAX_SCENE_NAME_BYTES: usize = 200;
+
 impl SceneDef {
     /// Checks what can be checked without opening a raster; `Err` is the message.
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -119,6 +127,22 @@ impl SceneDef {
             return Err(format!(
                 "scene name `{}` must be a plain folder name (no slashes, not starting with '.')",
                 s.name
+            ));
+        }
+        if s.name.len() > MAX_SCENE_NAME_BYTES || s.name.chars().any(char::is_control) {
+            return Err(format!(
+                "scene name `{}` cannot be a folder name ({}); give a shorter plain name{}",
+                s.name.escape_debug(),
+                if s.name.len() > MAX_SCENE_NAME_BYTES {
+                    format!("{} bytes, at most {MAX_SCENE_NAME_BYTES}", s.name.len())
+                } else {
+                    "it holds a control character".to_string()
+                },
+                if s.catalogue.is_some() {
+                    " (the Item id makes it: set `catalogue.name`, e.g. \"{tile}_{date}\")"
+                } else {
+                    ""
+                }
             ));
         }
         if s.labels.is_some() && s.reference.is_some() {
@@ -180,4 +204,17 @@ impl SceneDef {
     pub fn polarisations(&self) -> Vec<Polarisation> {
         Polarisation::read_from(&self.sar.polarisations)
     }
+}
+
+/// Sentinel-2 band names compare without case and without a leading zero (`B2` = `B02`,
+/// `b8a` = `B8A`).
+pub fn same_band_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let u = s.trim().to_ascii_uppercase();
+        match u.strip_prefix("B0") {
+            Some(rest) if !rest.is_empty() => format!("B{rest}"),
+            _ => u,
+        }
+    };
+    norm(a) == norm(b)
 }

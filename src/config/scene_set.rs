@@ -164,6 +164,7 @@ impl SceneSetDef {
             reference,
             mask,
             datetime: None,
+            catalogue: None,
         })
     }
 
@@ -195,7 +196,7 @@ impl SceneSetDef {
 }
 
 /// Fills `{field}` placeholders; `Err` is the first unknown field.
-fn fill(template: &str, fields: &BTreeMap<String, String>) -> Result<String, String> {
+pub(crate) fn fill(template: &str, fields: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some(i) = rest.find('{') {

@@ -8,7 +8,9 @@
 //! an input error (exit 2) whichever thread reads it. A `Dataset` is `Send` but not `Sync`: each worker opens
 //! its own reader.
 
+pub mod http;
 pub mod reader;
+pub mod stack;
 pub mod vector;
 pub mod vrt;
 pub mod warp;

@@ -56,26 +56,27 @@ fn warp_args(grid: &Grid, resampling: Resampling) -> Vec<String> {
     args
 }
 
-/// One GDALWarp call from `src_ds` to the file `c_dst` with gdalwarp arguments `cargs`;
-/// whether it succeeded.
-fn run_warp(src_ds: &Dataset, cargs: &[CString], c_dst: &CString) -> bool {
+/// One GDALWarp call from `srcs` (mosaicked in order) to the file `c_dst` with gdalwarp
+/// arguments `cargs`; whether it succeeded.
+pub(crate) fn run_warp(srcs: &[&Dataset], cargs: &[CString], c_dst: &CString) -> bool {
     let mut argv: Vec<*mut std::ffi::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
     argv.push(std::ptr::null_mut());
     // SAFETY: argv is a NULL-terminated array of C strings alive for the call; the options
-    // object is freed below; `src_ds` is a valid open dataset; the returned dataset is
+    // object is freed below; every source is a valid open dataset; the returned dataset is
     // closed exactly once.
     unsafe {
         let opts = gdal_sys::GDALWarpAppOptionsNew(argv.as_mut_ptr(), std::ptr::null_mut());
         if opts.is_null() {
             false
         } else {
-            let mut srcs = [src_ds.c_dataset()];
+            let mut handles: Vec<gdal_sys::GDALDatasetH> =
+                srcs.iter().map(|d| d.c_dataset()).collect();
             let mut usage = 0;
             let out = gdal_sys::GDALWarp(
                 c_dst.as_ptr(),
                 std::ptr::null_mut(),
-                1,
-                srcs.as_mut_ptr(),
+                handles.len() as std::ffi::c_int,
+                handles.as_mut_ptr(),
                 opts,
                 &mut usage,
             );
@@ -121,7 +122,7 @@ pub fn warp_to_grid(
         .collect();
     let c_dst = CString::new(tmp.to_string_lossy().as_bytes())
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let ok = run_warp(&src_ds, &cargs, &c_dst);
+    let ok = run_warp(&[&src_ds], &cargs, &c_dst);
     drop(src_ds);
     let _ = std::fs::remove_file(&vrt_path);
     if !ok {
@@ -138,7 +139,7 @@ pub fn warp_to_grid(
     std::fs::rename(&tmp, dst).map_err(|e| Error::io(dst, "move warped raster into place", e))
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -38,12 +38,7 @@ fn training_fingerprint(p: &Pipeline, m: &MethodDef, scenes: &[usize]) -> String
     let defs: Vec<_> = scenes.iter().map(|&i| &p.scenes[i]).collect();
     let files: Vec<PathBuf> = defs
         .iter()
-        .flat_map(|s| {
-            let mut v = vec![s.optical.path.clone(), s.sar.path.clone()];
-            v.extend(s.reference_file());
-            v.extend(s.mask.as_ref().map(|m| m.path.clone()));
-            v
-        })
+        .flat_map(|s| super::scene::input_files(s))
         .collect();
     let v = json!({
         "method": m, "features": p.features, "split": p.split, "seed": p.seed,

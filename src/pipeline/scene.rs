@@ -12,18 +12,7 @@ use crate::io::reader::{same_crs, RasterReader};
 use crate::io::warp::{warp_to_grid, Resampling};
 use crate::raster::{Grid, Window};
 
-/// Sentinel-2 band names compare without case and without a leading zero (`B2` = `B02`,
-/// `b8a` = `B8A`).
-pub fn same_band_name(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let u = s.trim().to_ascii_uppercase();
-        match u.strip_prefix("B0") {
-            Some(rest) if !rest.is_empty() => format!("B{rest}"),
-            _ => u,
-        }
-    };
-    norm(a) == norm(b)
-}
+pub use crate::config::scene::same_band_name;
 
 /// A scene whose rasters are known to share the optical grid.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +50,8 @@ pub struct SceneSources {
     pub inputs: Vec<PathBuf>,
     /// Acquisition time as given in the pipeline, if any.
     pub datetime: Option<String>,
+    /// The STAC Items behind a catalogue scene.
+    pub catalogue: Option<crate::config::catalogue::CatalogueScene>,
 }
 
 impl SceneSources {
@@ -150,7 +141,9 @@ impl Aligner<'_> {
             }
             Err(why) => why,
         };
-        if !self.p.coregistration.allow_warp {
+        // A catalogue scene's SAR Items are on their own grid by nature: always warped.
+        let catalogue_sar = what == "sar" && self.s.catalogue.is_some();
+        if !self.p.coregistration.allow_warp && !catalogue_sar {
             return Err(Error::GridMismatch {
                 path: path.to_path_buf(),
                 msg: format!(
@@ -270,6 +263,11 @@ fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: &[usize], unit: SarUni
 /// Checks a scene's rasters and co-registers them onto the optical grid (warping into
 /// `work_dir` when the pipeline allows it).
 pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
+    let stacked = match &s.catalogue {
+        Some(c) => Some(stacked_scene(s, c, work_dir)?),
+        None => None,
+    };
+    let s = stacked.as_ref().unwrap_or(s);
     let grid = check_optical(s)?;
     let mut al = Aligner {
         p,
@@ -326,12 +324,45 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         coregistration: al.verdicts,
         sides,
         datetime: s.datetime.clone(),
-        inputs: [s.optical.path.clone(), s.sar.path.clone()]
-            .into_iter()
-            .chain(s.reference_file())
-            .chain(s.mask.as_ref().map(|m| m.path.clone()))
-            .collect(),
+        inputs: input_files(s),
+        catalogue: s.catalogue.clone(),
     })
+}
+
+/// The files whose change makes a product stale. A catalogue scene's rasters are its Items'
+/// assets, named (with their Items' `updated` times) in the scene definition the product
+/// hash covers; its VRTs are rewritten on every run, so only its reference data count here.
+pub(crate) fn input_files(s: &SceneDef) -> Vec<PathBuf> {
+    let reference = s.reference_file();
+    if s.catalogue.is_some() {
+        return reference.into_iter().collect();
+    }
+    [s.optical.path.clone(), s.sar.path.clone()]
+        .into_iter()
+        .chain(reference)
+        .chain(s.mask.as_ref().map(|m| m.path.clone()))
+        .collect()
+}
+
+/// A catalogue scene as a scene of rasters: its assets stacked into VRTs in `work_dir`.
+/// A problem found when the pipeline was read (a missing band, no SAR Item in reach) fails
+/// the scene here, alone.
+fn stacked_scene(
+    s: &SceneDef,
+    c: &crate::config::catalogue::CatalogueScene,
+    work_dir: &Path,
+) -> Result<SceneDef> {
+    if let Some(why) = &c.problem {
+        return Err(Error::input(&s.optical.path, why.clone()));
+    }
+    let st = crate::io::stack::build_stacks(c, work_dir)?;
+    let mut out = s.clone();
+    out.optical.path = st.optical;
+    out.sar.path = st.sar;
+    if let (Some(m), Some(path)) = (&mut out.mask, st.mask) {
+        m.path = path;
+    }
+    Ok(out)
 }
 
 /// Readers of one scene, owned by one worker.

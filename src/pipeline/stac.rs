@@ -194,7 +194,37 @@ pub fn item(
     if let Some(props) = v["properties"].as_object_mut() {
         props.extend(time);
     }
+    if let Some(c) = &src.catalogue {
+        add_provenance(&mut v, c, src);
+    }
     v
+}
+
+/// A catalogue scene's product points back at its source Items: a `derived_from` link per
+/// Item, their ids, processing baselines, and the reflectance scale and offset applied.
+fn add_provenance(v: &mut Value, c: &crate::config::catalogue::CatalogueScene, src: &SceneSources) {
+    let items = c.optical_items.iter().chain(&c.sar_items);
+    v["links"] = json!(items
+        .clone()
+        .filter_map(|i| i.href.as_ref().map(|h| json!({"rel": "derived_from", "href": h, "type": "application/geo+json", "title": i.id})))
+        .collect::<Vec<_>>());
+    let p = &mut v["properties"];
+    p["geofuse:source_items"] = json!(c.optical_items.iter().map(|i| &i.id).collect::<Vec<_>>());
+    p["geofuse:source_sar_items"] = json!(c.sar_items.iter().map(|i| &i.id).collect::<Vec<_>>());
+    let baselines: Vec<&String> = c
+        .optical_items
+        .iter()
+        .filter_map(|i| i.processing_baseline.as_ref())
+        .collect();
+    if !baselines.is_empty() {
+        p["geofuse:processing_baseline"] = json!(baselines);
+    }
+    let offset = if c.dn_shift != 0.0 {
+        c.item_offset
+    } else {
+        src.offset
+    };
+    p["geofuse:reflectance"] = json!({"scale": src.scale, "offset": offset, "dn_shift": c.dn_shift, "source": c.offset_source});
 }
 
 /// Writes `<scene>/<method>.stac.json`.

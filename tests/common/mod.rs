@@ -1,6 +1,9 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod stac;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
