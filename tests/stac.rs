@@ -216,7 +216,7 @@ fn the_offset_of_baseline_04_gives_the_reflectances_of_unshifted_data() {
             id,
             id,
             &format!("{s2}T10:50:00Z"),
-            json!({"s2:processing_baseline": baseline}),
+            json!({"s2:processing_baseline": baseline, "s2:mgrs_tile": id}),
             assets,
         ));
     }

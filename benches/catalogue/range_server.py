@@ -61,6 +61,9 @@ class RangeHandler(SimpleHTTPRequestHandler):
             data = f.read(hi - lo + 1)
         self.wfile.write(data)
         self.count(len(data))
+        if os.environ.get("RANGE_LOG"):
+            with LOCK, open(os.environ["RANGE_LOG"], "a") as f:
+                f.write(f"{self.path} {lo} {hi}\n")
 
     def do_GET(self):
         self.send_file(False)

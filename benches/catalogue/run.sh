@@ -45,11 +45,12 @@ for name, extra in [("local", ""), ("http", ""), ("window", f"grid = {{ epsg = 3
 PY
 sleep 1
 FILES=$(du -cb "$W"/served/S2/*.tif "$W"/served/S1/*.tif | tail -1 | cut -f1)
-for name in local http window; do
-  rm -f "$W/count"
+for name in ${RUNS:-local http window}; do
+  read -r req0 bytes0 < <(cat "$W/count" 2>/dev/null || echo "0 0")
   t0=$(date +%s.%N)
   "$BIN" run "$W/$name.toml" -q --device cpu >/dev/null
   t1=$(date +%s.%N)
   read -r req bytes < <(cat "$W/count" 2>/dev/null || echo "0 0")
+  req=$((req - req0)); bytes=$((bytes - bytes0))
   echo "$name: seconds $(echo "$t1 - $t0" | bc) requests $req bytes_read $bytes file_bytes $FILES ratio $(echo "scale=3; $bytes / $FILES" | bc)"
 done

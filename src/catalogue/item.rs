@@ -193,7 +193,6 @@ pub fn resolve_href(base: &str, href: &str) -> String {
         Some(i) => &base[..=i],
         None => "",
     };
-    let mut parts: Vec<&str> = Vec::new();
     let (root, path) = match dir.find("://") {
         Some(i) => {
             let after = i + 3;
@@ -202,22 +201,18 @@ pub fn resolve_href(base: &str, href: &str) -> String {
         }
         None => ("", dir),
     };
+    let mut parts: Vec<&str> = Vec::new();
     for seg in path.split('/').chain(href.split('/')) {
         match seg {
-            "." => {}
+            "" | "." => {}
             ".." => {
                 parts.pop();
             }
             s => parts.push(s),
         }
     }
-    let joined = parts
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| !s.is_empty() || *i == 0)
-        .map(|(_, s)| *s)
-        .collect::<Vec<_>>()
-        .join("/");
+    let lead = if path.starts_with('/') { "/" } else { "" };
+    let joined = format!("{lead}{}", parts.join("/"));
     format!("{root}{joined}")
 }
 

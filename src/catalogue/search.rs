@@ -9,8 +9,9 @@ use crate::config::catalogue::SearchDef;
 /// Items per page asked of the API.
 const PAGE_SIZE: usize = 100;
 
-/// The body of the first `POST /search` request.
-pub fn request_body(s: &SearchDef) -> Value {
+/// The body of the first `POST /search` request; `query` when the API conforms to the query
+/// extension (the cloud cover is filtered here in any case).
+pub fn request_body(s: &SearchDef, query: bool) -> Value {
     let mut b = json!({"collections": s.collections, "limit": PAGE_SIZE.min(s.max_items.max(1))});
     if let Some(bb) = s.bbox {
         b["bbox"] = json!(bb);
@@ -18,7 +19,7 @@ pub fn request_body(s: &SearchDef) -> Value {
     if let Some(dt) = &s.datetime {
         b["datetime"] = json!(interval(dt));
     }
-    if let Some(c) = s.max_cloud {
+    if let (Some(c), true) = (s.max_cloud, query) {
         b["query"] = json!({"eo:cloud_cover": {"lte": c}});
     }
     b
@@ -53,8 +54,9 @@ fn interval(dt: &str) -> String {
 /// `Err` is the message.
 pub fn search(s: &SearchDef) -> Result<(Vec<Item>, Value), String> {
     crate::io::http::configure_network();
-    let url = format!("{}/search", s.api.trim_end_matches('/'));
-    let mut body = Some(request_body(s));
+    let root = s.api.trim_end_matches('/');
+    let url = format!("{root}/search");
+    let mut body = Some(request_body(s, conforms_to_query(root)?));
     let mut next_url = url.clone();
     let mut features: Vec<Value> = Vec::new();
     for _page in 0..1000 {
@@ -101,6 +103,22 @@ pub fn search(s: &SearchDef) -> Result<(Vec<Item>, Value), String> {
     Ok((items, fc))
 }
 
+/// Whether the API's landing page lists the item-search query extension (an API that does
+/// not may answer a `query` with nothing).
+fn conforms_to_query(root: &str) -> Result<bool, String> {
+    let text = crate::io::http::fetch(root, None)
+        .map_err(|e| format!("the STAC API search failed ({e}); check `api` and the network"))?;
+    let landing: Value = serde_json::from_slice(&text).map_err(|e| {
+        format!("{root}: the landing page is not JSON ({e}); check that `api` is a STAC API root")
+    })?;
+    Ok(landing["conformsTo"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|c| c.contains("item-search#query")))
+}
+
 fn self_link(f: &Value) -> Option<String> {
     links(f).find(|(r, _)| r == "self").map(|(_, h)| h)
 }
@@ -119,12 +137,13 @@ mod tests {
             max_cloud: Some(20.0),
             max_items: 500,
         };
-        let b = request_body(&s);
+        let b = request_body(&s, true);
         assert_eq!(b["collections"][0], "sentinel-2-l2a");
         assert_eq!(b["bbox"][3], 51.0);
         assert_eq!(b["datetime"], "2022-04-01T00:00:00Z/2022-09-30T23:59:59Z");
         assert_eq!(b["query"]["eo:cloud_cover"]["lte"], 20.0);
         assert_eq!(b["limit"], 100);
+        assert!(request_body(&s, false).get("query").is_none());
         assert_eq!(
             interval("2022-04-01"),
             "2022-04-01T00:00:00Z/2022-04-01T23:59:59Z"

@@ -71,7 +71,7 @@ pub fn read_band(
     path: &Path,
     b: usize,
 ) -> (Vec<f64>, (usize, usize), [f64; 6], String, Option<f64>) {
-    let ds = Dataset::open(path).unwrap();
+    let ds = Dataset::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (w, h) = ds.raster_size();
     let band = ds.rasterband(b).unwrap();
     let buf = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap();
@@ -156,7 +156,7 @@ pub fn split_optical(
         assets.insert(key, a);
     }
     if let Some(m) = s.mask {
-        let (v, (w, h), gt, wkt, _) = read_band(m, 1);
+        let (v, (w, h), gt, wkt, mask_nodata) = read_band(m, 1);
         let (v, size, gt) = if s.native_20m {
             (
                 halve(&v, (w, h)),
@@ -172,7 +172,7 @@ pub fn split_optical(
             gt,
             &wkt,
             v.iter().map(|&x| x as u8).collect(),
-            None,
+            mask_nodata,
         );
         let classes: Vec<Value> = (0..12)
             .map(|c| json!({"value": c, "name": format!("class {c}")}))
@@ -289,6 +289,9 @@ pub fn flanders_dates(chip_dir: &Path, id: &str) -> Vec<(String, String)> {
     let mut s1: Vec<String> = Vec::new();
     for e in std::fs::read_dir(chip_dir).unwrap().flatten() {
         let n = e.file_name().to_string_lossy().to_string();
+        if !n.ends_with(".tif") {
+            continue;
+        }
         if let Some(d) = n.strip_prefix(&format!("{id}_S2L2A_")) {
             s2.push(d.trim_end_matches(".tif").into());
         }
