@@ -157,9 +157,10 @@ fn open_asset(a: &AssetRef) -> Result<Source> {
     if grid.transform[2] != 0.0 || grid.transform[4] != 0.0 || grid.transform[5] >= 0.0 {
         return Err(fail("its grid is rotated or not north-up".into()));
     }
-    let band = ds.rasterband(1).map_err(|e| fail(e.to_string()))?;
-    let (dtype, nodata) = (band.band_type().name(), band.no_data_value());
-    drop(band);
+    let (dtype, nodata) = {
+        let band = ds.rasterband(1).map_err(|e| fail(e.to_string()))?;
+        (band.band_type().name(), band.no_data_value())
+    };
     Ok(Source {
         path,
         grid,

@@ -66,11 +66,11 @@ pub fn write_cog<T: GdalType + Copy>(
     ds.create_copy(&cog, dst, &opts).unwrap();
 }
 
+/// A band's values as f64, its size, geotransform, projection and nodata.
+pub type BandRead = (Vec<f64>, (usize, usize), [f64; 6], String, Option<f64>);
+
 /// Band `b` of `path` as f64, with its size, geotransform, projection and nodata.
-pub fn read_band(
-    path: &Path,
-    b: usize,
-) -> (Vec<f64>, (usize, usize), [f64; 6], String, Option<f64>) {
+pub fn read_band(path: &Path, b: usize) -> BandRead {
     let ds = Dataset::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (w, h) = ds.raster_size();
     let band = ds.rasterband(b).unwrap();
@@ -225,10 +225,11 @@ pub fn split_sar(
                     .unwrap();
                 ds.set_geo_transform(&gt).unwrap();
                 ds.set_projection(&wkt).unwrap();
-                let mut b = ds.rasterband(1).unwrap();
-                b.set_no_data_value(Some(f64::NAN)).unwrap();
-                b.write((0, 0), size, &mut Buffer::new(size, lin)).unwrap();
-                drop(b);
+                {
+                    let mut b = ds.rasterband(1).unwrap();
+                    b.set_no_data_value(Some(f64::NAN)).unwrap();
+                    b.write((0, 0), size, &mut Buffer::new(size, lin)).unwrap();
+                }
                 drop(ds);
                 let st = Command::new("gdalwarp")
                     .args([
