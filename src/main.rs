@@ -977,6 +977,26 @@ fn print_summary(s: &pipeline::RunSummary) {
     println!("report: {}", s.report.display());
 }
 
+/// The Items and assets behind a catalogue scene.
+fn print_catalogue_scene(c: &geofuse::config::catalogue::CatalogueScene) {
+    let ids = |v: &[geofuse::config::catalogue::SourceItem]| {
+        v.iter()
+            .map(|i| i.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("  optical Items: {}", ids(&c.optical_items));
+    println!("  SAR Items: {}", ids(&c.sar_items));
+    for (band, r, refs) in &c.bands {
+        let keys: Vec<&str> = refs.iter().map(|a| a.key.as_str()).collect();
+        println!("    {band}: asset {} ({:?})", keys.join(", "), r);
+    }
+    println!("  reflectance scale and offset from {}", c.offset_source);
+    if let Some(p) = &c.problem {
+        println!("  problem: {p}");
+    }
+}
+
 fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
     let is_toml = input.extension().is_some_and(|e| e == "toml");
     if !is_toml {
@@ -998,10 +1018,22 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
             ("optical", s.optical.path.clone()),
             ("sar", s.sar.path.clone()),
         ];
+        if s.catalogue.is_some() {
+            // A catalogue scene's rasters are its Items' assets, stacked when it is prepared.
+            files.clear();
+        }
         files.extend(s.labels.clone().map(|l| ("labels", l)));
-        files.extend(s.mask.as_ref().map(|m| ("mask", m.path.clone())));
+        files.extend(
+            s.mask
+                .as_ref()
+                .map(|m| ("mask", m.path.clone()))
+                .filter(|_| s.catalogue.is_none()),
+        );
         if !json {
             println!("scene {}", s.name);
+            if let Some(c) = &s.catalogue {
+                print_catalogue_scene(c);
+            }
         }
         let mut infos = Vec::new();
         for (what, f) in files {
@@ -1017,7 +1049,7 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         let verdict = verdict?;
         if json {
-            all.push(serde_json::json!({"scene": s.name, "files": infos, "coregistration": verdict.coregistration}));
+            all.push(serde_json::json!({"scene": s.name, "files": infos, "catalogue": s.catalogue, "coregistration": verdict.coregistration}));
         } else {
             println!("  co-registration:");
             for v in &verdict.coregistration {

@@ -121,6 +121,25 @@ fn served_bytes(root: &Path) -> u64 {
         .sum()
 }
 
+/// Serves both chips' Items from `dir/served` and runs the catalogue pipeline and the repo's
+/// pre-stacked Flanders pipeline: (server, catalogue output, pre-stacked output).
+fn run_both(data: &Path, dir: &Path, s1_epsg: Option<u32>) -> (FileServer, PathBuf, PathBuf) {
+    let root = dir.join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let server = FileServer::start(&root);
+    let items = flanders_items(data, &root, &server.url(), s1_epsg);
+    write_items(&root.join("items.json"), items);
+    let pipe = catalogue_pipeline(dir, &format!("{}/items.json", server.url()), data, "");
+    let out = dir.join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let reference = dir.join("reference");
+    let flanders = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flanders.toml");
+    let (code, err) = cli_run(&flanders, &reference);
+    assert_eq!(code, Some(0), "{err}");
+    (server, out, reference)
+}
+
 #[test]
 fn items_over_http_give_the_products_of_the_pre_stacked_files() {
     let Some(data) = shared_data("worldcereal_flanders") else {
@@ -128,23 +147,7 @@ fn items_over_http_give_the_products_of_the_pre_stacked_files() {
     };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("served");
-    std::fs::create_dir_all(&root).unwrap();
-    let server = FileServer::start(&root);
-    let items = flanders_items(&data, &root, &server.url(), None);
-    write_items(&root.join("items.json"), items);
-    let pipe = catalogue_pipeline(
-        dir.path(),
-        &format!("{}/items.json", server.url()),
-        &data,
-        "",
-    );
-    let out = dir.path().join("out");
-    let (code, err) = cli_run(&pipe, &out);
-    assert_eq!(code, Some(0), "{err}");
-    let reference = dir.path().join("reference");
-    let flanders = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flanders.toml");
-    let (code, err) = cli_run(&flanders, &reference);
-    assert_eq!(code, Some(0), "{err}");
+    let (server, out, reference) = run_both(&data, dir.path(), None);
     let scenes = scene_names(&data);
     // Same grid, nearest 20 m -> 10 m, the 04.00 offset folded back into whole DN: every
     // band of every product is identical.
@@ -281,23 +284,7 @@ fn sentinel1_on_another_utm_zone_is_warped_onto_the_optical_grid() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("served");
-    std::fs::create_dir_all(&root).unwrap();
-    let server = FileServer::start(&root);
-    let items = flanders_items(&data, &root, &server.url(), Some(32632));
-    write_items(&root.join("items.json"), items);
-    let pipe = catalogue_pipeline(
-        dir.path(),
-        &format!("{}/items.json", server.url()),
-        &data,
-        "",
-    );
-    let out = dir.path().join("out");
-    let (code, err) = cli_run(&pipe, &out);
-    assert_eq!(code, Some(0), "{err}");
-    let reference = dir.path().join("reference");
-    let flanders = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/flanders.toml");
-    assert_eq!(cli_run(&flanders, &reference).0, Some(0));
+    let (_server, out, reference) = run_both(&data, dir.path(), Some(32632));
     let agree = class_agreement(&out, &reference, &scene_names(&data), false);
     // The SAR went 10 m -> 20 m in EPSG:32632 (bilinear) and back (bilinear, in linear
     // power): speckle is smoothed and pixels shift by sub-pixel amounts, so classes differ
@@ -307,14 +294,16 @@ fn sentinel1_on_another_utm_zone_is_warped_onto_the_optical_grid() {
         100.0 * agree
     );
     assert!(agree > 0.75, "{agree}");
-    let m =
-        std::fs::read_to_string(out.join(&scene_names(&data)[0]).join("manifest.json")).unwrap();
+    // `inspect` on the catalogue pipeline states the SAR's grid and the warp.
+    let o = geofuse(&[
+        "inspect",
+        dir.path().join("catalogue.toml").to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
-        m.contains("warped onto the optical grid")
-            || std::fs::read_to_string(out.join("manifest.json"))
-                .unwrap()
-                .contains("EPSG"),
-        "{m}"
+        text.contains("EPSG:32632") && text.contains("warped onto the optical grid"),
+        "{text}"
     );
 }
 
@@ -347,22 +336,8 @@ fn a_server_stopped_mid_run_fails_its_scene_alone_and_the_rerun_finishes_identic
     let last = format!("S2_{}", scenes[3]);
     server.stop_when_requested(&last);
     let out = dir.path().join("out");
-    let o = std::process::Command::new(bin())
-        .args([
-            "run",
-            pipe.to_str().unwrap(),
-            "-q",
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("GDAL_HTTP_MAX_RETRY", "1")
-        .env("GDAL_HTTP_TIMEOUT", "5")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
+    let (code, err) = cli_run_short_network(&pipe, &out);
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains(&scenes[3]) && err.contains(&last), "{err}");
     for s in &scenes[..3] {
         assert!(out.join(s).join("handcrafted.tif").exists(), "{s}: {err}");

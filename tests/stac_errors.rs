@@ -17,25 +17,8 @@ use serde_json::{json, Value};
 fn run_with(dir: &Path, pipe: &Path, items: &[Value]) -> (Option<i32>, String, PathBuf) {
     write_items(&dir.join("served/items.json"), items.to_vec());
     let out = dir.join("out");
-    let o = std::process::Command::new(bin())
-        .args([
-            "run",
-            pipe.to_str().unwrap(),
-            "-q",
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("GDAL_HTTP_MAX_RETRY", "1")
-        .env("GDAL_HTTP_TIMEOUT", "5")
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-        out,
-    )
+    let (code, err) = cli_run_short_network(pipe, &out);
+    (code, err, out)
 }
 
 /// The second scene fails alone, naming `needles`; the first scene's product is written and
@@ -117,6 +100,20 @@ fn items_of_two_crs_in_one_scene_need_a_declared_grid() {
         &pipe,
         &items,
         &["S2_1, S2_1_east", "different CRSs", "grid = {"],
+    );
+    // With the grid declared (the synthetic scenes' own), both tiles are warped onto it.
+    let grid =
+        "grid = { epsg = 32631, bounds = [600000, 5699040, 600960, 5700000], resolution = 10 }\n";
+    common::edit(
+        &pipe,
+        "sar = { max_days = 3 }\n",
+        &format!("sar = {{ max_days = 3 }}\n{grid}"),
+    );
+    let (code, err, out) = run_with(d, &pipe, &items);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        band_values(&out.join("T1_2022-05-11/handcrafted.tif"), 1).len(),
+        96 * 96
     );
 }
 

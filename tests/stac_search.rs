@@ -94,48 +94,40 @@ fn search_saves_the_items_the_api_finds() {
     write_items(&d.join("all.json"), items);
     let api = StacApi::start(&rustac, &d.join("all.json"), free_port());
     let found = d.join("found.json");
-    let o = geofuse(&[
-        "search",
-        "--api",
-        &api.url,
-        "--collections",
-        "sentinel-2-l2a",
+    let search = |criteria: &[&str]| {
+        let mut args = vec!["search", "--api", &api.url];
+        args.extend_from_slice(criteria);
+        args.extend(["--out", found.to_str().unwrap()]);
+        let o = geofuse(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ids(&found)
+    };
+    let bbox = [
         "--bbox",
         "2.9,50.9,3.1,51.1",
         "--datetime",
         "2022-05-01/2022-05-31",
-        "--out",
-        found.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(ids(&found), ["S2_0", "S2_1"]);
+    ];
+    assert_eq!(
+        search(&[&["--collections", "sentinel-2-l2a"], &bbox[..]].concat()),
+        ["S2_0", "S2_1"]
+    );
     // The second optical Item is 80 % cloudy; a day holds only the first.
-    let o = geofuse(&[
-        "search",
-        "--api",
-        &api.url,
-        "--collections",
-        "sentinel-2-l2a",
-        "--max-cloud",
-        "20",
-        "--out",
-        found.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(ids(&found), ["S2_0"]);
-    let o = geofuse(&[
-        "search",
-        "--api",
-        &api.url,
-        "--collections",
-        "sentinel-1-rtc",
-        "--datetime",
-        "2022-05-11",
-        "--out",
-        found.to_str().unwrap(),
-    ]);
-    assert!(o.status.success());
-    assert_eq!(ids(&found), ["S1_1"]);
+    assert_eq!(
+        search(&["--collections", "sentinel-2-l2a", "--max-cloud", "20"]),
+        ["S2_0"]
+    );
+    assert_eq!(
+        search(&[
+            "--collections",
+            "sentinel-1-rtc",
+            "--datetime",
+            "2022-05-11"
+        ]),
+        ["S1_1"]
+    );
+    // Nothing outside the footprint.
+    assert!(search(&["--collections", "sentinel-2-l2a", "--bbox", "10,40,11,41"]).is_empty());
     // A dead API: exit 2, naming it, no file.
     drop(api);
     let gone = d.join("gone.json");

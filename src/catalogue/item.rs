@@ -114,6 +114,12 @@ impl Item {
             .or_else(|| self.assets.iter().find(|a| a.names.iter().any(|n| same(n))))
     }
 
+    /// The asset keys, comma-separated (for messages).
+    pub fn asset_keys(&self) -> String {
+        let keys: Vec<&str> = self.assets.iter().map(|a| a.key.as_str()).collect();
+        keys.join(", ")
+    }
+
     /// The asset with key `key` (case-insensitive).
     pub fn asset(&self, key: &str) -> Option<&Asset> {
         self.assets.iter().find(|a| a.key.eq_ignore_ascii_case(key))

@@ -160,15 +160,10 @@ impl CatalogueSetDef {
                     format!(
                         "Item `{}` has no asset for band `{b}` (its assets: {}); remove `{b}` from `catalogue.bands` or use another Item",
                         it.id,
-                        it.assets.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", ")
+                        it.asset_keys()
                     )
                 })?;
-                raster_asset(it, a)?;
-                refs.push(AssetRef {
-                    item: it.id.clone(),
-                    key: a.key.clone(),
-                    href: a.href.clone(),
-                });
+                refs.push(asset_ref(it, a)?);
             }
             let r = self
                 .band_resampling
@@ -189,9 +184,9 @@ impl CatalogueSetDef {
         for it in group {
             let a = it.asset(&m.asset).ok_or_else(|| {
                 format!("Item `{}` has no mask asset `{}`; set `catalogue.mask.asset` to one of its assets ({})", it.id, m.asset,
-                    it.assets.iter().map(|a| a.key.as_str()).collect::<Vec<_>>().join(", "))
+                    it.asset_keys())
             })?;
-            raster_asset(it, a)?;
+            let r = asset_ref(it, a)?;
             if let Some(classes) = &a.classes {
                 if let Some(v) = m
                     .invalid
@@ -204,11 +199,7 @@ impl CatalogueSetDef {
                     ));
                 }
             }
-            refs.push(AssetRef {
-                item: it.id.clone(),
-                key: a.key.clone(),
-                href: a.href.clone(),
-            });
+            refs.push(r);
         }
         Ok(refs)
     }
@@ -234,12 +225,7 @@ impl CatalogueSetDef {
                 let a = it.band_asset(p).ok_or_else(|| {
                     format!("SAR Item `{}` has no asset for polarisation `{p}`; set `catalogue.sar.polarisations` to what it has", it.id)
                 })?;
-                raster_asset(it, a)?;
-                refs.push(AssetRef {
-                    item: it.id.clone(),
-                    key: a.key.clone(),
-                    href: a.href.clone(),
-                });
+                refs.push(asset_ref(it, a)?);
             }
             out.push((p.clone(), refs));
         }
@@ -268,6 +254,16 @@ fn read_source(
         (None, Some(s)) => crate::catalogue::search::search(s).map(|(items, _)| items),
         (None, None) => Ok(Vec::new()),
     }
+}
+
+/// The reference to a raster asset of an Item.
+fn asset_ref(it: &Item, a: &crate::catalogue::Asset) -> Result<AssetRef, String> {
+    raster_asset(it, a)?;
+    Ok(AssetRef {
+        item: it.id.clone(),
+        key: a.key.clone(),
+        href: a.href.clone(),
+    })
 }
 
 /// Refuses an asset whose media type or roles say it is not a raster.

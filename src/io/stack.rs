@@ -76,28 +76,25 @@ pub fn build_stacks(c: &CatalogueScene, dir: &Path) -> Result<Stacks> {
         Some(g) => {
             let mut warped = Vec::new();
             for (i, (n, r, s)) in bands.iter().enumerate() {
-                warped.push((
-                    n.clone(),
-                    warp_band(s, g, *r, &dir.join(format!("band{i}.vrt")))?,
-                ));
+                warped.push((n.clone(), warp_each(s, g, *r, dir, &format!("band{i}"))?));
             }
-            let grid = warped[0].1.grid.clone();
+            let grid = warped[0].1[0].grid.clone();
             let layers: Vec<Layer> = warped
                 .iter()
                 .map(|(n, s)| Layer {
                     name: n,
                     resampling: BandResampling::Nearest,
-                    sources: vec![s],
+                    sources: s.iter().collect(),
                     shift: c.dn_shift,
                 })
                 .collect();
             write_vrt(&optical, &grid, &layers)?;
             if let Some(m) = &mask_path {
-                let w = warp_band(&mask, g, BandResampling::Nearest, &dir.join("maskband.vrt"))?;
+                let w = warp_each(&mask, g, BandResampling::Nearest, dir, "mask")?;
                 let l = Layer {
                     name: "mask",
                     resampling: BandResampling::Nearest,
-                    sources: vec![&w],
+                    sources: w.iter().collect(),
                     shift: 0.0,
                 };
                 write_vrt(m, &grid, &[l])?;
@@ -220,11 +217,27 @@ fn union_grid(all: &[&Source], c: &CatalogueScene) -> Result<Grid> {
     })
 }
 
-/// Warps one band's sources onto a declared grid as a warped VRT at `dst`.
-fn warp_band(srcs: &[Source], g: &GridDef, r: BandResampling, dst: &Path) -> Result<Source> {
+/// Each of one band's sources (one per Item) warped onto a declared grid as a warped VRT in
+/// `dir` (gdalwarp writes a VRT from one source only); the stack mosaics them, nodata
+/// transparent. A source without nodata (a mask) gets 0 outside its footprint.
+fn warp_each(
+    srcs: &[Source],
+    g: &GridDef,
+    r: BandResampling,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<Source>> {
+    srcs.iter()
+        .enumerate()
+        .map(|(j, s)| warp_one(s, g, r, &dir.join(format!("{stem}_{j}.vrt"))))
+        .collect()
+}
+
+/// One source warped onto a declared grid as a warped VRT at `dst`.
+fn warp_one(src: &Source, g: &GridDef, r: BandResampling, dst: &Path) -> Result<Source> {
     let [x0, y0, x1, y1] = g.bounds;
     let res = g.resolution.to_string();
-    let args = [
+    let mut args: Vec<String> = vec![
         "-of".into(),
         "VRT".into(),
         "-t_srs".into(),
@@ -241,14 +254,16 @@ fn warp_band(srcs: &[Source], g: &GridDef, r: BandResampling, dst: &Path) -> Res
         r.gdal_name().into(),
         "-overwrite".into(),
     ];
+    if src.nodata.is_none() {
+        args.extend(["-dstnodata".into(), "0".into()]);
+    }
     let cargs: Vec<CString> = args
         .iter()
         .map(|a: &String| CString::new(a.as_str()).unwrap_or_default())
         .collect();
     let c_dst = CString::new(dst.to_string_lossy().as_bytes())
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let ds: Vec<&Dataset> = srcs.iter().map(|s| &s.ds).collect();
-    if !super::warp::run_warp(&ds, &cargs, &c_dst) {
+    if !super::warp::run_warp(&[&src.ds], &cargs, &c_dst) {
         return Err(Error::input(
             dst,
             format!("GDAL could not warp the assets onto the declared grid EPSG:{} ({}); check `catalogue.grid`", g.epsg, super::last_gdal_message()),
@@ -260,7 +275,7 @@ fn warp_band(srcs: &[Source], g: &GridDef, r: BandResampling, dst: &Path) -> Res
         href: dst.to_string_lossy().to_string(),
     };
     let mut s = open_asset(&a)?;
-    s.nodata = s.nodata.or(srcs[0].nodata);
+    s.nodata = s.nodata.or(src.nodata).or(Some(0.0));
     Ok(s)
 }
 

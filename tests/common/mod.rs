@@ -22,17 +22,36 @@ pub fn geofuse(args: &[&str]) -> Output {
         .expect("run geofuse")
 }
 
+/// `geofuse run PIPE --device cpu --out OUT -q` with network reads that give up fast (one
+/// retry, 5 s): (exit code, stderr).
+pub fn cli_run_short_network(pipe: &Path, out: &Path) -> (Option<i32>, String) {
+    cli_run_env(
+        pipe,
+        out,
+        &[("GDAL_HTTP_MAX_RETRY", "1"), ("GDAL_HTTP_TIMEOUT", "5")],
+    )
+}
+
 /// `geofuse run PIPE --device cpu --out OUT -q` through the binary: (exit code, stderr).
 pub fn cli_run(pipe: &Path, out: &Path) -> (Option<i32>, String) {
-    let o = geofuse(&[
-        "run",
-        pipe.to_str().unwrap(),
-        "-q",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    cli_run_env(pipe, out, &[])
+}
+
+/// [`cli_run`] with extra environment variables.
+pub fn cli_run_env(pipe: &Path, out: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let o = Command::new(bin())
+        .args([
+            "run",
+            pipe.to_str().unwrap(),
+            "-q",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run geofuse");
     (
         o.status.code(),
         String::from_utf8_lossy(&o.stderr).to_string(),
