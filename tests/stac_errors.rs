@@ -61,6 +61,16 @@ fn good_items_run_and_every_bad_item_fails_its_scene_alone() {
     let mut bad = items.clone();
     bad[2]["assets"]["B08"]["href"] = json!("S2_1/gone.tif");
     second_fails_alone(d, &pipe, &bad, &["S2_1", "`B08`", "gone.tif", "reachable"]);
+    // A remote asset the server answers 404 for.
+    let server = FileServer::start(&d.join("served"));
+    let mut bad = items.clone();
+    bad[2]["assets"]["B08"]["href"] = json!(format!("{}/S2_1/gone.tif", server.url()));
+    second_fails_alone(
+        d,
+        &pipe,
+        &bad,
+        &["S2_1", "`B08`", "/S2_1/gone.tif", "GDAL_HTTP_MAX_RETRY"],
+    );
     // A mask asset whose declared classes lack an invalid class.
     let mut bad = items.clone();
     bad[2]["assets"]["SCL"]["classification:classes"] = json!([{"value": 0}, {"value": 1}]);
@@ -147,6 +157,17 @@ fn bad_collections_and_names_are_refused_before_any_training() {
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("cannot be a folder name") && err.contains("catalogue.name"),
+        "{err}"
+    );
+    assert!(!d.join("out").exists());
+    // An Item id with a character a folder name cannot carry.
+    let mut bad = items.clone();
+    bad[0]["id"] = json!("S2/0");
+    write_items(&d.join("served/items.json"), bad);
+    let (code, err) = cli_run(&pipe, &d.join("out"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`S2/0`") && err.contains("plain folder name"),
         "{err}"
     );
     assert!(!d.join("out").exists());

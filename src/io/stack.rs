@@ -145,7 +145,15 @@ fn open_asset(a: &AssetRef) -> Result<Source> {
             format!("Item `{}`, asset `{}`: {why}; check that the href is reachable and names a raster, or drop the Item{net}", a.item, a.key),
         )
     };
-    let ds = Dataset::open(&path).map_err(|e| fail(format!("GDAL cannot open it ({e})")))?;
+    let ds = Dataset::open(&path).map_err(|_| {
+        let why = super::last_gdal_message();
+        let why = if why.is_empty() {
+            "not found, not answering, or not a raster".to_string()
+        } else {
+            why
+        };
+        fail(format!("GDAL cannot open it ({why})"))
+    })?;
     if ds.raster_count() == 0 {
         return Err(fail("it has no raster band".into()));
     }
