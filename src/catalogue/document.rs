@@ -12,14 +12,22 @@ const MAX_CATALOG_DEPTH: usize = 8;
 /// Reads the JSON document at `href` (a local path, `file://`, or `http(s)://` through GDAL's
 /// HTTP client with its retries and timeout). `Err` is the message.
 pub fn read_json(href: &str) -> Result<Value, String> {
-    let bytes = if href.starts_with("http://") || href.starts_with("https://") {
-        crate::io::http::configure_network();
-        crate::io::http::fetch(href, None)
-            .map_err(|e| format!("cannot download it ({e}); check the href and the network"))?
-    } else {
-        let path = href.strip_prefix("file://").unwrap_or(href);
-        std::fs::read(path).map_err(|e| format!("cannot read it ({e}); check the path"))?
-    };
+    let bytes =
+        if href.starts_with("http://") || href.starts_with("https://") {
+            crate::io::http::configure_network();
+            crate::io::http::fetch(href, None)
+                .map_err(|e| format!("cannot download it ({e}); check the href and the network"))?
+        } else {
+            let path = href.strip_prefix("file://").unwrap_or(href);
+            match std::fs::metadata(path) {
+                Ok(m) if !m.is_file() => return Err(
+                    "is not a file; give the saved search (a JSON file), an Item or a catalog.json"
+                        .into(),
+                ),
+                _ => {}
+            }
+            std::fs::read(path).map_err(|e| format!("cannot read it ({e}); check the path"))?
+        };
     let text = String::from_utf8_lossy(&bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     serde_json::from_str(text).map_err(|e| {
