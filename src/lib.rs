@@ -17,6 +17,7 @@
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
 //! - [`plot`]: the report's PNG figures.
 //! - [`synth`]: the synthetic scene generator.
+//! - [`time`]: calendar arithmetic for time stamps.
 //! - [`tools`]: standalone one-stage raster tools (texture, indices).
 //! - [`fuzz_harness`]: the fuzz targets' bodies, also replayed over the corpus in tests.
 
@@ -38,6 +39,7 @@ pub mod reference;
 pub mod rng;
 pub mod synth;
 pub mod tiler;
+pub mod time;
 pub mod tools;
 pub mod uncertainty;
 

@@ -134,6 +134,28 @@ enum Command {
     /// Search a STAC API and save the Items as an ItemCollection (a `[[catalogue]]` table's
     /// `items`).
     Search(SearchArgs),
+    /// Split a NetCDF time series (variables x time) into one GeoTIFF per date.
+    SplitDates(SplitDatesArgs),
+}
+
+#[derive(clap::Args)]
+struct SplitDatesArgs {
+    /// NetCDF file(s) with a time dimension (one variable per band: B02 ..., SCL, VV, VH).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// File name prefix (default: the input's file stem).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// The mask variable, written to files of its own (`<prefix>_<MASK>_<date>.tif`).
+    #[arg(long)]
+    mask: Option<String>,
+    /// Write physical values (scale and offset applied, Float32, fill values NaN), e.g. SAR
+    /// backscatter stored as integer dB x 1e4.
+    #[arg(long)]
+    physical: bool,
 }
 
 #[derive(clap::Args)]
@@ -611,6 +633,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `geofuse split-dates`: NetCDF time series to one GeoTIFF per date.
+fn cmd_split_dates(a: SplitDatesArgs) -> geofuse::Result<()> {
+    for input in &a.inputs {
+        let ts = geofuse::io::netcdf::read_series(input)?;
+        let stem = input
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let prefix = a.prefix.clone().unwrap_or(stem);
+        let files =
+            geofuse::io::netcdf::split_dates(&ts, &a.out, &prefix, a.mask.as_deref(), a.physical)?;
+        let names: Vec<&str> = ts.variables.iter().map(|v| v.name.as_str()).collect();
+        println!(
+            "{}: {} steps of {} -> {} files in {}",
+            input.display(),
+            ts.times.len(),
+            names.join(" "),
+            files.len(),
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
 /// `geofuse search`: a STAC API search saved as an ItemCollection.
 fn cmd_search(a: SearchArgs) -> geofuse::Result<()> {
     let bbox = match a.bbox.as_deref() {
@@ -721,6 +767,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
         }
         Command::Indices(a) => cmd_indices(a),
         Command::Search(a) => cmd_search(a),
+        Command::SplitDates(a) => cmd_split_dates(a),
         Command::Features {
             pipeline: path,
             scene: name,

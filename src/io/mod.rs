@@ -9,6 +9,7 @@
 //! its own reader.
 
 pub mod http;
+pub mod netcdf;
 pub mod reader;
 pub mod stack;
 pub mod vector;
