@@ -107,11 +107,19 @@ impl Item {
     /// The asset for band `name`: by key, by `eo:bands` name or by common name, compared
     /// without case and without a leading zero (`B8A` = `b8a` = `nir08`, `B2` = `B02`).
     pub fn band_asset(&self, name: &str) -> Option<&Asset> {
-        let same = |a: &str| crate::config::scene::same_band_name(a, name);
-        self.assets
-            .iter()
-            .find(|a| same(&a.key))
-            .or_else(|| self.assets.iter().find(|a| a.names.iter().any(|n| same(n))))
+        let names = std::iter::once(name).chain(s2_alias(name));
+        for want in names {
+            let same = |a: &str| crate::config::scene::same_band_name(a, want);
+            let found = self
+                .assets
+                .iter()
+                .find(|a| same(&a.key))
+                .or_else(|| self.assets.iter().find(|a| a.names.iter().any(|n| same(n))));
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     /// The asset keys, comma-separated (for messages).
@@ -124,6 +132,39 @@ impl Item {
     pub fn asset(&self, key: &str) -> Option<&Asset> {
         self.assets.iter().find(|a| a.key.eq_ignore_ascii_case(key))
     }
+}
+
+/// Sentinel-2 band ids and their STAC common names (Earth Search names its assets and their
+/// `eo:bands` by common name only).
+const S2_COMMON_NAMES: [(&str, &str); 13] = [
+    ("B01", "coastal"),
+    ("B02", "blue"),
+    ("B03", "green"),
+    ("B04", "red"),
+    ("B05", "rededge1"),
+    ("B06", "rededge2"),
+    ("B07", "rededge3"),
+    ("B08", "nir"),
+    ("B8A", "nir08"),
+    ("B09", "nir09"),
+    ("B10", "cirrus"),
+    ("B11", "swir16"),
+    ("B12", "swir22"),
+];
+
+/// The other name of a Sentinel-2 band: its common name for a band id, its id for a common
+/// name.
+fn s2_alias(name: &str) -> Option<&'static str> {
+    let same = |a: &str| crate::config::scene::same_band_name(a, name);
+    S2_COMMON_NAMES.iter().find_map(|(id, common)| {
+        if same(id) {
+            Some(*common)
+        } else if same(common) {
+            Some(*id)
+        } else {
+            None
+        }
+    })
 }
 
 /// The `(rel, href)` pairs of a document's `links`.
@@ -270,6 +311,23 @@ mod tests {
         assert_eq!(it.asset("SCL").unwrap().classes, Some(vec![0, 4]));
         assert_eq!(it.day(), "2022-04-19");
         assert_eq!(it.property("s2:processing_baseline").unwrap(), "04.00");
+    }
+
+    #[test]
+    fn earth_search_assets_named_by_common_name_are_found_by_band_id() {
+        let v = json!({"type": "Feature", "id": "es", "properties": {"datetime": "2024-05-01T10:00:00Z"},
+        "assets": {
+            "blue-jp2": {"href": "B02.jp2", "eo:bands": [{"name": "blue", "common_name": "blue"}]},
+            "blue": {"href": "B02.tif", "eo:bands": [{"name": "blue", "common_name": "blue"}]},
+            "nir08": {"href": "B8A.tif", "eo:bands": [{"name": "nir08", "common_name": "nir08"}]}
+        }});
+        let it = Item::from_json(&v, "/x/items.json").unwrap();
+        assert_eq!(it.band_asset("B02").unwrap().key, "blue");
+        assert_eq!(it.band_asset("B8A").unwrap().key, "nir08");
+        assert!(it.band_asset("B08").is_none());
+        assert_eq!(s2_alias("nir"), Some("B08"));
+        assert_eq!(s2_alias("b8a"), Some("nir08"));
+        assert_eq!(s2_alias("VV"), None);
     }
 
     #[test]
