@@ -193,10 +193,15 @@ pub fn split_dates(
     physical: bool,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "create output folder", e))?;
-    let (main, masks): (Vec<&Variable>, Vec<&Variable>) = ts
-        .variables
-        .iter()
-        .partition(|v| mask.is_none_or(|m| !v.name.eq_ignore_ascii_case(m)));
+    let open = |v: &Variable| {
+        Dataset::open(&v.subdataset).map_err(|e| Error::input(&ts.path, e.to_string()))
+    };
+    let (mut main, mut masks) = (Vec::new(), Vec::new());
+    for v in &ts.variables {
+        let is_mask = mask.is_some_and(|m| v.name.eq_ignore_ascii_case(m));
+        let list = if is_mask { &mut masks } else { &mut main };
+        list.push((v, open(v)?));
+    }
     let mut written = Vec::new();
     let mut days = std::collections::HashSet::new();
     for (i, t) in ts.times.iter().enumerate() {
@@ -209,9 +214,9 @@ pub fn split_dates(
             write_step(ts, &main, i, t, &f, physical)?;
             written.push(f);
         }
-        if let Some(m) = masks.first() {
+        if let Some((m, _)) = masks.first() {
             let f = out.join(format!("{prefix}_{}_{day}.tif", m.name));
-            write_step(ts, &[m], i, t, &f, false)?;
+            write_step(ts, &masks[..1], i, t, &f, false)?;
             written.push(f);
         }
     }
@@ -222,7 +227,7 @@ pub fn split_dates(
 /// failure).
 fn write_step(
     ts: &TimeSeries,
-    vars: &[&Variable],
+    vars: &[(&Variable, Dataset)],
     i: usize,
     time: &str,
     dst: &Path,
@@ -280,13 +285,12 @@ fn geotransform(sds: &Dataset, path: &Path) -> Result<([f64; 6], bool)> {
 /// [`write_step`]'s body, into `tmp`.
 fn write_step_to(
     ts: &TimeSeries,
-    vars: &[&Variable],
+    vars: &[(&Variable, Dataset)],
     (i, time): (usize, &str),
     tmp: &Path,
     physical: bool,
 ) -> Result<()> {
-    let first =
-        Dataset::open(&vars[0].subdataset).map_err(|e| Error::input(&ts.path, e.to_string()))?;
+    let first = &vars[0].1;
     let (w, h) = first.raster_size();
     let drv = DriverManager::get_driver_by_name("GTiff")
         .map_err(|e| Error::gdal(tmp, "GTiff driver", e))?;
@@ -302,13 +306,11 @@ fn write_step_to(
     } else {
         create_like(&drv, tmp, (w, h), vars.len(), band_type, &opts).map_err(fail)?
     };
-    let (gt, turn) = geotransform(&first, &ts.path)?;
+    let (gt, turn) = geotransform(first, &ts.path)?;
     out.set_geo_transform(&gt).map_err(fail)?;
     out.set_projection(&first.projection()).map_err(fail)?;
     out.set_metadata_item("date", time, "").map_err(fail)?;
-    for (b, v) in vars.iter().enumerate() {
-        let src =
-            Dataset::open(&v.subdataset).map_err(|e| Error::input(&ts.path, e.to_string()))?;
+    for (b, (v, src)) in vars.iter().enumerate() {
         let band = src
             .rasterband(i + 1)
             .map_err(|e| Error::input(&ts.path, e.to_string()))?;
