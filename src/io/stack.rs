@@ -49,81 +49,77 @@ pub fn build_stacks(c: &CatalogueScene, dir: &Path) -> Result<Stacks> {
     let mask: Vec<Source> = open_all(&c.mask)?;
     let optical = dir.join("optical.vrt");
     let mask_path = (!mask.is_empty()).then(|| dir.join("mask.vrt"));
-    match &c.grid {
+    let (grid, mask_sources) = match &c.grid {
         None => {
             let all: Vec<&Source> = bands.iter().flat_map(|b| &b.2).collect();
             let grid = union_grid(&all, c)?;
-            let layers: Vec<Layer> = bands
-                .iter()
-                .map(|(n, r, s)| Layer {
-                    name: n,
-                    resampling: *r,
-                    sources: s.iter().collect(),
-                    shift: c.dn_shift,
-                })
-                .collect();
-            write_vrt(&optical, &grid, &layers)?;
-            if let Some(m) = &mask_path {
-                let l = Layer {
-                    name: "mask",
-                    resampling: BandResampling::Nearest,
-                    sources: mask.iter().collect(),
-                    shift: 0.0,
-                };
-                write_vrt(m, &grid, &[l])?;
-            }
+            write_bands(&optical, &grid, &bands, c.dn_shift)?;
+            (grid, mask)
         }
         Some(g) => {
             let mut warped = Vec::new();
             for (i, (n, r, s)) in bands.iter().enumerate() {
-                warped.push((n.clone(), warp_each(s, g, *r, dir, &format!("band{i}"))?));
+                let w = warp_each(s, g, *r, dir, &format!("band{i}"))?;
+                // Resampled by the warp: stacked as they are.
+                warped.push((n.clone(), BandResampling::Nearest, w));
             }
-            let grid = warped[0].1[0].grid.clone();
-            let layers: Vec<Layer> = warped
-                .iter()
-                .map(|(n, s)| Layer {
-                    name: n,
-                    resampling: BandResampling::Nearest,
-                    sources: s.iter().collect(),
-                    shift: c.dn_shift,
-                })
-                .collect();
-            write_vrt(&optical, &grid, &layers)?;
-            if let Some(m) = &mask_path {
-                let w = warp_each(&mask, g, BandResampling::Nearest, dir, "mask")?;
-                let l = Layer {
-                    name: "mask",
-                    resampling: BandResampling::Nearest,
-                    sources: w.iter().collect(),
-                    shift: 0.0,
-                };
-                write_vrt(m, &grid, &[l])?;
-            }
+            let grid = warped[0].2[0].grid.clone();
+            write_bands(&optical, &grid, &warped, c.dn_shift)?;
+            let m = match &mask_path {
+                Some(_) => warp_each(&mask, g, BandResampling::Nearest, dir, "mask")?,
+                None => Vec::new(),
+            };
+            (grid, m)
         }
-    }
-    let sar_bands: Vec<(String, Vec<Source>)> = c
-        .sar
-        .iter()
-        .map(|(p, refs)| Ok((p.clone(), open_all(refs)?)))
-        .collect::<Result<_>>()?;
-    let all: Vec<&Source> = sar_bands.iter().flat_map(|b| &b.1).collect();
-    let sar_grid = union_grid(&all, c)?;
-    let layers: Vec<Layer> = sar_bands
-        .iter()
-        .map(|(n, s)| Layer {
-            name: n,
+    };
+    if let Some(m) = &mask_path {
+        let l = Layer {
+            name: "mask",
             resampling: BandResampling::Nearest,
-            sources: s.iter().collect(),
+            sources: mask_sources.iter().collect(),
             shift: 0.0,
-        })
-        .collect();
-    let sar = dir.join("sar.vrt");
-    write_vrt(&sar, &sar_grid, &layers)?;
+        };
+        write_vrt(m, &grid, &[l])?;
+    }
     Ok(Stacks {
         optical,
         mask: mask_path,
-        sar,
+        sar: stack_sar(c, dir)?,
     })
+}
+
+/// Writes the optical VRT: one band per `(name, resampling, sources)`, each shifted by
+/// `shift` DN.
+fn write_bands(
+    dst: &Path,
+    grid: &Grid,
+    bands: &[(String, BandResampling, Vec<Source>)],
+    shift: f64,
+) -> Result<()> {
+    let layers: Vec<Layer> = bands
+        .iter()
+        .map(|(n, r, s)| Layer {
+            name: n,
+            resampling: *r,
+            sources: s.iter().collect(),
+            shift,
+        })
+        .collect();
+    write_vrt(dst, grid, &layers)
+}
+
+/// The SAR VRT: the polarisations of the SAR Items on their own grid.
+fn stack_sar(c: &CatalogueScene, dir: &Path) -> Result<PathBuf> {
+    let sar_bands: Vec<(String, BandResampling, Vec<Source>)> = c
+        .sar
+        .iter()
+        .map(|(p, refs)| Ok((p.clone(), BandResampling::Nearest, open_all(refs)?)))
+        .collect::<Result<_>>()?;
+    let all: Vec<&Source> = sar_bands.iter().flat_map(|b| &b.2).collect();
+    let sar_grid = union_grid(&all, c)?;
+    let sar = dir.join("sar.vrt");
+    write_bands(&sar, &sar_grid, &sar_bands, 0.0)?;
+    Ok(sar)
 }
 
 fn open_all(refs: &[AssetRef]) -> Result<Vec<Source>> {
