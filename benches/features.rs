@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
         optical_dn: Array3::from_shape_fn((10, n, n), |_| 500.0 + 3000.0 * r.f64() as f32),
         sar_linear: Array3::from_shape_fn((2, n, n), |_| 0.01 + 0.2 * r.f64() as f32),
         sar_pols: geofuse::features::Polarisation::ALL.to_vec(),
+        season: None,
     };
     let mut g = c.benchmark_group("features");
     g.sample_size(10);

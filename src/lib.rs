@@ -8,6 +8,7 @@
 //! - [`io`]: the only place that calls GDAL (read windows, write COGs, warp).
 //! - [`tiler`]: tiles with halos.
 //! - [`features`]: spectral indices, SAR features, GLCM texture (pure kernels).
+//! - [`temporal`]: time series regularised onto a season's grid, and temporal statistics.
 //! - [`method`]: the one interface every method kind implements, and its registry.
 //! - [`classic`]: hand-crafted classifiers over the feature stack (random forest, boosted trees).
 //! - [`learned`]: CNN encoders and fusion strategies (burn; CPU or wgpu).
@@ -38,6 +39,7 @@ pub mod raster;
 pub mod reference;
 pub mod rng;
 pub mod synth;
+pub mod temporal;
 pub mod tiler;
 pub mod time;
 pub mod tools;

@@ -391,6 +391,20 @@ struct SynthArgs {
     /// a direction that turns smoothly across each scene).
     #[arg(long, default_value = "up-to", value_parser = ["up-to", "exact", "varying"])]
     misregistration_mode: String,
+    /// Write a season instead of one date: N optical dates over March to October with
+    /// per-class phenology (s2/S2_<date>.tif, s2/MASK_<date>.tif), SAR dates (s1/S1_<date>.tif)
+    /// and a pipeline with [time]; with --scenes, one season per scene (other years, shifted).
+    #[arg(long)]
+    dates: Option<usize>,
+    /// With --dates: share of the optical dates heavily clouded (clustered in weeks).
+    #[arg(long, default_value_t = 0.3)]
+    cloudy_dates: f64,
+    /// With --dates: days between SAR dates.
+    #[arg(long, default_value_t = 6)]
+    sar_every_days: u32,
+    /// With --dates: year of the (first) season.
+    #[arg(long, default_value_t = 2021)]
+    year: i32,
 }
 
 /// Options shared by the stage commands.
@@ -954,7 +968,32 @@ fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {
         scenes,
         misregistration,
         misregistration_mode,
+        dates,
+        cloudy_dates,
+        sar_every_days,
+        year,
     } = a;
+    if let Some(n) = dates {
+        if !(0.0..=1.0).contains(&cloudy_dates) {
+            return Err(geofuse::Error::config(
+                "--cloudy-dates",
+                format!("{cloudy_dates}: give a share between 0 and 1"),
+            ));
+        }
+        let o = geofuse::synth::season::SeasonOptions {
+            size,
+            seed,
+            dates: n,
+            cloudy_dates,
+            sar_every_days,
+            year,
+            shift_days: 0.0,
+        };
+        for f in geofuse::synth::season::generate_seasons(&out, scenes.unwrap_or(1), &o)? {
+            println!("{}", f.display());
+        }
+        return Ok(());
+    }
     let opts = geofuse::synth::SynthOptions {
         size,
         seed,
@@ -1065,6 +1104,13 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
             ("optical", s.optical.path.clone()),
             ("sar", s.sar.path.clone()),
         ];
+        if let Some(ss) = &s.season {
+            files = vec![
+                ("optical (first date)", ss.optical[0].path.clone()),
+                ("sar (first date)", ss.sar[0].path.clone()),
+            ];
+            files.extend(ss.masks.first().map(|m| ("mask (first date)", m.clone())));
+        }
         if s.catalogue.is_some() {
             // A catalogue scene's rasters are its Items' assets, stacked when it is prepared.
             files.clear();
@@ -1074,12 +1120,15 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
             s.mask
                 .as_ref()
                 .map(|m| ("mask", m.path.clone()))
-                .filter(|_| s.catalogue.is_none()),
+                .filter(|_| s.catalogue.is_none() && s.season.is_none()),
         );
         if !json {
             println!("scene {}", s.name);
             if let Some(c) = &s.catalogue {
                 print_catalogue_scene(c);
+            }
+            if let Some(ss) = &s.season {
+                print_season(ss);
             }
         }
         let mut infos = Vec::new();
@@ -1096,7 +1145,7 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
         let _ = std::fs::remove_dir_all(&work);
         let verdict = verdict?;
         if json {
-            all.push(serde_json::json!({"scene": s.name, "files": infos, "catalogue": s.catalogue, "coregistration": verdict.coregistration}));
+            all.push(serde_json::json!({"scene": s.name, "files": infos, "catalogue": s.catalogue, "season": s.season, "coregistration": verdict.coregistration}));
         } else {
             println!("  co-registration:");
             for v in &verdict.coregistration {
@@ -1108,6 +1157,29 @@ fn inspect(input: &std::path::Path, json: bool) -> geofuse::Result<()> {
         println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     }
     Ok(())
+}
+
+fn print_season(ss: &geofuse::config::SeasonScene) {
+    let s = &ss.season;
+    let span = |v: &[geofuse::config::season::DatedFile]| match (v.first(), v.last()) {
+        (Some(a), Some(b)) => format!("{} dates, {} to {}", v.len(), a.date, b.date),
+        _ => "no date".into(),
+    };
+    println!(
+        "  season {} to {}: {} steps of {} days",
+        s.start,
+        s.end,
+        s.steps().len(),
+        s.step_days
+    );
+    println!("    optical: {}", span(&ss.optical));
+    println!("    sar: {}", span(&ss.sar));
+    if ss.outside > 0 {
+        println!(
+            "    {} matched files dated outside the season left out",
+            ss.outside
+        );
+    }
 }
 
 fn print_raster(info: &geofuse::io::reader::RasterInfo) {

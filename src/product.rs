@@ -156,6 +156,49 @@ pub fn modalities(
     })
 }
 
+/// The bands of a product: [`bands`], then a season's [`season_bands`].
+pub fn product_bands(m: &BandMeanings, season: bool) -> Vec<ByteBand> {
+    let mut b = bands(m);
+    if season {
+        b.extend(season_bands());
+    }
+    b
+}
+
+/// The bands a season's product adds after [`ProductBand::ALL`]: the valid optical and SAR
+/// observations of each pixel in the season.
+pub fn season_bands() -> Vec<ByteBand> {
+    [
+        (
+            "obs_optical",
+            "valid optical observations in the season (cloud-free, not nodata)",
+        ),
+        ("obs_sar", "valid SAR observations in the season"),
+    ]
+    .iter()
+    .map(|(name, what)| ByteBand {
+        name: (*name).into(),
+        description: format!("{name}: {what}; 254 = 254 or more"),
+        scale: 1.0,
+        offset: 0.0,
+    })
+    .collect()
+}
+
+/// The observation counts of the `h` x `w` window at (`r0`, `c0`) of a season tile's inputs,
+/// `[2, h, w]` (optical, SAR; at most 254); None for inputs of one date.
+pub fn observations(
+    inputs: &crate::features::TileInputs,
+    (r0, c0): (usize, usize),
+    (h, w): (usize, usize),
+) -> Option<Array3<u8>> {
+    let s = inputs.season.as_ref()?;
+    Some(Array3::from_shape_fn((2, h, w), |(b, r, c)| {
+        let n = if b == 0 { &s.n_optical } else { &s.n_sar };
+        n[[r0 + r, c0 + c]].min(254) as u8
+    }))
+}
+
 /// Quantises a 0..1 value to the byte encoding (scale [`BYTE_SCALE`], 0..=250).
 #[inline]
 pub fn to_byte(v: f32) -> u8 {
@@ -230,6 +273,9 @@ pub struct TileProbabilities {
     pub member_entropy: Array2<f32>,
     /// Modality code per pixel `[h, w]` ([`modality_bits`]); 0 = no prediction (nodata).
     pub modalities: Array2<u8>,
+    /// A season's observation counts `[2, h, w]` ([`observations`]), written after the six
+    /// bands.
+    pub observations: Option<Array3<u8>>,
 }
 
 impl TileProbabilities {
@@ -251,6 +297,10 @@ impl TileProbabilities {
                 }
                 best[[r, c]] = t.set_prediction(r, c, ids, &pv, self.member_entropy[[r, c]]);
             }
+        }
+        if let Some(o) = &self.observations {
+            t.0 = ndarray::concatenate(ndarray::Axis(0), &[t.0.view(), o.view()])
+                .unwrap_or_else(|_| t.0.clone());
         }
         (t, best)
     }
@@ -290,6 +340,7 @@ mod tests {
             probs: Array3::from_shape_vec((2, 1, 2), vec![0.9, 0.2, 0.1, 0.8]).unwrap(),
             member_entropy: Array2::zeros((1, 2)),
             modalities: Array2::from_shape_vec((1, 2), vec![3, 0]).unwrap(),
+            observations: None,
         };
         let (t, best) = p.to_tile(&[4, 9]);
         assert_eq!(t.get(ProductBand::Class, 0, 0), 4);

@@ -21,12 +21,7 @@ fn split_dates_gives_the_geotiffs_made_from_the_same_netcdf() {
         return;
     };
     let chip = "00002806639B424A";
-    let raw = data.join(chip).join("raw_netcdf");
-    let nc = |s: &str| {
-        raw.join(format!("{s}_{chip}_32631_2017-08-01_2018-11-30.nc"))
-            .to_string_lossy()
-            .to_string()
-    };
+    let nc = |s: &str| flanders_a_netcdf(&data, s);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     split(&[&nc("S2_L2A_10m"), "--out", out, "--prefix", "S2_10m"]);

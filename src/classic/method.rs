@@ -137,13 +137,7 @@ impl<C: StackClassifier> Model for StackModel<C> {
     fn predictor<'a>(&'a self, ctx: &SceneContext) -> Result<Box<dyn TilePredictor + 'a>> {
         let (p, src) = (ctx.pipeline, ctx.scene);
         // The plan uses the training-time GLCM ranges, never the mapped scene's.
-        let plan = FeaturePlan::new(
-            &p.features,
-            &src.optical_bands,
-            src.scale,
-            src.offset,
-            &self.model.glcm_ranges,
-        );
+        let plan = plan_with(p, src, &self.model.glcm_ranges);
         self.model
             .check_compatible(&self.path, &plan.names, &p.classes)?;
         Ok(Box::new(StackPredictor {
@@ -175,8 +169,10 @@ impl<C: StackClassifier> TilePredictor for StackPredictor<'_, C> {
             features,
             labels,
             modalities,
+            observations,
         } = tile_features(reader, &self.plan, t)?;
-        let probs = predict_stack(self.classifier, self.classes, &features, modalities);
+        let mut probs = predict_stack(self.classifier, self.classes, &features, modalities);
+        probs.observations = observations;
         Ok(TilePrediction {
             probs,
             labels,
@@ -204,6 +200,7 @@ pub fn predict_stack<C: StackClassifier>(
         probs: Array3::zeros((k, h, w)),
         member_entropy: Array2::zeros((h, w)),
         modalities,
+        observations: None,
     };
     let mut x = vec![0f32; BLOCK * nf];
     let mut probs = vec![0f32; BLOCK * k];

@@ -116,12 +116,14 @@ impl CatalogueSetDef {
             name,
             optical: OpticalDef {
                 path: PathBuf::from(&source),
+                files: Vec::new(),
                 bands: self.bands.clone(),
                 scale,
                 offset,
             },
             sar: SarDef {
                 path: PathBuf::from(sar_source),
+                files: Vec::new(),
                 polarisations: self.sar.polarisations.clone(),
                 unit,
             },
@@ -129,9 +131,12 @@ impl CatalogueSetDef {
             reference,
             mask: self.mask.as_ref().map(|m| MaskDef {
                 path: PathBuf::from(&source),
+                files: Vec::new(),
                 invalid: m.invalid.clone(),
             }),
             datetime: Some(first.datetime.clone()),
+            year: None,
+            season: None,
             catalogue: Some(CatalogueScene {
                 optical_items: group.iter().map(source_item).collect(),
                 sar_items: sar_items.iter().map(source_item).collect(),

@@ -197,15 +197,10 @@ impl FeatureConfig {
     /// Checks that a scene has every band the features need; `Err` is the message.
     pub fn validate_scene(&self, s: &SceneDef) -> std::result::Result<(), String> {
         for idx in &self.indices {
-            let Some((_, need)) = INDEX_BANDS
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(idx))
-            else {
-                continue;
-            };
-            if let Some(b) = need.iter().find(|b| !s.has_optical_band(b)) {
+            if let Err(b) = crate::features::indices::index_band_positions(idx, &s.optical.bands) {
+                let alt = if b == "B08" { " (or B8A)" } else { "" };
                 return Err(format!(
-                    "scene `{}`: index {idx} needs optical band {b}, which `optical.bands` does not name; add it or drop {idx} from `features.indices`",
+                    "scene `{}`: index {idx} needs optical band {b}{alt}, which `optical.bands` does not name; add it or drop {idx} from `features.indices`",
                     s.name
                 ));
             }

@@ -18,6 +18,7 @@ pub mod features;
 pub mod method;
 pub mod scene;
 pub mod scene_set;
+pub mod season;
 pub mod tiling;
 pub mod training;
 
@@ -68,6 +69,9 @@ pub struct Pipeline {
     pub evaluation: EvaluationConfig,
     /// Methods to run on every scene.
     pub methods: Vec<MethodDef>,
+    /// The season and its temporal grid: every scene becomes a time series of dated rasters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeConfig>,
     /// The learning-curve study (`geofuse study`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub study: Option<StudyConfig>,
@@ -154,6 +158,7 @@ pub use method::{
 };
 pub use scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
 pub use scene_set::SceneSetDef;
+pub use season::{Season, SeasonScene, TimeConfig};
 pub use tiling::{Coregistration, SplitBy, SplitConfig, Tiling};
 pub use training::{EvaluationConfig, SceneRoles, TrainingConfig};
 
@@ -183,6 +188,7 @@ impl Pipeline {
             let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
             p.scenes.extend(found);
         }
+        p.resolve_seasons().map_err(|m| Error::config(path, m))?;
         p.validate(path)?;
         Ok(p)
     }
@@ -198,11 +204,14 @@ impl Pipeline {
         for s in &mut self.scenes {
             fix(&mut s.optical.path);
             fix(&mut s.sar.path);
+            s.optical.files.iter_mut().for_each(fix);
+            s.sar.files.iter_mut().for_each(fix);
             if let Some(l) = &mut s.labels {
                 fix(l);
             }
             if let Some(m) = &mut s.mask {
                 fix(&mut m.path);
+                m.files.iter_mut().for_each(fix);
             }
             if let Some(r) = &mut s.reference {
                 fix(&mut r.path);
@@ -211,6 +220,36 @@ impl Pipeline {
         for m in &mut self.methods {
             m.resolve_paths(&fix);
         }
+    }
+
+    /// With `[time]`, finds each scene's dated rasters; without it, refuses the keys of
+    /// season scenes.
+    pub fn resolve_seasons(&mut self) -> std::result::Result<(), String> {
+        let Some(t) = &self.time else {
+            return match self.scenes.iter().find(|s| s.is_season_like()) {
+                Some(s) => Err(format!("scene `{}` gives `files` lists or a `year`, which only season scenes have; add a [time] table (start, end, step_days) or give one raster per `path`", s.name)),
+                None => Ok(()),
+            };
+        };
+        t.validate()?;
+        if !self.catalogue.is_empty() {
+            return Err("`[time]` and `[[catalogue]]` cannot be combined yet: a catalogue table gives one scene per day; split its Items into dated rasters and list them in [[scenes]]".into());
+        }
+        for s in &mut self.scenes {
+            s.season = Some(season::resolve(s, t)?);
+        }
+        let steps = |s: &SceneDef| s.season.as_ref().map_or(0, |x| x.season.steps().len());
+        if let Some(w) = self
+            .scenes
+            .windows(2)
+            .find(|w| steps(&w[0]) != steps(&w[1]))
+        {
+            return Err(format!(
+                "scenes `{}` and `{}` have seasons of {} and {} steps; every scene needs as many steps (a leap day can make one more: move `time.end` a day)",
+                w[0].name, w[1].name, steps(&w[0]), steps(&w[1])
+            ));
+        }
+        Ok(())
     }
 
     /// Checks the configuration; errors name the key and the fix.

@@ -34,6 +34,12 @@ pub struct SceneDef {
     /// read; not a key of `[[scenes]]`).
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub catalogue: Option<super::catalogue::CatalogueScene>,
+    /// Year of the season when `[time]` gives month-days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    /// The dated rasters of a season scene (filled when a pipeline with `[time]` is read).
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub season: Option<super::season::SeasonScene>,
 }
 
 /// Reference polygons or points (GeoPackage, GeoJSON, Shapefile: anything GDAL's vector API
@@ -58,8 +64,12 @@ pub struct ReferenceDef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpticalDef {
-    /// Path to the raster.
+    /// Path to the raster (a glob of dated rasters in a season scene).
+    #[serde(default)]
     pub path: PathBuf,
+    /// The dated rasters of a season scene, in date order (instead of a `path` glob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// Band names in file order (e.g. B02 B03 B04 B05 B06 B07 B08 B8A B11 B12).
     pub bands: Vec<String>,
     /// Reflectance = DN * scale + offset (Sentinel-2 L2A: 1e-4).
@@ -78,8 +88,12 @@ fn default_reflectance_scale() -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SarDef {
-    /// Path to the raster.
+    /// Path to the raster (a glob of dated rasters in a season scene).
+    #[serde(default)]
     pub path: PathBuf,
+    /// The dated rasters of a season scene, in date order (instead of a `path` glob).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// Band names of the SAR file in file order; VV, VH or both are read, other names
     /// (an incidence-angle band, say) are left alone.
     #[serde(default = "default_pols")]
@@ -108,8 +122,13 @@ pub enum SarUnit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaskDef {
-    /// Path to the single-band mask raster.
+    /// Path to the single-band mask raster (in a season scene: a glob, or a path with
+    /// `{date}` filled from each optical date).
+    #[serde(default)]
     pub path: PathBuf,
+    /// The masks of a season scene (instead of `path`), paired with the optical dates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
     /// Mask values that make the optical pixel invalid (synthetic: 1 cloud, 2 shadow;
     /// SCL: 3 8 9 10).
     pub invalid: Vec<u16>,
@@ -144,6 +163,24 @@ impl SceneDef {
                     ""
                 }
             ));
+        }
+        if s.season.is_none() {
+            let missing = [
+                ("optical", s.optical.path.as_os_str().is_empty()),
+                ("sar", s.sar.path.as_os_str().is_empty()),
+                (
+                    "mask",
+                    s.mask
+                        .as_ref()
+                        .is_some_and(|m| m.path.as_os_str().is_empty()),
+                ),
+            ];
+            if let Some((key, _)) = missing.iter().find(|m| m.1) {
+                return Err(format!(
+                    "scene `{}`: `{key}.path` is missing; give the raster's path",
+                    s.name
+                ));
+            }
         }
         if s.labels.is_some() && s.reference.is_some() {
             return Err(format!(
@@ -180,6 +217,14 @@ impl SceneDef {
             }
         }
         Ok(())
+    }
+
+    /// Whether the scene uses a key of season scenes (`files`, `year`).
+    pub fn is_season_like(&self) -> bool {
+        self.year.is_some()
+            || !self.optical.files.is_empty()
+            || !self.sar.files.is_empty()
+            || self.mask.as_ref().is_some_and(|m| !m.files.is_empty())
     }
 
     /// Whether the scene has reference data (a label raster or vector features).

@@ -143,6 +143,7 @@ impl SceneSetDef {
         let mask = match &self.mask {
             Some(m) => Some(MaskDef {
                 path: PathBuf::from(fill(&m.path)?),
+                files: Vec::new(),
                 invalid: m.invalid.clone(),
             }),
             None => None,
@@ -151,12 +152,14 @@ impl SceneSetDef {
             name,
             optical: OpticalDef {
                 path: optical.to_path_buf(),
+                files: Vec::new(),
                 bands: self.bands.clone(),
                 scale: self.scale,
                 offset: self.offset,
             },
             sar: SarDef {
                 path: sar,
+                files: Vec::new(),
                 polarisations: self.sar.polarisations.clone(),
                 unit: self.sar.unit,
             },
@@ -165,6 +168,8 @@ impl SceneSetDef {
             mask,
             datetime: None,
             catalogue: None,
+            year: None,
+            season: None,
         })
     }
 

@@ -12,6 +12,26 @@ pub fn index_bands(name: &str) -> Option<&'static [&'static str]> {
         .map(|(_, b)| *b)
 }
 
+/// The positions in `bands` of the bands index `name` needs, in its formula's order; a scene
+/// without B08 uses B8A for it (20 m archives hold B8A, not B08). `Err` names the band
+/// missing. Unknown indices need nothing.
+pub fn index_band_positions(name: &str, bands: &[String]) -> Result<Vec<usize>, &'static str> {
+    let find = |b: &str| {
+        bands
+            .iter()
+            .position(|x| crate::config::scene::same_band_name(x, b))
+    };
+    index_bands(name)
+        .unwrap_or(&[])
+        .iter()
+        .map(|&b| {
+            find(b)
+                .or_else(|| (b == "B08").then(|| find("B8A")).flatten())
+                .ok_or(b)
+        })
+        .collect()
+}
+
 #[inline]
 fn ratio(num: f32, den: f32) -> f32 {
     if den == 0.0 || num.is_nan() || den.is_nan() {
@@ -28,6 +48,9 @@ fn normalised_difference(a: f32, b: f32) -> f32 {
 
 /// Computes the index `name` from its input bands (as listed by [`index_bands`]).
 pub fn spectral_index(name: &str, inputs: &[ArrayView2<f32>]) -> Option<Array2<f32>> {
+    if inputs.len() != index_bands(name)?.len() {
+        return None;
+    }
     let upper = name.to_ascii_uppercase();
     let out = match upper.as_str() {
         // (B08 - B04) / (B08 + B04) etc.: inputs are (b1, b2) with index = nd(b2, b1) or nd(b1, b2).
@@ -75,6 +98,17 @@ pub fn spectral_index(name: &str, inputs: &[ArrayView2<f32>]) -> Option<Array2<f
 mod tests {
     use super::*;
     use ndarray::arr2;
+
+    #[test]
+    fn b8a_stands_in_for_a_missing_b08() {
+        let b = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let twenty = b(&["B05", "B06", "B07", "B8A", "B11", "B12"]);
+        assert_eq!(index_band_positions("NDRE", &twenty), Ok(vec![0, 3]));
+        assert_eq!(index_band_positions("NDVI", &twenty), Err("B04"));
+        let all = b(&["B04", "B05", "B08", "B8A"]);
+        assert_eq!(index_band_positions("NDRE", &all), Ok(vec![1, 2]));
+        assert!(spectral_index("NDVI", &[]).is_none());
+    }
 
     #[test]
     fn ndvi_of_vegetation_and_zero_denominator() {

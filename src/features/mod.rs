@@ -3,10 +3,12 @@
 //! - [`indices`]: spectral indices from named bands.
 //! - [`sar`]: SAR conversions, ratios and speckle filters.
 //! - [`glcm`]: sliding-window GLCM (Haralick) texture.
+//! - [`temporal`]: indices and SAR features of a season, step by step, and their statistics.
 
 pub mod glcm;
 pub mod indices;
 pub mod sar;
+pub mod temporal;
 
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 
@@ -24,6 +26,9 @@ pub struct TileInputs {
     pub sar_linear: Array3<f32>,
     /// The polarisations of `sar_linear` (VV, VH or both, in [`Polarisation::ALL`] order).
     pub sar_pols: Vec<Polarisation>,
+    /// A season scene's inputs on its temporal grid (`optical_dn` and `sar_linear` then hold
+    /// the season's mean of the valid observations).
+    pub season: Option<crate::temporal::SeasonInputs>,
 }
 
 impl TileInputs {
@@ -113,6 +118,7 @@ pub struct FeaturePlan {
     sar: Vec<sar::SarFeature>,
     speckle: crate::config::SpeckleConfig,
     glcm: Vec<GlcmBlock>,
+    temporal: Option<temporal::TemporalPlan>,
 }
 
 /// Halo needed by a feature configuration: the widest window any stage reads.
@@ -154,11 +160,7 @@ impl FeaturePlan {
         }
         let mut indices = Vec::new();
         for name in &cfg.indices {
-            let need = indices::index_bands(name).unwrap_or(&[]);
-            let pos = need
-                .iter()
-                .filter_map(|b| band_names.iter().position(|x| x.eq_ignore_ascii_case(b)))
-                .collect();
+            let pos = indices::index_band_positions(name, band_names).unwrap_or_default();
             indices.push((name.to_ascii_uppercase(), pos));
             names.push(name.to_ascii_uppercase());
         }
@@ -218,7 +220,17 @@ impl FeaturePlan {
             sar: cfg.sar.clone(),
             speckle: cfg.speckle.clone(),
             glcm,
+            temporal: None,
         }
+    }
+
+    /// Adds the temporal features of a season whose steps are centred `centres` days after
+    /// its start: each index and SAR feature on every step, then its statistics.
+    pub fn with_season(mut self, centres: &[f64]) -> Self {
+        let t = temporal::TemporalPlan::new(&self.indices, &self.sar, centres);
+        self.names.extend(t.names());
+        self.temporal = Some(t);
+        self
     }
 
     /// GLCM blocks of the plan.
@@ -234,14 +246,18 @@ impl FeaturePlan {
         }
         m.extend(std::iter::repeat_n(true, self.indices.len()));
         m.extend(std::iter::repeat_n(false, self.sar.len()));
-        for g in &self.glcm {
+        let glcm_mask = self.glcm.iter().flat_map(|g| {
             let groups = if g.config.average {
                 1
             } else {
                 g.config.offsets.len()
             };
             let opt = matches!(g.source, GlcmSource::Optical(_));
-            m.extend(std::iter::repeat_n(opt, groups * g.features.len()));
+            std::iter::repeat_n(opt, groups * g.features.len())
+        });
+        m.extend(glcm_mask);
+        if let Some(t) = &self.temporal {
+            m.extend(t.optical_mask());
         }
         m
     }
@@ -320,6 +336,12 @@ impl FeaturePlan {
                     }
                 }
             }
+        }
+        if let Some(tp) = &self.temporal {
+            let refl = |x: f32| x * self.scale + self.offset;
+            let f = tp.compute(t, &self.indices, &self.sar, refl, (h, w));
+            out.slice_mut(s![k.., .., ..]).assign(&f);
+            k += f.shape()[0];
         }
         debug_assert_eq!(k, self.names.len());
         out

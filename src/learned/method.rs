@@ -237,14 +237,16 @@ impl NetworkMethod {
 
     fn train_config(&self, ctx: &SceneContext, extra: (usize, usize)) -> TrainConfig {
         let n = &self.settings;
+        // A season's network takes every step of each band as a channel.
+        let steps = ctx.scene.season.as_ref().map_or(1, |s| s.steps.len());
         TrainConfig {
             spec: NetSpec {
                 fusion: n.fusion,
                 width: n.width,
                 kernel: n.kernel,
                 classes: ctx.pipeline.classes.len(),
-                optical: ctx.scene.optical_bands.len(),
-                sar: ctx.scene.sar_pols.len(),
+                optical: ctx.scene.optical_bands.len() * steps,
+                sar: ctx.scene.sar_pols.len() * steps,
                 extra_opt: extra.0,
                 extra_sar: extra.1,
                 encoder: n.encoder,
@@ -573,6 +575,7 @@ impl TilePredictor for NetPredictor<'_> {
             raw,
             labels,
             modalities,
+            observations,
         } = raw_window(
             reader,
             &self.src,
@@ -588,6 +591,7 @@ impl TilePredictor for NetPredictor<'_> {
             probs: pred.probs.slice(s![.., r0..r0 + h, c0..c0 + w]).to_owned(),
             member_entropy: pred.entropy.slice(core).to_owned(),
             modalities: modalities.slice(core).to_owned(),
+            observations: observations.map(|o| o.slice(s![.., r0..r0 + h, c0..c0 + w]).to_owned()),
         };
         Ok(TilePrediction {
             probs,

@@ -21,9 +21,13 @@ pub struct RawWindow {
     pub labels: Option<Array2<f32>>,
     /// Modality codes of the raw inputs ([`crate::product::modalities`]).
     pub modalities: Array2<u8>,
+    /// A season's observation counts ([`crate::product::observations`]).
+    pub observations: Option<Array3<u8>>,
 }
 
-/// Raw bands of a window and its labels: the optical reflectances (every band the scene declares), the SAR polarisations `pols` in dB (NaN = missing),
+/// Raw bands of a window and its labels: the optical reflectances (every band the scene
+/// declares; for a season every band at every step), the SAR polarisations `pols` in dB (NaN =
+/// missing; for a season every step),
 /// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
 /// computed on the window grown by the features' own halo so they do not depend on tiling.
 pub fn raw_window(
@@ -68,10 +72,14 @@ pub fn raw_window(
                 ),
             )
         })?;
-    let mut parts = vec![
-        crop(&t.optical_dn.mapv(|v| v * scale + offset)),
-        crop(&t.sar_linear.select(Axis(0), &sar).mapv(linear_to_db)),
-    ];
+    let (optical, sar_db) = match &t.season {
+        Some(s) => season_channels(s, &sar, (scale, offset))?,
+        None => (
+            t.optical_dn.mapv(|v| v * scale + offset),
+            t.sar_linear.select(Axis(0), &sar).mapv(linear_to_db),
+        ),
+    };
+    let mut parts = vec![crop(&optical), crop(&sar_db)];
     if let Some(plan) = hybrid {
         let f = crop(&plan.compute(t));
         let mask = plan.optical_feature_mask();
@@ -87,11 +95,31 @@ pub fn raw_window(
             .to_owned()
     });
     let modalities = crate::product::modalities(&data.inputs, (dr, dc), (win.height, win.width));
+    let observations =
+        crate::product::observations(&data.inputs, (dr, dc), (win.height, win.width));
     Ok(RawWindow {
         raw,
         labels,
         modalities,
+        observations,
     })
+}
+
+/// A season's regularised inputs as channels, step by step: every optical reflectance of step
+/// 0, then of step 1, ...; likewise the SAR polarisations at indices `sar` (dB).
+fn season_channels(
+    s: &crate::temporal::SeasonInputs,
+    sar: &[usize],
+    (scale, offset): (f32, f32),
+) -> Result<(Array3<f32>, Array3<f32>)> {
+    let flat = |a: ndarray::Array4<f32>| {
+        let (t, b, h, w) = a.dim();
+        a.into_shape_with_order((t * b, h, w))
+            .map_err(|e| Error::Internal(format!("season channels: {e}")))
+    };
+    let optical = flat(s.optical_dn.mapv(|v| v * scale + offset))?;
+    let sar = flat(s.sar_linear.select(Axis(1), sar).mapv(linear_to_db))?;
+    Ok((optical, sar))
 }
 
 /// Hand-crafted feature names in the order a hybrid model takes them (optical, then SAR), and

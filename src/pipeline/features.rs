@@ -84,24 +84,23 @@ pub fn glcm_ranges(scenes: &[&SceneSources], glcm: &[GlcmConfig]) -> Result<Vec<
 /// (`geofuse features` and one-scene studies; models use their training scenes' ranges).
 pub fn scene_plan(p: &Pipeline, src: &SceneSources) -> Result<FeaturePlan> {
     let ranges = glcm_ranges(&[src], &p.features.glcm)?;
-    Ok(FeaturePlan::new(
-        &p.features,
-        &src.optical_bands,
-        src.scale,
-        src.offset,
-        &ranges,
-    ))
+    Ok(plan_with(p, src, &ranges))
 }
 
-/// The feature plan of `src` with given GLCM ranges.
+/// The feature plan of `src` with given GLCM ranges (and the temporal features of a season
+/// scene).
 pub fn plan_with(p: &Pipeline, src: &SceneSources, ranges: &[(f64, f64)]) -> FeaturePlan {
-    FeaturePlan::new(
+    let plan = FeaturePlan::new(
         &p.features,
         &src.optical_bands,
         src.scale,
         src.offset,
         ranges,
-    )
+    );
+    match &src.season {
+        Some(s) => plan.with_season(&s.centres()),
+        None => plan,
+    }
 }
 
 /// Features of one tile, cropped to its core: `[feature, row, col]`, the core's labels, and
@@ -117,6 +116,7 @@ pub fn tile_features(reader: &SceneReader, plan: &FeaturePlan, t: &Tile) -> Resu
             .labels
             .map(|l| l.slice(ndarray::s![r0..r0 + h, c0..c0 + w]).to_owned()),
         modalities: crate::product::modalities(&data.inputs, (r0, c0), (h, w)),
+        observations: crate::product::observations(&data.inputs, (r0, c0), (h, w)),
     })
 }
 
@@ -128,6 +128,8 @@ pub struct CoreFeatures {
     pub labels: Option<Array2<f32>>,
     /// Modality codes of the raw inputs.
     pub modalities: Array2<u8>,
+    /// A season's observation counts ([`crate::product::observations`]).
+    pub observations: Option<ndarray::Array3<u8>>,
 }
 
 /// Computes the feature stack of every tile of a scene (in parallel, one set of readers per

@@ -95,7 +95,7 @@ pub fn run_method(
     md.extend(model.metadata());
     let spec = ProductSpec {
         grid: src.grid.clone(),
-        bands: crate::product::bands(&band_meanings),
+        bands: crate::product::product_bands(&band_meanings, src.season.is_some()),
         classes: p.classes.clone(),
         metadata: md,
         nodata: NODATA,

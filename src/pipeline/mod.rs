@@ -23,6 +23,7 @@ pub mod report;
 pub mod report_figures;
 pub mod report_stats;
 pub mod scene;
+pub mod season;
 pub mod shared;
 pub mod stac;
 pub mod stop;

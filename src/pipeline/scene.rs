@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, Array3, Axis};
 use serde::Serialize;
 
 use crate::config::{Pipeline, SarUnit, SceneDef};
@@ -52,6 +52,9 @@ pub struct SceneSources {
     pub datetime: Option<String>,
     /// The STAC Items behind a catalogue scene.
     pub catalogue: Option<crate::config::catalogue::CatalogueScene>,
+    /// The dated rasters of a season scene, on the scene grid (the fields above then
+    /// describe its first dates).
+    pub season: Option<super::season::SeasonSources>,
 }
 
 impl SceneSources {
@@ -77,7 +80,7 @@ fn grids_match(scene: &Grid, other: &Grid, tol: f64) -> std::result::Result<(), 
 }
 
 /// Opens the optical raster and checks its CRS, band count and band names; returns its grid.
-fn check_optical(s: &SceneDef) -> Result<Grid> {
+pub(crate) fn check_optical(s: &SceneDef) -> Result<Grid> {
     let opt = RasterReader::open(&s.optical.path)?;
     let grid = opt.grid()?;
     if grid.crs_wkt.is_empty() {
@@ -115,17 +118,17 @@ fn check_optical(s: &SceneDef) -> Result<Grid> {
 
 /// Brings rasters onto the optical grid: as they are when they match, warped into
 /// `work_dir` when the pipeline allows it, else a grid-mismatch error naming both grids.
-struct Aligner<'a> {
-    p: &'a Pipeline,
-    s: &'a SceneDef,
-    grid: &'a Grid,
-    work_dir: &'a Path,
-    verdicts: Vec<String>,
+pub(crate) struct Aligner<'a> {
+    pub(crate) p: &'a Pipeline,
+    pub(crate) s: &'a SceneDef,
+    pub(crate) grid: &'a Grid,
+    pub(crate) work_dir: &'a Path,
+    pub(crate) verdicts: Vec<String>,
 }
 
 impl Aligner<'_> {
     /// The raster at `path` on the scene grid, and whether it was warped.
-    fn align(
+    pub(crate) fn align(
         &mut self,
         path: &Path,
         what: &str,
@@ -171,7 +174,7 @@ impl Aligner<'_> {
 
 /// 1-based bands of the scene's polarisations in the SAR raster, checked against its band
 /// count.
-fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<Vec<usize>> {
+pub(crate) fn sar_bands(s: &SceneDef, sar_path: &Path) -> Result<Vec<usize>> {
     let pos = |want: Polarisation| {
         s.sar
             .polarisations
@@ -211,7 +214,12 @@ fn unit_mismatch(vals: &[f32], unit: SarUnit) -> Option<String> {
     (median < 1.0).then(|| format!("declared `sar.unit = \"db\"` but the values look like linear power (none below 0, median {median:.3}); set unit = \"linear\""))
 }
 
-fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: &[usize], unit: SarUnit) -> Result<()> {
+pub(crate) fn check_values(
+    s: &SceneDef,
+    sar_path: &Path,
+    sar_bands: &[usize],
+    unit: SarUnit,
+) -> Result<()> {
     let opt_reader = RasterReader::open(&s.optical.path)?;
     let bands: Vec<usize> = (1..=s.optical.bands.len()).collect();
     let samples = opt_reader.sample_bands(&bands, 512)?;
@@ -263,6 +271,14 @@ fn check_values(s: &SceneDef, sar_path: &Path, sar_bands: &[usize], unit: SarUni
 /// Checks a scene's rasters and co-registers them onto the optical grid (warping into
 /// `work_dir` when the pipeline allows it).
 pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
+    if let Some(season) = &s.season {
+        return super::season::prepare_season(p, s, season, work_dir);
+    }
+    prepare_single(p, s, work_dir)
+}
+
+/// [`prepare_scene`] for a scene of one date.
+pub(crate) fn prepare_single(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
     let stacked = match &s.catalogue {
         Some(c) => Some(stacked_scene(s, c, work_dir)?),
         None => None,
@@ -326,6 +342,7 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
         datetime: s.datetime.clone(),
         inputs: input_files(s),
         catalogue: s.catalogue.clone(),
+        season: None,
     })
 }
 
@@ -334,6 +351,17 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
 /// hash covers; its VRTs are rewritten on every run, so only its reference data count here.
 pub(crate) fn input_files(s: &SceneDef) -> Vec<PathBuf> {
     let reference = s.reference_file();
+    if let Some(season) = &s.season {
+        let dated = season
+            .optical
+            .iter()
+            .chain(&season.sar)
+            .map(|d| d.path.clone());
+        return dated
+            .chain(season.masks.iter().cloned())
+            .chain(reference)
+            .collect();
+    }
     if s.catalogue.is_some() {
         return reference.into_iter().collect();
     }
@@ -376,6 +404,7 @@ pub struct SceneReader {
     sar_bands: Vec<usize>,
     sar_unit: SarUnit,
     invalid: Vec<u16>,
+    season: Option<super::season::SeasonReader>,
 }
 
 /// One tile's inputs and labels.
@@ -403,6 +432,15 @@ impl SceneReader {
             sar_bands: src.sar_bands.clone(),
             sar_unit: src.sar_unit,
             invalid: src.mask.as_ref().map(|m| m.1.clone()).unwrap_or_default(),
+            season: src
+                .season
+                .as_ref()
+                .map(|ss| {
+                    super::season::SeasonReader::open(ss).map(|r| {
+                        r.with_invalid(src.mask.as_ref().map(|m| m.1.clone()).unwrap_or_default())
+                    })
+                })
+                .transpose()?,
         })
     }
 
@@ -418,47 +456,84 @@ impl SceneReader {
     /// to NaN in every band; SAR as linear power with a pixel NaN in every polarisation when
     /// any is missing.
     pub fn read(&self, win: Window) -> Result<TileData> {
-        let bands: Vec<usize> = (1..=self.n_optical).collect();
-        let mut optical = self.optical.read(&bands, win)?;
-        let mut valid = Array2::from_elem((win.height, win.width), true);
-        for b in optical.axis_iter(Axis(0)) {
-            ndarray::Zip::from(&mut valid)
-                .and(&b)
-                .for_each(|v, &x| *v &= !x.is_nan());
-        }
-        if let Some(m) = &self.mask {
-            let mv = m.read_band(1, win)?;
-            ndarray::Zip::from(&mut valid).and(&mv).for_each(|v, &x| {
-                if !x.is_nan() && self.invalid.contains(&(x as u16)) {
-                    *v = false;
-                }
+        if let Some(season) = &self.season {
+            return Ok(TileData {
+                inputs: season.read(win, &self.sar_pols)?,
+                labels: self.read_labels(win)?,
             });
         }
-        for mut b in optical.axis_iter_mut(Axis(0)) {
-            ndarray::Zip::from(&mut b).and(&valid).for_each(|x, &ok| {
-                if !ok {
-                    *x = f32::NAN
-                }
-            });
-        }
-        let mut sar_lin = self.sar.read(&self.sar_bands, win)?;
-        if self.sar_unit == SarUnit::Db {
-            sar_lin.mapv_inplace(sar::db_to_linear);
-        }
-        for mut px in sar_lin.lanes_mut(Axis(0)) {
-            if px.iter().any(|v| !v.is_finite()) {
-                px.fill(f32::NAN);
-            }
-        }
+        let optical = read_optical(
+            &self.optical,
+            self.mask.as_ref(),
+            &self.invalid,
+            self.n_optical,
+            win,
+        )?;
+        let sar_linear = read_sar(&self.sar, &self.sar_bands, self.sar_unit, win)?;
         Ok(TileData {
             inputs: TileInputs {
                 optical_dn: optical,
-                sar_linear: sar_lin,
+                sar_linear,
                 sar_pols: self.sar_pols.clone(),
+                season: None,
             },
             labels: self.read_labels(win)?,
         })
     }
+}
+
+/// Optical DN of a window with invalid pixels (nodata in any band, or a mask value in
+/// `invalid`) set to NaN in every band.
+pub(crate) fn read_optical(
+    optical: &RasterReader,
+    mask: Option<&RasterReader>,
+    invalid: &[u16],
+    n_bands: usize,
+    win: Window,
+) -> Result<Array3<f32>> {
+    let bands: Vec<usize> = (1..=n_bands).collect();
+    let mut optical = optical.read(&bands, win)?;
+    let mut valid = Array2::from_elem((win.height, win.width), true);
+    for b in optical.axis_iter(Axis(0)) {
+        ndarray::Zip::from(&mut valid)
+            .and(&b)
+            .for_each(|v, &x| *v &= !x.is_nan());
+    }
+    if let Some(m) = mask {
+        let mv = m.read_band(1, win)?;
+        ndarray::Zip::from(&mut valid).and(&mv).for_each(|v, &x| {
+            if !x.is_nan() && invalid.contains(&(x as u16)) {
+                *v = false;
+            }
+        });
+    }
+    for mut b in optical.axis_iter_mut(Axis(0)) {
+        ndarray::Zip::from(&mut b).and(&valid).for_each(|x, &ok| {
+            if !ok {
+                *x = f32::NAN
+            }
+        });
+    }
+    Ok(optical)
+}
+
+/// SAR of a window as linear power, a pixel NaN in every polarisation when any is missing.
+pub(crate) fn read_sar(
+    sar: &RasterReader,
+    bands: &[usize],
+    unit: SarUnit,
+    win: Window,
+) -> Result<Array3<f32>> {
+    let mut sar_lin = sar.read(bands, win)?;
+    if unit == SarUnit::Db {
+        sar_lin.mapv_inplace(sar::db_to_linear);
+    }
+    for mut px in sar_lin.lanes_mut(Axis(0)) {
+        if px.iter().any(|v| !v.is_finite()) {
+            px.fill(f32::NAN);
+        }
+    }
+    Ok(sar_lin)
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub fn parse_time(s: &str) -> Option<String> {
 /// `start_datetime`/`end_datetime` over that day and a null `datetime`), from the pipeline,
 /// the optical file's metadata or a date in its name; else the processing time, said so.
 fn acquisition(src: &SceneSources, now: &str) -> (serde_json::Map<String, Value>, &'static str) {
+    if let Some(s) = &src.season {
+        return (season_times(s), "season");
+    }
     let keys = [
         "date",
         "DATETIME",
@@ -109,6 +112,22 @@ fn acquisition(src: &SceneSources, now: &str) -> (serde_json::Map<String, Value>
     }
 }
 
+/// A season's product spans the season: `start_datetime` / `end_datetime` of its first and
+/// last day, and the dates of the observations used.
+fn season_times(s: &crate::pipeline::season::SeasonSources) -> serde_json::Map<String, Value> {
+    let (optical, sar) = s.dates();
+    let mut props = serde_json::Map::new();
+    props.insert("datetime".into(), Value::Null);
+    let start = format!("{}T00:00:00Z", s.season.start);
+    props.insert("start_datetime".into(), json!(start));
+    let end = format!("{}T23:59:59Z", s.season.end);
+    props.insert("end_datetime".into(), json!(end));
+    props.insert("geofuse:step_days".into(), json!(s.season.step_days));
+    props.insert("geofuse:optical_dates".into(), json!(optical));
+    props.insert("geofuse:sar_dates".into(), json!(sar));
+    props
+}
+
 /// Builds the STAC Item of a product.
 pub fn item(
     p: &Pipeline,
@@ -125,7 +144,7 @@ pub fn item(
         ),
         None => (Value::Null, Value::Null),
     };
-    let bands: Vec<Value> = crate::product::bands(&outcome.band_meanings)
+    let bands: Vec<Value> = crate::product::product_bands(&outcome.band_meanings, src.season.is_some())
         .iter()
         .map(|b| json!({"name": b.name, "description": b.description, "data_type": "uint8", "nodata": 255, "scale": b.scale, "offset": b.offset}))
         .collect();

@@ -15,6 +15,8 @@
 //! SAR: VV, VH sigma0 in dB (Float32, nodata NaN) with 4.4-look gamma speckle, bright urban
 //! scatterers and nodata swath gaps. Cloud mask: 0 clear, 1 cloud, 2 shadow.
 
+pub mod season;
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, Axis};
@@ -600,7 +602,7 @@ pub fn generate_series(
 /// A ready-to-run pipeline for a synthetic scene in folder `scene_dir` (relative to the
 /// pipeline file), writing to `output`.
 pub fn pipeline_toml(output: &str, scene_dir: &str, name: &str) -> String {
-    pipeline_head(output) + &scene_table(scene_dir, name) + PIPELINE_SETTINGS
+    pipeline_head(output) + &scene_table(scene_dir, name) + PIPELINE_SETTINGS + LEARNED_METHOD
 }
 
 /// A pipeline over several synthetic scenes `(folder, name)`, holding out `held_out`.
@@ -630,7 +632,7 @@ pub fn series_pipeline_toml(
         quote(training),
         quote(held_out.iter().collect())
     ));
-    s + PIPELINE_SETTINGS
+    s + PIPELINE_SETTINGS + LEARNED_METHOD
 }
 
 /// Tiling, features, split and methods of a synthetic pipeline.
@@ -668,6 +670,10 @@ name = "handcrafted"
 trees = 100
 max_depth = 18
 
+"#;
+
+/// The learned method of the synthetic pipelines.
+const LEARNED_METHOD: &str = r#"
 [[methods]]
 name = "learned-kernel"
 width = 16

@@ -137,6 +137,17 @@ pub fn shared_data(sub: &str) -> Option<PathBuf> {
     }
 }
 
+/// Flanders chip A (`00002806639B424A`): the path of its NetCDF time series `kind`
+/// (`S2_L2A_10m`, `S2_L2A_20m`, `S1_GRD-ASCENDING_20m`) under the shared data folder `data`.
+pub fn flanders_a_netcdf(data: &Path, kind: &str) -> String {
+    let chip = "00002806639B424A";
+    data.join(chip)
+        .join("raw_netcdf")
+        .join(format!("{kind}_{chip}_32631_2017-08-01_2018-11-30.nc"))
+        .to_string_lossy()
+        .to_string()
+}
+
 /// Keys every method's metrics object must carry (DESIGN.md names).
 pub const METRIC_KEYS: &[&str] = &[
     "oa",

@@ -1,0 +1,506 @@
+//! Season scenes (`[time]`): dated rasters regularised onto the temporal grid (against a
+//! hand computation from the files), tiled = untiled, temporal features beating a single
+//! date on synthetic seasons, the STAC Item's season, and bad input refused with exit 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use gdal::{Dataset, Metadata};
+use geofuse::config::Pipeline;
+use geofuse::pipeline::features::scene_features;
+use geofuse::pipeline::scene::prepare_scene;
+
+/// `synth --dates N` of one scene of `size`, trimmed to a fast forest and boosted trees.
+fn season(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
+    let pipe = season_all(dir, size, dates, cloudy);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let cut = text
+        .find("\n[[methods]]\nname = \"learned-kernel\"")
+        .unwrap();
+    std::fs::write(&pipe, &text[..cut]).unwrap();
+    pipe
+}
+
+/// `synth --dates N` of one scene of `size`, every method, with small budgets.
+fn season_all(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
+    let o = geofuse(&[
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        "5",
+        "--dates",
+        &dates.to_string(),
+        "--cloudy-dates",
+        &cloudy.to_string(),
+        "--sar-every-days",
+        "12",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pipe = dir.join("pipeline.toml");
+    let text = std::fs::read_to_string(&pipe)
+        .unwrap()
+        .replace("tile_size = 256", "tile_size = 64")
+        .replace("block_size = 64", "block_size = 32")
+        .replace("samples_per_class = 2000", "samples_per_class = 300")
+        .replace("trees = 100", "trees = 30")
+        .replace("name = \"boosted\"\n", "name = \"boosted\"\nrounds = 20\n")
+        .replace("epochs = 30", "epochs = 2")
+        .replace("patches = 256", "patches = 16")
+        .replace("mc_passes = 16", "mc_passes = 4");
+    std::fs::write(&pipe, text).unwrap();
+    pipe
+}
+
+/// Band `b` of a raster as f64.
+fn band(path: &Path, b: usize) -> Vec<f64> {
+    band_values(path, b)
+}
+
+fn date_of(p: &Path) -> String {
+    geofuse::config::scene_set::find_date(&p.file_name().unwrap().to_string_lossy()).unwrap()
+}
+
+/// NDVI on the grid and the valid-observation count of pixel `i`, computed from the files:
+/// the step mean of each band's DN over clear dates, gaps interpolated between step centres,
+/// the ends held.
+fn hand_ndvi(dir: &Path, steps: &[(i64, i64)], i: usize) -> (Vec<f64>, usize) {
+    let mut files: Vec<PathBuf> = glob::glob(dir.join("s2/S2_*.tif").to_str().unwrap())
+        .unwrap()
+        .flatten()
+        .collect();
+    files.sort();
+    let (mut sum, mut cnt) = (vec![[0.0f64; 2]; steps.len()], vec![0usize; steps.len()]);
+    for f in &files {
+        let d = date_of(f);
+        let day = geofuse::config::scene_set::day_number(&d).unwrap();
+        let mask = band(&dir.join(format!("s2/MASK_{d}.tif")), 1)[i];
+        let (red, nir) = (band(f, 3)[i], band(f, 7)[i]);
+        let Some(k) = steps.iter().position(|&(a, b)| (a..=b).contains(&day)) else {
+            continue;
+        };
+        if mask == 0.0 && red != 0.0 && nir != 0.0 {
+            sum[k][0] += red;
+            sum[k][1] += nir;
+            cnt[k] += 1;
+        }
+    }
+    let known: Vec<usize> = (0..steps.len()).filter(|&k| cnt[k] > 0).collect();
+    let centre = |k: usize| (steps[k].0 + steps[k].1) as f64 / 2.0;
+    let at = |k: usize, b: usize| sum[k][b] / cnt[k] as f64 * 1e-4;
+    let value = |k: usize, b: usize| {
+        let after = known.iter().position(|&j| j >= k);
+        match after {
+            Some(j) if known[j] == k => at(k, b),
+            Some(0) => at(known[0], b),
+            None => at(*known.last().unwrap(), b),
+            Some(j) => {
+                let (a, c) = (known[j - 1], known[j]);
+                let f = (centre(k) - centre(a)) / (centre(c) - centre(a));
+                at(a, b) + f * (at(c, b) - at(a, b))
+            }
+        }
+    };
+    let ndvi = (0..steps.len())
+        .map(|k| {
+            let (r, n) = (value(k, 0), value(k, 1));
+            (n - r) / (n + r)
+        })
+        .collect();
+    (ndvi, cnt.iter().sum())
+}
+
+#[test]
+fn regularised_features_equal_a_hand_computation_tiled_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season(dir.path(), 48, 10, 0.5);
+    let p = Pipeline::load(&pipe).unwrap();
+    let s = &p.scenes[0];
+    let src = prepare_scene(&p, s, &dir.path().join("work")).unwrap();
+    let ss = src.season.as_ref().unwrap();
+    assert_eq!((ss.optical.len(), ss.steps.len()), (10, 9));
+    let (names, whole) = scene_features(&p, &src, 1024).unwrap();
+    let (_, tiled) = scene_features(&p, &src, 16).unwrap();
+    assert_eq!(
+        whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        tiled.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        "tiled = untiled, bit for bit"
+    );
+    let f = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let mut checked_gap = false;
+    for i in [0, 17, 700, 1201, 2303] {
+        let (r, c) = (i / 48, i % 48);
+        let (want, n_obs) = hand_ndvi(dir.path(), &ss.steps, i);
+        for (k, w) in want.iter().enumerate() {
+            let got = whole[[f(&format!("NDVI_t{k:02}")), r, c]];
+            assert!(
+                (f64::from(got) - w).abs() < 1e-4,
+                "pixel {i} step {k}: {got} vs {w}"
+            );
+        }
+        assert_eq!(whole[[f("obs_optical"), r, c]], n_obs as f32, "pixel {i}");
+        checked_gap |= n_obs < 10;
+        let v: Vec<f32> = (0..9)
+            .map(|k| whole[[f(&format!("NDVI_t{k:02}")), r, c]])
+            .collect();
+        let max = v.iter().copied().fold(f32::MIN, f32::max);
+        assert!(
+            (whole[[f("NDVI_amp"), r, c]] - (max - v.iter().copied().fold(f32::MAX, f32::min)))
+                .abs()
+                < 1e-6
+        );
+    }
+    assert!(
+        checked_gap,
+        "half the dates are cloudy: some pixel lost a date"
+    );
+    // 20 SAR dates every 12 days over 245 days.
+    assert_eq!(whole[[f("obs_sar"), 0, 0]], 21.0);
+}
+
+fn accuracy(out: &Path, scene: &str, method: &str) -> f64 {
+    let m = read_metrics(out, scene);
+    m["methods"][method]["oa"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no accuracy for {method}: {m}"))
+}
+
+#[test]
+fn a_season_maps_end_to_end_and_beats_its_clearest_single_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season(dir.path(), 96, 12, 0.3);
+    let out = dir.path().join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let item: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("season/handcrafted.stac.json")).unwrap(),
+    )
+    .unwrap();
+    let props = &item["properties"];
+    assert_eq!(props["start_datetime"], "2021-03-01T00:00:00Z");
+    assert_eq!(props["end_datetime"], "2021-10-31T23:59:59Z");
+    assert_eq!(props["geofuse:optical_dates"].as_array().unwrap().len(), 12);
+    assert_eq!(props["geofuse:step_days"], 30);
+    // The product's two season bands: valid optical and SAR observations per pixel.
+    let prod = out.join("season/handcrafted.tif");
+    let ds = Dataset::open(&prod).unwrap();
+    assert_eq!(ds.raster_count(), 8);
+    let desc = ds.rasterband(7).unwrap().description().unwrap();
+    assert!(desc.starts_with("obs_optical"), "{desc}");
+    let obs = band_values(&prod, 7);
+    assert!(obs.iter().all(|&v| v <= 12.0) && obs.iter().any(|&v| v < 12.0));
+    assert!(band_values(&prod, 8).iter().all(|&v| v == 21.0));
+    let season_oa = accuracy(&out, "season", "handcrafted");
+    // The same forest on one date: the clear summer date, with the SAR date nearest it.
+    let opt: Vec<String> = props["geofuse:optical_dates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let summer = opt.iter().find(|d| d.as_str() >= "2021-07-01").unwrap();
+    let single = dir.path().join("single.toml");
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let cut = text.find("[time]").unwrap();
+    let end = text[cut..].find("[[classes]]").unwrap() + cut;
+    let text = format!("{}{}", &text[..cut], &text[end..])
+        .replace("year = 2021\n", "")
+        .replace("s2/S2_*.tif", &format!("s2/S2_{summer}.tif"))
+        .replace("s2/MASK_{date}.tif", &format!("s2/MASK_{summer}.tif"))
+        .replace(
+            "s1/S1_*.tif",
+            &format!("s1/S1_{}.tif", nearest_sar(dir.path(), summer)),
+        );
+    std::fs::write(&single, text).unwrap();
+    let out1 = dir.path().join("out1");
+    let (code, err) = cli_run(&single, &out1);
+    assert_eq!(code, Some(0), "{err}");
+    let single_oa = accuracy(&out1, "season", "handcrafted");
+    println!("season OA {season_oa:.3}, single date {summer} OA {single_oa:.3}");
+    assert!(
+        season_oa > single_oa + 0.05,
+        "season {season_oa:.3} vs single date {single_oa:.3}"
+    );
+}
+
+fn nearest_sar(dir: &Path, date: &str) -> String {
+    let d0 = geofuse::config::scene_set::day_number(date).unwrap();
+    let mut best = (i64::MAX, String::new());
+    for f in glob::glob(dir.join("s1/S1_*.tif").to_str().unwrap())
+        .unwrap()
+        .flatten()
+    {
+        let d = date_of(&f);
+        let gap = (geofuse::config::scene_set::day_number(&d).unwrap() - d0).abs();
+        if gap < best.0 {
+            best = (gap, d);
+        }
+    }
+    best.1
+}
+
+/// Runs `pipe` and expects exit 2 with every one of `needles` in the message, and no product.
+fn refused(pipe: &Path, out: &Path, needles: &[&str]) {
+    let (code, err) = cli_run(pipe, out);
+    assert_eq!(code, Some(2), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` not in: {err}");
+    }
+    let tifs = files_under(out)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "tif"))
+        .count();
+    assert_eq!(tifs, 0, "no product after a refusal");
+}
+
+#[test]
+fn bad_seasons_are_refused_with_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season(dir.path(), 32, 4, 0.0);
+    let s2 = dir.path().join("s2");
+    let mut dates: Vec<PathBuf> = glob::glob(s2.join("S2_*.tif").to_str().unwrap())
+        .unwrap()
+        .flatten()
+        .collect();
+    dates.sort();
+    let out = dir.path().join("out");
+    let original = std::fs::read_to_string(&pipe).unwrap();
+    let with = |from: &str, to: &str| {
+        std::fs::write(&pipe, original.replace(from, to)).unwrap();
+    };
+    // Duplicated date: a second file of the same day.
+    let d0 = date_of(&dates[0]);
+    let dup = s2.join(format!("S2_{d0}_copy.tif"));
+    std::fs::copy(&dates[0], &dup).unwrap();
+    refused(&pipe, &out, &["both dated", &d0, "one raster per date"]);
+    std::fs::remove_file(&dup).unwrap();
+    // An explicit list out of date order, and one with a date outside the season.
+    let list = |v: &[&PathBuf]| {
+        v.iter()
+            .map(|p| format!("\"{}\"", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let glob_key = "path = \"./s2/S2_*.tif\"";
+    assert!(original.contains(glob_key), "{original}");
+    with(
+        glob_key,
+        &format!("files = [{}]", list(&[&dates[1], &dates[0]])),
+    );
+    refused(&pipe, &out, &["not in date order", "sort the list by date"]);
+    let late = s2.join("S2_2021-11-20.tif");
+    std::fs::copy(&dates[0], &late).unwrap();
+    with(
+        glob_key,
+        &format!("files = [{}]", list(&[&dates[0], &late])),
+    );
+    refused(
+        &pipe,
+        &out,
+        &["2021-11-20", "outside the season", "widen `[time]`"],
+    );
+    // A glob leaves that date out and the season runs.
+    with("trees = 30", "trees = 5");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    std::fs::remove_file(&late).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    // A date on another grid: refused without allow_warp, naming the file.
+    let moved = dates[2].clone();
+    let ds = Dataset::open(&moved).unwrap();
+    let mut gt = ds.geo_transform().unwrap();
+    drop(ds);
+    gt[0] += 15.0;
+    let tmp = dir.path().join("moved.tif");
+    std::fs::copy(&moved, &tmp).unwrap();
+    Dataset::open_ex(
+        &tmp,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .set_geo_transform(&gt)
+    .unwrap();
+    std::fs::rename(&tmp, &moved).unwrap();
+    std::fs::write(&pipe, &original).unwrap();
+    refused(&pipe, &out, &[moved.to_str().unwrap(), "allow_warp"]);
+    // Month-days without a year.
+    with("year = 2021\n", "");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("set `year`"), "{err}");
+}
+
+/// The Flanders chip A's 20 m Sentinel-2 bands with SCL and its Sentinel-1 series split into
+/// dated GeoTIFFs under `dir/dated`; a pipeline of its 2018 season (land cover) at 20 m.
+fn flanders_season(data: &Path, dir: &Path) -> PathBuf {
+    let chip = "00002806639B424A";
+    let nc = |s: &str| flanders_a_netcdf(data, s);
+    let dated = dir.join("dated");
+    let d = dated.to_str().unwrap();
+    for args in [
+        vec![
+            nc("S2_L2A_20m"),
+            "--out".into(),
+            d.into(),
+            "--prefix".into(),
+            "S2".into(),
+            "--mask".into(),
+            "SCL".into(),
+        ],
+        vec![
+            nc("S1_GRD-ASCENDING_20m"),
+            "--out".into(),
+            d.into(),
+            "--prefix".into(),
+            "S1".into(),
+            "--physical".into(),
+        ],
+    ] {
+        let a: Vec<&str> = std::iter::once("split-dates")
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        let o = geofuse(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let labels = data.join(chip).join(format!("{chip}_label_LC.tif"));
+    let pipe = dir.join("season.toml");
+    let classes: String = [
+        (11, "annual cropland"),
+        (12, "perennial cropland"),
+        (13, "grassland"),
+        (60, "built-up"),
+        (99, "other"),
+    ]
+    .iter()
+    .map(|(id, n)| format!("[[classes]]\nid = {id}\nname = \"{n}\"\ncolor = \"#808080\"\n\n"))
+    .collect();
+    std::fs::write(
+        &pipe,
+        format!(
+            r#"output = "out"
+seed = 42
+
+[time]
+start = "03-01"
+end = "10-31"
+step_days = 30
+
+{classes}[[scenes]]
+name = "A_2018"
+year = 2018
+optical = {{ path = "dated/S2_*.tif", bands = ["B05", "B06", "B07", "B11", "B12", "B8A"], scale = 0.0001 }}
+mask = {{ path = "dated/S2_SCL_{{date}}.tif", invalid = [0, 1, 3, 8, 9, 10] }}
+sar = {{ path = "dated/S1_*.tif", polarisations = ["VH", "VV"], unit = "db" }}
+labels = "{}"
+
+[coregistration]
+allow_warp = true
+
+[tiling]
+tile_size = 16
+
+[features]
+indices = ["NDRE", "NDMI", "NBR"]
+sar = ["vv_db", "vh_db", "vh_vv_ratio_db"]
+
+[split]
+block_size = 8
+test_fraction = 0.3
+samples_per_class = 500
+
+[[methods]]
+name = "handcrafted"
+trees = 50
+"#,
+            labels.display()
+        ),
+    )
+    .unwrap();
+    pipe
+}
+
+#[test]
+fn flanders_season_from_the_20m_bands_alone() {
+    let Some(data) = shared_data("worldcereal_flanders") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = flanders_season(&data, dir.path());
+    let p = Pipeline::load(&pipe).unwrap();
+    let src = prepare_scene(&p, &p.scenes[0], &dir.path().join("work")).unwrap();
+    let ss = src.season.as_ref().unwrap();
+    let (n_opt, n_sar) = (ss.optical.len(), ss.sar.len());
+    println!(
+        "Flanders chip A 2018: {n_opt} optical and {n_sar} SAR dates in the season, {} outside",
+        ss.outside
+    );
+    assert!(n_opt > 30 && n_sar > 30, "{n_opt} {n_sar}");
+    assert!(ss
+        .optical
+        .iter()
+        .all(|d| d.date.as_str() >= "2018-03-01" && d.date.as_str() <= "2018-10-31"));
+    // The observation count of each pixel = the dates its SCL calls clear.
+    let (names, stack) = scene_features(&p, &src, 16).unwrap();
+    let k = names.iter().position(|n| n == "obs_optical").unwrap();
+    let invalid = [0.0, 1.0, 3.0, 8.0, 9.0, 10.0];
+    let mut clear = vec![0f32; 32 * 32];
+    for d in &ss.optical {
+        let scl = band(&dir.path().join(format!("dated/S2_SCL_{}.tif", d.date)), 1);
+        for (c, v) in clear.iter_mut().zip(scl) {
+            *c += f32::from(!invalid.contains(&v));
+        }
+    }
+    let got: Vec<f32> = stack
+        .index_axis(ndarray::Axis(0), k)
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(got, clear);
+    let (lo, hi) = (
+        clear.iter().copied().fold(f32::MAX, f32::min),
+        clear.iter().copied().fold(0.0, f32::max),
+    );
+    println!("clear optical dates per pixel: {lo} to {hi} of {n_opt}");
+    assert!(hi < n_opt as f32, "some dates are cloudy");
+    let out = dir.path().join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let oa = accuracy(&out, "A_2018", "handcrafted");
+    println!("Flanders chip A season forest (20 m bands, held-out blocks): OA {oa:.3}");
+    // Majority-class guessing gives about 0.43 on this chip.
+    assert!(oa > 0.5, "OA {oa}");
+}
+
+#[test]
+fn a_network_takes_every_step_as_channels_and_writes_the_season_bands() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season_all(dir.path(), 64, 6, 0.3);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let start = text.find("[[methods]]\nname = \"handcrafted\"").unwrap();
+    let end = text.find("[[methods]]\nname = \"learned-kernel\"").unwrap();
+    std::fs::write(&pipe, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let out = dir.path().join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let model: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("models/learned-kernel.json")).unwrap(),
+    )
+    .unwrap();
+    // Nine monthly steps of ten optical bands and of VV, VH.
+    let spec = &model["config"]["spec"];
+    assert_eq!(
+        (spec["optical"].as_u64(), spec["sar"].as_u64()),
+        (Some(90), Some(18))
+    );
+    let prod = out.join("season/learned-kernel.tif");
+    assert_eq!(Dataset::open(&prod).unwrap().raster_count(), 8);
+    let obs = band_values(&prod, 7);
+    assert!(obs.iter().all(|&v| v <= 6.0), "{:?}", &obs[..8]);
+}
