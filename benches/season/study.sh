@@ -2,7 +2,8 @@
 # Synthetic seasons, held-out scenes: the season's forest and boosted trees (temporal features)
 # against the same methods on the best single date of each scene (its clearest date between
 # June and August, with the SAR date nearest it), with 0 %, 30 % and 70 % of the optical dates
-# heavily clouded. `geofuse compare` gives every score with its 95 % block-bootstrap interval
+# heavily clouded; the networks (learned kernel, optical-only, SAR-only) take the season's
+# steps as channels. `geofuse compare` gives every score with its 95 % block-bootstrap interval
 # and the Holm-adjusted block test of every pair.
 #   bash benches/season/study.sh [SIZE] [SCENES] [OUT]   (default 384 6 out/season-study)
 #   CLOUDS="0 0.3 0.7" DATES=12 BIN=path/to/geofuse
@@ -17,7 +18,10 @@ for cloud in ${CLOUDS:-0 0.3 0.7}; do
   D="$OUT/cloudy-$cloud"
   rm -rf "$D"
   "$BIN" synth --out "$D/data" --size "$SIZE" --seed 21 --dates "$DATES" --scenes "$SCENES" --cloudy-dates "$cloud" >/dev/null
-  python3 - "$D/data" <<'PY'
+  for m in optical-only sar-only; do
+    printf '\n[[methods]]\nname = "%s"\nwidth = 16\nepochs = 30\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\n' "$m" >>"$D/data/pipeline.toml"
+  done
+  /usr/bin/python3 - "$D/data" <<'PY'
 import glob, os, re, sys
 from osgeo import gdal
 import numpy as np
@@ -41,7 +45,8 @@ for scene in sorted(glob.glob(f"{d}/scene-*")):
     text = text.replace(f"{name}/s1/S1_*.tif", os.path.relpath(sar, d))
     print(f"{name}: single date {date} ({100 * clear:.0f} % clear), SAR {os.path.basename(sar)}")
 text = re.sub(r"\nyear = \d+", "", text)
-text = text.replace('name = "handcrafted"', 'name = "handcrafted-1date"').replace('name = "boosted"', 'name = "boosted-1date"')
+for m in ["handcrafted", "boosted", "learned-kernel", "optical-only", "sar-only"]:
+    text = text.replace(f'name = "{m}"', f'name = "{m}-1date"')
 open(f"{d}/single.toml", "w").write(text)
 PY
   t0=$(date +%s)
@@ -51,4 +56,32 @@ PY
   t2=$(date +%s)
   "$BIN" compare "$D/season" "$D/single" --report "$D/compare" >/dev/null
   echo "cloudy dates $cloud: season run $((t1 - t0)) s, single-date run $((t2 - t1)) s; report $D/compare/compare.md"
+  # Where optical dates were lost: accuracy and epistemic uncertainty of the held-out scenes'
+  # pixels by their number of valid optical observations (product band 7).
+  /usr/bin/python3 - "$D" <<'PY'
+import glob, os, sys
+import numpy as np
+from osgeo import gdal
+d = sys.argv[1]
+text = open(f"{d}/data/pipeline.toml").read()
+held = text.split("[evaluation]")[1].split("]")[0].split("[")[1].replace('"', "").replace(" ", "").split(",")
+for prod in sorted(glob.glob(f"{d}/season/{held[0]}/*.tif")):
+    m = os.path.basename(prod)[:-4]
+    cls, epi, obs = [], [], []
+    lab = []
+    for s in held:
+        ds = gdal.Open(f"{d}/season/{s}/{m}.tif")
+        a = ds.ReadAsArray().astype(float)
+        cls.append(a[0].ravel()); epi.append(a[3].ravel() * 0.004); obs.append(a[6].ravel())
+        lab.append(gdal.Open(f"{d}/data/{s}/labels.tif").ReadAsArray().ravel())
+    cls, epi, obs, lab = map(np.concatenate, (cls, epi, obs, lab))
+    ok = (lab > 0) & (cls != 255)
+    cuts = np.quantile(obs[ok], [1 / 3, 2 / 3])
+    parts = []
+    for name, sel in [("fewest", obs <= cuts[0]), ("middle", (obs > cuts[0]) & (obs <= cuts[1])), ("most", obs > cuts[1])]:
+        s = ok & sel
+        if s.any():
+            parts.append(f"{name} obs {obs[s].min():.0f}-{obs[s].max():.0f}: OA {np.mean(cls[s] == lab[s]):.3f} epistemic {epi[s].mean():.4f}")
+    print(f"  {m}: " + "; ".join(parts))
+PY
 done

@@ -114,7 +114,7 @@ fn season_channels(
 ) -> Result<(Array3<f32>, Array3<f32>)> {
     let flat = |a: ndarray::Array4<f32>| {
         let (t, b, h, w) = a.dim();
-        a.into_shape_with_order((t * b, h, w))
+        Array3::from_shape_vec((t * b, h, w), a.iter().copied().collect())
             .map_err(|e| Error::Internal(format!("season channels: {e}")))
     };
     let optical = flat(s.optical_dn.mapv(|v| v * scale + offset))?;
