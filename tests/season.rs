@@ -504,3 +504,57 @@ fn a_network_takes_every_step_as_channels_and_writes_the_season_bands() {
     let obs = band_values(&prod, 7);
     assert!(obs.iter().all(|&v| v <= 6.0), "{:?}", &obs[..8]);
 }
+
+#[test]
+fn a_pixel_without_any_clear_date_is_predicted_from_sar_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season(dir.path(), 32, 4, 0.0);
+    // Every date clouded over rows 8..12, columns 8..12.
+    for f in glob::glob(dir.path().join("s2/MASK_*.tif").to_str().unwrap())
+        .unwrap()
+        .flatten()
+    {
+        let mut ds = Dataset::open_ex(
+            &f,
+            gdal::DatasetOptions {
+                open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut buf = gdal::raster::Buffer::new((4, 4), vec![1u8; 16]);
+        ds.rasterband(1)
+            .unwrap()
+            .write((8, 8), (4, 4), &mut buf)
+            .unwrap();
+        ds.flush_cache().unwrap();
+    }
+    let out = dir.path().join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let prod = out.join("season/handcrafted.tif");
+    let (class, modal, obs) = (
+        band_values(&prod, 1),
+        band_values(&prod, 6),
+        band_values(&prod, 7),
+    );
+    for r in 0..32 {
+        for c in 0..32 {
+            let i = r * 32 + c;
+            let cloudy = (8..12).contains(&r) && (8..12).contains(&c);
+            assert_eq!(
+                obs[i] == 0.0,
+                cloudy,
+                "pixel ({r}, {c}): {} observations",
+                obs[i]
+            );
+            assert_eq!(
+                modal[i] == 2.0,
+                cloudy,
+                "pixel ({r}, {c}): modalities {}",
+                modal[i]
+            );
+            assert_ne!(class[i], 255.0, "pixel ({r}, {c}) has a class");
+        }
+    }
+}

@@ -85,22 +85,33 @@ impl StepAccumulator {
         let mut values = Array4::from_elem((t, nb, h, w), f32::NAN);
         let mut mean = Array3::from_elem((nb, h, w), f32::NAN);
         let mut n_obs = Array2::<u16>::zeros((h, w));
-        Zip::indexed(&mut n_obs).for_each(|(r, c), n| {
-            let counts: Vec<u16> = (0..t).map(|k| self.count[[k, r, c]]).collect();
-            *n = counts.iter().fold(0u16, |a, &b| a.saturating_add(b));
-            if *n == 0 {
-                return;
-            }
-            for b in 0..nb {
-                let sums: Vec<f32> = (0..t).map(|k| self.sum[[k, b, r, c]]).collect();
-                let total: f32 = sums.iter().sum();
-                mean[[b, r, c]] = total / f32::from(*n);
-                let filled = fill_series(&sums, &counts, &centres);
-                for (k, v) in filled.into_iter().enumerate() {
-                    values[[k, b, r, c]] = v;
+        let (mut counts, mut sums, mut filled) = (vec![0u16; t], vec![0f32; t], vec![0f32; t]);
+        let mut known = Vec::with_capacity(t);
+        for r in 0..h {
+            for c in 0..w {
+                counts
+                    .iter_mut()
+                    .enumerate()
+                    .for_each(|(k, n)| *n = self.count[[k, r, c]]);
+                let n = counts.iter().fold(0u16, |a, &b| a.saturating_add(b));
+                n_obs[[r, c]] = n;
+                if n == 0 {
+                    continue;
+                }
+                known.clear();
+                known.extend((0..t).filter(|&k| counts[k] > 0));
+                for b in 0..nb {
+                    sums.iter_mut()
+                        .enumerate()
+                        .for_each(|(k, v)| *v = self.sum[[k, b, r, c]]);
+                    mean[[b, r, c]] = sums.iter().sum::<f32>() / f32::from(n);
+                    fill_into(&sums, &counts, &centres, &known, &mut filled);
+                    for (k, v) in filled.iter().enumerate() {
+                        values[[k, b, r, c]] = *v;
+                    }
                 }
             }
-        });
+        }
         Regular {
             values,
             mean,
@@ -114,22 +125,30 @@ impl StepAccumulator {
 /// count must be positive.
 pub fn fill_series(sums: &[f32], counts: &[u16], centres: &[f64]) -> Vec<f32> {
     let known: Vec<usize> = (0..counts.len()).filter(|&k| counts[k] > 0).collect();
+    let mut out = vec![0f32; counts.len()];
+    fill_into(sums, counts, centres, &known, &mut out);
+    out
+}
+
+/// [`fill_series`] into `out`, given the steps that have observations (`known`, increasing).
+fn fill_into(sums: &[f32], counts: &[u16], centres: &[f64], known: &[usize], out: &mut [f32]) {
     let at = |k: usize| sums[k] / f32::from(counts[k]);
-    (0..counts.len())
-        .map(|k| {
-            let next = known.iter().position(|&j| j >= k);
-            match next {
-                Some(i) if known[i] == k => at(k),
-                Some(0) => at(known[0]),
-                None => at(known[known.len() - 1]),
-                Some(i) => {
-                    let (a, b) = (known[i - 1], known[i]);
-                    let f = (centres[k] - centres[a]) / (centres[b] - centres[a]);
-                    (f64::from(at(a)) + f * f64::from(at(b) - at(a))) as f32
-                }
+    let mut i = 0;
+    for (k, o) in out.iter_mut().enumerate() {
+        while i < known.len() && known[i] < k {
+            i += 1;
+        }
+        *o = match i {
+            _ if i < known.len() && known[i] == k => at(k),
+            0 => at(known[0]),
+            _ if i == known.len() => at(known[known.len() - 1]),
+            _ => {
+                let (a, b) = (known[i - 1], known[i]);
+                let f = (centres[k] - centres[a]) / (centres[b] - centres[a]);
+                (f64::from(at(a)) + f * f64::from(at(b) - at(a))) as f32
             }
-        })
-        .collect()
+        };
+    }
 }
 
 #[cfg(test)]

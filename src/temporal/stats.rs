@@ -1,7 +1,7 @@
 //! Temporal statistics of a regular series (the WorldCereal / sits recipe): percentiles 10,
 //! 50 and 90, mean, standard deviation, amplitude, the day of the maximum and the slope.
 
-use ndarray::{Array3, ArrayView3, Axis};
+use ndarray::{Array3, ArrayView3};
 
 /// Names of the statistics, in output order.
 pub const STAT_NAMES: [&str; 8] = ["p10", "p50", "p90", "mean", "std", "amp", "tmax", "slope"];
@@ -48,12 +48,17 @@ pub fn series_stats(v: &[f32], t: &[f64]) -> [f32; 8] {
 
 /// [`series_stats`] of every pixel of `[step, row, col]`: `[stat, row, col]`.
 pub fn stats_image(series: ArrayView3<f32>, t: &[f64]) -> Array3<f32> {
-    let (_, h, w) = series.dim();
+    let (n, h, w) = series.dim();
     let mut out = Array3::from_elem((STAT_NAMES.len(), h, w), f32::NAN);
-    for ((r, c), _) in series.index_axis(Axis(0), 0).indexed_iter() {
-        let v: Vec<f32> = series.slice(ndarray::s![.., r, c]).to_vec();
-        for (k, x) in series_stats(&v, t).into_iter().enumerate() {
-            out[[k, r, c]] = x;
+    let mut v = vec![0f32; n];
+    for r in 0..h {
+        for c in 0..w {
+            v.iter_mut()
+                .enumerate()
+                .for_each(|(k, x)| *x = series[[k, r, c]]);
+            for (k, x) in series_stats(&v, t).into_iter().enumerate() {
+                out[[k, r, c]] = x;
+            }
         }
     }
     out
