@@ -55,7 +55,7 @@ text = re.sub(r"\nyear = \d+", "", text)
 cut = text.find('\n[[methods]]\nname = "learned-kernel"')
 text = text if cut < 0 else text[:cut] + "\n"
 for m in ["handcrafted", "boosted"]:
-    text = text.replace(f'name = "{m}"', f'name = "{m}-1date"')
+    text = text.replace(f'name = "{m}"', f'name = "{m}-1date"\nkind = "{m}"')
 open(f"{d}/single.toml", "w").write(text)
 PY
   t0=$(date +%s)

@@ -133,6 +133,37 @@ impl EvalRecord {
             .filter(|r| r.format == FORMAT)
     }
 
+    /// Whether `o` can have been evaluated on the same reference pixels: as many, with the
+    /// same classes, and in every block the reference class counts of the predicted pixels
+    /// differ by no more than the pixels one of the two left unpredicted.
+    pub fn same_reference(&self, o: &EvalRecord) -> bool {
+        if self.evaluable != o.evaluable || self.classes != o.classes {
+            return false;
+        }
+        let k = self.classes.max(1);
+        let rows = |c: &[u64]| -> Vec<u64> { c.chunks(k).map(|r| r.iter().sum()).collect() };
+        let unpredicted = |r: &EvalRecord| {
+            r.evaluable
+                - r.predicted
+                    .iter()
+                    .map(|w| w.count_ones() as u64)
+                    .sum::<u64>()
+        };
+        let slack = unpredicted(self) + unpredicted(o);
+        let keys: std::collections::BTreeSet<&u32> =
+            self.blocks.keys().chain(o.blocks.keys()).collect();
+        let zero = vec![0u64; k * k];
+        let gap: u64 = keys
+            .into_iter()
+            .map(|b| {
+                let x = rows(self.blocks.get(b).unwrap_or(&zero));
+                let y = rows(o.blocks.get(b).unwrap_or(&zero));
+                x.iter().zip(&y).map(|(a, c)| a.abs_diff(*c)).sum::<u64>()
+            })
+            .sum();
+        gap <= slack
+    }
+
     /// McNemar's discordant counts against `o` on the pixels both predicted: (only this one
     /// right, only `o` right); None when the two were not evaluated on the same pixels.
     pub fn discordant(&self, o: &EvalRecord) -> Option<(u64, u64)> {
@@ -189,6 +220,13 @@ mod tests {
         let rc = c.finish(k, 100.0);
         // Pixels both predicted: 0 (both right), 1 (only c), 3 (only a).
         assert_eq!(ra.discordant(&rc), Some((1, 1)));
+        // Same reference pixels whatever the predictions; another labelling is not.
+        assert!(ra.same_reference(&rc) && rc.same_reference(&ra));
+        let t5 = tile((0, 0), &[(0, 0, Some(0)), (0, 0, Some(1)), (1, 1, Some(1))]);
+        let mut d = RecordParts::default();
+        d.merge(&t5);
+        d.merge(&t4);
+        assert!(!ra.same_reference(&d.finish(k, 100.0)));
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.eval.bin");
         ra.save(&p).unwrap();

@@ -328,10 +328,8 @@ fn pair_tests(recs: &Records, seed: u64) -> Vec<PairTest> {
                 continue;
             }
             let (mut only_a, mut only_b, mut diffs) = (0, 0, Vec::new());
-            for (scene, x, _) in ra {
-                let Some((_, y, _)) = rb.iter().find(|r| &r.0 == scene) else {
-                    continue;
-                };
+            for (i, j) in matched(ra, rb) {
+                let (x, y) = (&ra[i].1, &rb[j].1);
                 if let Some((p, q)) = x.discordant(y) {
                     only_a += p;
                     only_b += q;
@@ -362,6 +360,38 @@ fn pair_tests(recs: &Records, seed: u64) -> Vec<PairTest> {
         }
     }
     adjust(&mut out);
+    out
+}
+
+/// The pairs of records of two methods on the same scene, each record used once: the same
+/// label first; then, across output folders (labels `folder/scene`), the same scene name
+/// with the same reference pixels (a season and a single-date run of one scene, say).
+fn matched(
+    ra: &[(String, EvalRecord, serde_json::Value)],
+    rb: &[(String, EvalRecord, serde_json::Value)],
+) -> Vec<(usize, usize)> {
+    let bare = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let mut used = vec![false; rb.len()];
+    let mut out = Vec::new();
+    let mut rest = Vec::new();
+    for (i, x) in ra.iter().enumerate() {
+        match (0..rb.len()).find(|&j| !used[j] && rb[j].0 == x.0) {
+            Some(j) => {
+                used[j] = true;
+                out.push((i, j));
+            }
+            None => rest.push(i),
+        }
+    }
+    for i in rest {
+        let (name, x) = (bare(&ra[i].0), &ra[i].1);
+        if let Some(j) = (0..rb.len())
+            .find(|&j| !used[j] && bare(&rb[j].0) == name && x.same_reference(&rb[j].1))
+        {
+            used[j] = true;
+            out.push((i, j));
+        }
+    }
     out
 }
 
