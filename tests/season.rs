@@ -214,17 +214,40 @@ fn a_season_maps_end_to_end_and_beats_its_clearest_single_date() {
         .replace(
             "s1/S1_*.tif",
             &format!("s1/S1_{}.tif", nearest_sar(dir.path(), summer)),
+        )
+        .replace(
+            "name = \"handcrafted\"",
+            "name = \"handcrafted-1date\"\nkind = \"handcrafted\"",
         );
     std::fs::write(&single, text).unwrap();
     let out1 = dir.path().join("out1");
     let (code, err) = cli_run(&single, &out1);
     assert_eq!(code, Some(0), "{err}");
-    let single_oa = accuracy(&out1, "season", "handcrafted");
+    let single_oa = accuracy(&out1, "season", "handcrafted-1date");
     println!("season OA {season_oa:.3}, single date {summer} OA {single_oa:.3}");
     assert!(
         season_oa > single_oa + 0.05,
         "season {season_oa:.3} vs single date {single_oa:.3}"
     );
+    // The two runs compared on the same pixels: a block test between them.
+    let rep = dir.path().join("compare");
+    let o = geofuse(&[
+        "compare",
+        out.to_str().unwrap(),
+        out1.to_str().unwrap(),
+        "--report",
+        rep.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(rep.join("compare.md")).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| held-out blocks | handcrafted | handcrafted-1date |"))
+        .unwrap_or_else(|| panic!("no pair of the two runs in:\n{md}"));
+    // Three held-out blocks are too few for significance; the season is ahead on them.
+    let diff: f64 = row.split('|').nth(8).unwrap().trim().parse().unwrap();
+    assert!(diff > 0.05, "{row}");
 }
 
 fn nearest_sar(dir: &Path, date: &str) -> String {
