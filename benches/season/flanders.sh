@@ -5,7 +5,7 @@
 # directions (held-out scenes), with the 20 m bands alone (B05-B12, SCL) and with all ten
 # bands (the 10 m and 20 m files of a date joined in a VRT on the 10 m grid).
 #   bash benches/season/flanders.sh [OUT]   (default out/season-flanders; DATA=shared data folder)
-#   TASKS="LC CT" BANDS="20m all" BIN=path/to/geofuse
+#   TASKS="LC CT" BANDS="20m all" NETS=1 (0: the trees only) BIN=path/to/geofuse
 # Each run's report: OUT/<task>-<bands>-<setting>/report.md; a summary table is printed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -43,9 +43,26 @@ for cid, _ in chips.values():
         bands = "".join(f'<VRTRasterBand dataType="UInt16" band="{i + 1}"><Description>{n}</Description><NoDataValue>0</NoDataValue>{src(*p)}</VRTRasterBand>' for i, (n, p) in enumerate(zip(names, parts)))
         open(vrt, "w").write(f'<VRTDataset rasterXSize="64" rasterYSize="64"><SRS>{srs}</SRS><GeoTransform>{", ".join(map(str, gt))}</GeoTransform>{bands}</VRTDataset>')
 lc = [(11, "annual cropland"), (12, "perennial cropland"), (13, "grassland"), (60, "built-up"), (99, "other")]
-ct = [(1110, "winter wheat"), (1200, "maize"), (1500, "barley"), (1510, "winter barley"), (2130, "crop 2130"), (5100, "potatoes"), (7900, "crop 7900"), (8100, "crop 8100"), (9120, "grassland")]
+# Crop-type codes exceed a product's byte classes: the labels are renumbered 1..9.
+codes = [(1110, "winter wheat"), (1200, "maize"), (1500, "barley"), (1510, "winter barley"), (2130, "crop 2130"), (5100, "potatoes"), (7900, "crop 7900"), (8100, "crop 8100"), (9120, "grassland")]
+ct = [(i + 1, n) for i, (_, n) in enumerate(codes)]
+import numpy as np
+from osgeo import gdal
+os.makedirs(f"{out}/labels", exist_ok=True)
+for cid, _ in chips.values():
+    src = gdal.Open(f"{data}/{cid}/{cid}_label_CT.tif")
+    a = src.ReadAsArray()
+    b = np.zeros_like(a, dtype=np.uint8)
+    for i, (code, _) in enumerate(codes):
+        b[a == code] = i + 1
+    dst = gdal.GetDriverByName("GTiff").Create(f"{out}/labels/{cid}_label_CT.tif", a.shape[1], a.shape[0], 1, gdal.GDT_Byte)
+    dst.SetGeoTransform(src.GetGeoTransform()); dst.SetProjection(src.GetProjection())
+    dst.GetRasterBand(1).WriteArray(b); dst.GetRasterBand(1).SetNoDataValue(0)
+    dst = None
+labels = lambda cid, task: f"{data}/{cid}/{cid}_label_LC.tif" if task == "LC" else f"{out}/labels/{cid}_label_CT.tif"
 net = "width = 16\nepochs = 30\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\n"
-methods = '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 14\n\n[[methods]]\nname = "boosted"\n\n' + "".join(f'[[methods]]\nname = "{m}"\n{net}\n' for m in ["learned-kernel", "optical-only", "sar-only"])
+nets = ["learned-kernel", "optical-only", "sar-only"] if os.environ.get("NETS", "1") != "0" else []
+methods = '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 14\n\n[[methods]]\nname = "boosted"\n\n' + "".join(f'[[methods]]\nname = "{m}"\n{net}\n' for m in nets)
 for task in tasks:
     classes = "".join(f'[[classes]]\nid = {i}\nname = "{n}"\ncolor = "#{(i * 2654435761) % 0xFFFFFF:06x}"\n\n' for i, n in (lc if task == "LC" else ct))
     for bs in bandsets:
@@ -60,12 +77,12 @@ for task in tasks:
         scenes = ""
         for key, (cid, year) in chips.items():
             d = f"{out}/dated/{cid}"
-            scenes += f'[[scenes]]\nname = "{key}_{year}"\nyear = {year}\noptical = {{ {opt.format(d=d)}, scale = 0.0001 }}\nmask = {{ path = "{d}/S2_20m_SCL_{{date}}.tif", invalid = [0, 1, 3, 8, 9, 10] }}\nsar = {{ path = "{d}/S1_*.tif", polarisations = ["VH", "VV"], unit = "db" }}\nlabels = "{data}/{cid}/{cid}_label_{task}.tif"\n\n'
+            scenes += f'[[scenes]]\nname = "{key}_{year}"\nyear = {year}\noptical = {{ {opt.format(d=d)}, scale = 0.0001 }}\nmask = {{ path = "{d}/S2_20m_SCL_{{date}}.tif", invalid = [0, 1, 3, 8, 9, 10] }}\nsar = {{ path = "{d}/S1_*.tif", polarisations = ["VH", "VV"], unit = "db" }}\nlabels = "{labels(cid, task)}"\n\n'
         head = f'output = "out"\nseed = 42\n\n[time]\nstart = "03-01"\nend = "10-31"\nstep_days = 30\n\n{classes}{scenes}[coregistration]\nallow_warp = true\n\n[tiling]\ntile_size = 32\n\n{feats}\n[split]\nblock_size = {block}\ntest_fraction = 0.3\nsamples_per_class = 2000\n\n{methods}'
         for setting, roles in [("within", ""), ("AtoB", '[training]\nscenes = ["A_2018"]\n\n[evaluation]\nscenes = ["B_2019"]\n'), ("BtoA", '[training]\nscenes = ["B_2019"]\n\n[evaluation]\nscenes = ["A_2018"]\n')]:
             open(f"{out}/{task}-{bs}-{setting}.toml", "w").write(head + roles)
 PY
-for toml in "$OUT"/*-*-*.toml; do
+for toml in $(for t in ${TASKS:-LC CT}; do for b in ${BANDS:-20m all}; do ls "$OUT/$t-$b"-*.toml; done; done); do
   run="${toml%.toml}"
   t0=$(date +%s)
   "$BIN" run "$toml" --out "$run" -q --device cpu >/dev/null
