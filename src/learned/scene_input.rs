@@ -272,9 +272,10 @@ pub fn class_balanced(
     Ok(out)
 }
 
-/// Reads the patches of `wins` (in parallel, one reader per worker).
-/// Labels of pixels that may not train (test side, or outside the training subset) are
-/// left out of the loss.
+/// Reads the patches of `wins` in parallel: one contiguous share of the windows per worker,
+/// each with one reader (a season's reader opens every dated raster, so readers are opened
+/// once per share, not per window). Labels of pixels that may not train (test side, or
+/// outside the training subset) are left out of the loss.
 pub fn read_patches(
     src: &SceneSources,
     split: &BlockSplit,
@@ -282,26 +283,42 @@ pub fn read_patches(
     wins: &[Window],
     hybrid: Option<&FeaturePlan>,
 ) -> Result<Vec<Patch>> {
-    wins.par_iter()
-        .map_init(
-            || SceneReader::open(src),
-            |reader, w| -> Result<Patch> {
-                let reader = reader.as_ref().map_err(Clone::clone)?;
-                let RawWindow { raw, labels, .. } =
-                    raw_window(reader, src, *w, &src.sar_pols, hybrid)?;
-                let labels = labels
-                    .map(|l| {
-                        Array2::from_shape_fn(l.dim(), |(r, c)| {
-                            if split.trains(w.row + r, w.col + c) {
-                                label_index(ids, l[[r, c]])
-                            } else {
-                                -1
-                            }
-                        })
-                    })
-                    .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
-                Ok(Patch { raw, labels })
-            },
-        )
-        .collect()
+    let share = wins
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1);
+    let parts = wins
+        .par_chunks(share)
+        .map(|ws| -> Result<Vec<Patch>> {
+            let reader = SceneReader::open(src)?;
+            ws.iter()
+                .map(|w| read_patch(&reader, src, split, ids, *w, hybrid))
+                .collect()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// One training patch of window `w`.
+fn read_patch(
+    reader: &SceneReader,
+    src: &SceneSources,
+    split: &BlockSplit,
+    ids: &[u8],
+    w: Window,
+    hybrid: Option<&FeaturePlan>,
+) -> Result<Patch> {
+    let RawWindow { raw, labels, .. } = raw_window(reader, src, w, &src.sar_pols, hybrid)?;
+    let labels = labels
+        .map(|l| {
+            Array2::from_shape_fn(l.dim(), |(r, c)| {
+                if split.trains(w.row + r, w.col + c) {
+                    label_index(ids, l[[r, c]])
+                } else {
+                    -1
+                }
+            })
+        })
+        .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
+    Ok(Patch { raw, labels })
 }
