@@ -581,3 +581,42 @@ fn a_pixel_without_any_clear_date_is_predicted_from_sar_alone() {
         }
     }
 }
+
+#[test]
+fn a_window_cut_from_the_whole_season_equals_the_window_read_alone() {
+    // Season networks train on patches cut from the scene's whole raw bands, read once.
+    use geofuse::learned::scene_input::raw_window;
+    use geofuse::pipeline::features::scene_plan;
+    use geofuse::pipeline::scene::SceneReader;
+    use geofuse::raster::Window;
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season(dir.path(), 40, 6, 0.5);
+    let p = Pipeline::load(&pipe).unwrap();
+    let src = prepare_scene(&p, &p.scenes[0], &dir.path().join("work")).unwrap();
+    let reader = SceneReader::open(&src).unwrap();
+    let plan = scene_plan(&p, &src).unwrap();
+    let whole = Window {
+        row: 0,
+        col: 0,
+        width: 40,
+        height: 40,
+    };
+    for hybrid in [None, Some(&plan)] {
+        let all = raw_window(&reader, &src, whole, &src.sar_pols, hybrid).unwrap();
+        for (row, col) in [(0, 0), (3, 21), (24, 24)] {
+            let w = Window {
+                row,
+                col,
+                width: 16,
+                height: 16,
+            };
+            let one = raw_window(&reader, &src, w, &src.sar_pols, hybrid).unwrap();
+            let cut = all
+                .raw
+                .slice(ndarray::s![.., row..row + 16, col..col + 16])
+                .to_owned();
+            let bits = |a: &ndarray::Array3<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&one.raw), bits(&cut), "window at ({row}, {col})");
+        }
+    }
+}

@@ -26,6 +26,7 @@ mod native_unet;
 mod predict;
 pub mod runtime;
 pub mod scene_input;
+mod season_cache;
 mod store;
 mod train;
 pub mod unet;

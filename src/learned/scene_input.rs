@@ -283,6 +283,23 @@ pub fn read_patches(
     wins: &[Window],
     hybrid: Option<&FeaturePlan>,
 ) -> Result<Vec<Patch>> {
+    if let Some(whole) = super::season_cache::season_raw(src, hybrid)? {
+        return Ok(wins
+            .iter()
+            .map(|w| {
+                let (rows, cols) = (w.row..w.row + w.height, w.col..w.col + w.width);
+                let raw = whole
+                    .raw
+                    .slice(s![.., rows.clone(), cols.clone()])
+                    .to_owned();
+                let labels = whole
+                    .labels
+                    .as_ref()
+                    .map(|l| l.slice(s![rows, cols]).to_owned());
+                patch(raw, labels, split, ids, *w)
+            })
+            .collect());
+    }
     let share = wins
         .len()
         .div_ceil(rayon::current_num_threads().max(1))
@@ -309,6 +326,18 @@ fn read_patch(
     hybrid: Option<&FeaturePlan>,
 ) -> Result<Patch> {
     let RawWindow { raw, labels, .. } = raw_window(reader, src, w, &src.sar_pols, hybrid)?;
+    Ok(patch(raw, labels, split, ids, w))
+}
+
+/// A training patch of window `w` from its raw bands and labels: pixels that may not train
+/// are left out of the loss.
+fn patch(
+    raw: Array3<f32>,
+    labels: Option<Array2<f32>>,
+    split: &BlockSplit,
+    ids: &[u8],
+    w: Window,
+) -> Patch {
     let labels = labels
         .map(|l| {
             Array2::from_shape_fn(l.dim(), |(r, c)| {
@@ -320,5 +349,5 @@ fn read_patch(
             })
         })
         .unwrap_or_else(|| Array2::from_elem((w.height, w.width), -1));
-    Ok(Patch { raw, labels })
+    Patch { raw, labels }
 }
