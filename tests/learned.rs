@@ -53,7 +53,7 @@ fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
     let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
     let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
     let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
-    geofuse::learned::scene_input::raw_window(&reader, &src, full, &src.sar_pols, None)
+    geofuse::learned::scene_input::raw_window(&reader, &src, full, &src.sar_pols, (None, false))
         .unwrap()
         .raw
 }

@@ -360,6 +360,19 @@ fn bad_seasons_are_refused_with_the_file_and_the_fix() {
     assert!(err.contains("set `year`"), "{err}");
 }
 
+#[test]
+fn temporal_attention_needs_a_season_and_a_width_its_heads_divide() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 48, 3, 64);
+    let ltae = "\n[[methods]]\nname = \"ltae\"\nfusion = \"learned-kernel\"\ntemporal = \"ltae\"\nepochs = 1\n";
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, format!("{text}{ltae}")).unwrap();
+    let out = dir.path().join("out");
+    refused(&pipe, &out, &["ltae", "needs a season", "add [time]"]);
+    std::fs::write(&pipe, format!("{text}{ltae}width = 10\n")).unwrap();
+    refused(&pipe, &out, &["ltae", "multiple of 4"]);
+}
+
 /// The Flanders chip A's 20 m Sentinel-2 bands with SCL and its Sentinel-1 series split into
 /// dated GeoTIFFs under `dir/dated`; a pipeline of its 2018 season (land cover) at 20 m.
 fn flanders_season(data: &Path, dir: &Path) -> PathBuf {
@@ -502,7 +515,7 @@ fn flanders_season_from_the_20m_bands_alone() {
 }
 
 #[test]
-fn a_network_takes_every_step_as_channels_and_writes_the_season_bands() {
+fn season_networks_take_steps_as_channels_or_through_temporal_attention() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = season_all(dir.path(), 64, 6, 0.3);
     let text = std::fs::read_to_string(&pipe).unwrap();
@@ -512,20 +525,32 @@ fn a_network_takes_every_step_as_channels_and_writes_the_season_bands() {
     let out = dir.path().join("out");
     let (code, err) = cli_run(&pipe, &out);
     assert_eq!(code, Some(0), "{err}");
-    let model: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("models/learned-kernel.json")).unwrap(),
-    )
-    .unwrap();
+    let spec = |name: &str| -> serde_json::Value {
+        let path = out.join(format!("models/{name}.json"));
+        let model: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        model["config"]["spec"].clone()
+    };
     // Nine monthly steps of ten optical bands and of VV, VH.
-    let spec = &model["config"]["spec"];
+    let stack = spec("learned-kernel");
     assert_eq!(
-        (spec["optical"].as_u64(), spec["sar"].as_u64()),
+        (stack["optical"].as_u64(), stack["sar"].as_u64()),
         (Some(90), Some(18))
     );
     let prod = out.join("season/learned-kernel.tif");
     assert_eq!(Dataset::open(&prod).unwrap().raster_count(), 8);
     let obs = band_values(&prod, 7);
     assert!(obs.iter().all(|&v| v <= 6.0), "{:?}", &obs[..8]);
+    // The temporal attention encoders: the same channels plus one observed flag per step.
+    let t = &spec("ltae-kernel")["temporal"];
+    assert_eq!(
+        (t["steps"].as_u64(), t["dim"].as_u64()),
+        (Some(9), Some(16))
+    );
+    let prod = out.join("season/ltae-kernel.tif");
+    assert_eq!(Dataset::open(&prod).unwrap().raster_count(), 8);
+    let class = band_values(&prod, 1);
+    assert!(class.iter().all(|&v| v != 255.0), "every pixel has a class");
 }
 
 #[test]
@@ -601,8 +626,10 @@ fn a_window_cut_from_the_whole_season_equals_the_window_read_alone() {
         width: 40,
         height: 40,
     };
-    for hybrid in [None, Some(&plan)] {
-        let all = raw_window(&reader, &src, whole, &src.sar_pols, hybrid).unwrap();
+    let mut gaps_seen = 0;
+    for (hybrid, gaps) in [(None, false), (Some(&plan), false), (None, true)] {
+        let all = raw_window(&reader, &src, whole, &src.sar_pols, (hybrid, gaps)).unwrap();
+        gaps_seen += all.raw.iter().filter(|v| v.is_nan()).count() * usize::from(gaps);
         for (row, col) in [(0, 0), (3, 21), (24, 24)] {
             let w = Window {
                 row,
@@ -610,7 +637,7 @@ fn a_window_cut_from_the_whole_season_equals_the_window_read_alone() {
                 width: 16,
                 height: 16,
             };
-            let one = raw_window(&reader, &src, w, &src.sar_pols, hybrid).unwrap();
+            let one = raw_window(&reader, &src, w, &src.sar_pols, (hybrid, gaps)).unwrap();
             let cut = all
                 .raw
                 .slice(ndarray::s![.., row..row + 16, col..col + 16])
@@ -619,4 +646,6 @@ fn a_window_cut_from_the_whole_season_equals_the_window_read_alone() {
             assert_eq!(bits(&one.raw), bits(&cut), "window at ({row}, {col})");
         }
     }
+    // With gaps (temporal encoders) the clouded steps are NaN instead of filled.
+    assert!(gaps_seen > 0, "a clouded step stays NaN with gaps");
 }

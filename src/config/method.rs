@@ -119,18 +119,22 @@ impl MethodDef {
     }
 }
 
-/// The kind of a method table: `kind` when given, else the fusion strategy or kind its name
-/// spells.
-fn kind_of(name: &str, kind: Option<MethodKind>) -> std::result::Result<MethodKind, String> {
+/// The kind of a method table: `kind` when given, else learned when it sets `fusion`, else the
+/// fusion strategy or kind its name spells.
+fn kind_of(
+    name: &str,
+    kind: Option<MethodKind>,
+    fusion: bool,
+) -> std::result::Result<MethodKind, String> {
     if let Some(k) = kind {
         return Ok(k);
     }
-    if Fusion::from_name(name).is_some() {
+    if fusion || Fusion::from_name(name).is_some() {
         return Ok(MethodKind::Learned);
     }
     MethodKind::from_name(name).ok_or_else(|| {
         format!(
-            "method `{name}` has no `kind` and its name is neither a kind ({}) nor a fusion strategy ({}); add kind = \"...\"",
+            "method `{name}` has no `kind` and its name is neither a kind ({}) nor a fusion strategy ({}); add kind = \"...\" (or `fusion` for a network)",
             MethodKind::names(),
             Fusion::names()
         )
@@ -157,7 +161,8 @@ fn settings<T: serde::de::DeserializeOwned>(t: toml::Table) -> std::result::Resu
 fn parse_method(mut t: toml::Table) -> std::result::Result<MethodDef, String> {
     let name: String = take(&mut t, "name")?.ok_or("a [[methods]] table lacks `name`")?;
     let ctx = |e: String| format!("method `{name}`: {e}");
-    let kind = kind_of(&name, take(&mut t, "kind").map_err(ctx)?)?;
+    let fusion = t.contains_key("fusion");
+    let kind = kind_of(&name, take(&mut t, "kind").map_err(ctx)?, fusion)?;
     let model: Option<PathBuf> = take(&mut t, "model").map_err(ctx)?;
     let settings = match kind {
         MethodKind::Handcrafted => MethodSettings::Handcrafted(settings(t).map_err(ctx)?),

@@ -73,41 +73,86 @@ pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) 
     let (eo, es) = (spec.extra_opt, spec.extra_sar);
     let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
     let (n_opt, n_raw) = (spec.optical, spec.raw_bands());
-    let mut m = native::Map::zeros(h, w, in_ch);
-    let z = |b: usize, v: f32| {
-        if v.is_nan() {
-            0.0
-        } else {
-            (v - norm.mean[b]) / norm.std[b]
-        }
+    let opt = Branch {
+        bands: 0..n_opt,
+        extras: n_raw..n_raw + eo,
+        steps: spec.flags(),
     };
+    let sar = Branch {
+        bands: n_opt..n_raw,
+        extras: n_raw + eo..n_raw + eo + es,
+        steps: spec.flags(),
+    };
+    let mut m = native::Map::zeros(h, w, in_ch);
     m.v.par_chunks_mut(w * in_ch)
         .enumerate()
         .for_each(|(r, row)| {
             for (c, x) in row.chunks_exact_mut(in_ch).enumerate() {
                 let v = |b: usize| raw[[b, r, c]];
-                let raw_in = spec.raw_inputs;
-                if (0..n_opt).all(|b| !v(b).is_nan()) {
-                    for (b, o) in x[..n_opt].iter_mut().enumerate().filter(|_| raw_in) {
-                        *o = z(b, v(b));
-                    }
-                    for j in 0..eo {
-                        x[n_opt + j] = z(n_raw + j, v(n_raw + j));
-                    }
-                    x[opt_ch - 1] = 1.0;
-                }
-                if (n_opt..n_raw).all(|b| !v(b).is_nan()) {
-                    for b in (n_opt..n_raw).filter(|_| raw_in) {
-                        x[opt_ch + b - n_opt] = z(b, v(b));
-                    }
-                    for j in 0..es {
-                        x[opt_ch + spec.sar + j] = z(n_raw + eo + j, v(n_raw + eo + j));
-                    }
-                    x[in_ch - 1] = 1.0;
-                }
+                let (xo, xs) = x.split_at_mut(opt_ch);
+                opt.fill(xo, &v, norm, spec.raw_inputs);
+                sar.fill(xs, &v, norm, spec.raw_inputs);
             }
         });
     m
+}
+
+/// The raw bands of one branch of the network input (optical or SAR).
+struct Branch {
+    /// Its bands in the raw layout (steps x bands for a season).
+    bands: std::ops::Range<usize>,
+    /// Its hand-crafted features in the raw layout.
+    extras: std::ops::Range<usize>,
+    /// Observed flags (the season's steps with temporal encoders, else 0).
+    steps: usize,
+}
+
+impl Branch {
+    /// Fills the branch's block of one pixel (bands, flags, features, presence): normalised
+    /// values, 0 where missing. Without flags the branch is present where every band is; with
+    /// them a step is observed where every band of the step is, and the branch is present
+    /// where any step is.
+    fn fill(&self, o: &mut [f32], v: &impl Fn(usize) -> f32, norm: &Normalisation, raw_in: bool) {
+        let z = |b: usize| {
+            let x = v(b);
+            if x.is_nan() {
+                0.0
+            } else {
+                (x - norm.mean[b]) / norm.std[b]
+            }
+        };
+        let (b0, nb) = (self.bands.start, self.bands.len());
+        let present = match nb.checked_div(self.steps) {
+            None => {
+                let all = self.bands.clone().all(|b| !v(b).is_nan());
+                for (b, o) in o[..nb].iter_mut().enumerate().filter(|_| all && raw_in) {
+                    *o = z(b0 + b);
+                }
+                all
+            }
+            Some(per) => {
+                let mut any = false;
+                for t in 0..self.steps {
+                    let step = b0 + t * per..b0 + (t + 1) * per;
+                    if step.clone().all(|b| !v(b).is_nan()) {
+                        any = true;
+                        o[nb + t] = 1.0;
+                        for b in step.filter(|_| raw_in) {
+                            o[b - b0] = z(b);
+                        }
+                    }
+                }
+                any
+            }
+        };
+        if present {
+            let f0 = nb + self.steps;
+            for (j, e) in self.extras.clone().enumerate() {
+                o[f0 + j] = z(e);
+            }
+            *o.last_mut().expect("a presence flag") = 1.0;
+        }
+    }
 }
 
 /// A training patch: raw bands `[optical + SAR (+ hybrid features), p, p]` and class indices `[p, p]` (-1 = unlabelled).

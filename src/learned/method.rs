@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::scene_input::{
     class_balanced, hybrid_names, patch_windows, raw_window, read_patches, RawWindow,
 };
+use super::temporal::TemporalSpec;
 use super::Patch;
 use super::{LearnedModel, NetSpec, Runtime, Schedule, TrainConfig};
 use crate::config::Pipeline;
@@ -107,7 +108,33 @@ pub struct NetworkSettings {
     /// default, left out of the hash) for none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub align: usize,
+    /// Season scenes only: how the network sees the steps. `stack` (the default, left out of
+    /// the hash): every band at every step is an input channel, gaps filled. `ltae`: a
+    /// temporal attention encoder per modality ([`super::temporal`]) attends to the observed
+    /// steps of each pixel only, then the spatial encoders and the fusion work on its latent.
+    #[serde(default, skip_serializing_if = "TemporalKind::is_stack")]
+    pub temporal: TemporalKind,
 }
+
+/// How a season network sees the steps (`temporal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TemporalKind {
+    /// Every step of every band is a channel.
+    #[default]
+    Stack,
+    /// Temporal attention encoders, masked to the observed steps.
+    Ltae,
+}
+
+impl TemporalKind {
+    fn is_stack(&self) -> bool {
+        *self == TemporalKind::Stack
+    }
+}
+
+/// Attention heads of a temporal encoder (its latent has `width` channels).
+pub const TEMPORAL_HEADS: usize = 4;
 
 /// How training patches are drawn (`sampling`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -206,6 +233,12 @@ impl NetworkSettings {
         if self.align > 0 && self.fusion != Fusion::LearnedKernel {
             return Err("align applies to fusion = \"learned-kernel\" only; remove it".into());
         }
+        if self.temporal == TemporalKind::Ltae && !self.width.is_multiple_of(TEMPORAL_HEADS) {
+            return Err(format!("temporal = \"ltae\" needs a width that is a multiple of {TEMPORAL_HEADS} (its attention heads)"));
+        }
+        if self.temporal == TemporalKind::Ltae && !self.raw_inputs {
+            return Err("temporal = \"ltae\" attends to the raw bands of each step; drop raw_inputs = false".into());
+        }
         if !self.raw_inputs && !self.hybrid {
             return Err("raw_inputs = false leaves the network no input; set hybrid = true (the hand-crafted features) or drop raw_inputs".into());
         }
@@ -238,7 +271,16 @@ impl NetworkMethod {
     fn train_config(&self, ctx: &SceneContext, extra: (usize, usize)) -> TrainConfig {
         let n = &self.settings;
         // A season's network takes every step of each band as a channel.
-        let steps = ctx.scene.season.as_ref().map_or(1, |s| s.steps.len());
+        let season = ctx.scene.season.as_ref();
+        let steps = season.map_or(1, |s| s.steps.len());
+        let temporal = season
+            .filter(|_| n.temporal == TemporalKind::Ltae)
+            .map(|s| TemporalSpec {
+                steps,
+                step_days: s.season.step_days as usize,
+                dim: n.width,
+                heads: TEMPORAL_HEADS,
+            });
         TrainConfig {
             spec: NetSpec {
                 fusion: n.fusion,
@@ -253,6 +295,7 @@ impl NetworkMethod {
                 raw_inputs: n.raw_inputs,
                 pixel_path: n.pixel_path,
                 align: n.align,
+                temporal,
             },
             epochs: n.epochs,
             patience: n.patience,
@@ -321,10 +364,12 @@ impl NetworkMethod {
 
     /// The patches of `wins` of every training scene.
     fn read_all(
+        &self,
         scenes: &[SceneContext],
         ranges: Option<&[(f64, f64)]>,
         wins: impl Fn(usize, &SceneContext) -> Result<Vec<Window>>,
     ) -> Result<Vec<Patch>> {
+        let gaps = self.settings.temporal == TemporalKind::Ltae;
         let p = scenes[0].pipeline;
         let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
         let mut out = Vec::new();
@@ -336,7 +381,7 @@ impl NetworkMethod {
                 &ctx.split,
                 &ids,
                 &w,
-                plan.as_ref(),
+                (plan.as_ref(), gaps),
             )?);
         }
         Ok(out)
@@ -349,12 +394,25 @@ impl NetworkMethod {
         ranges: Option<&[(f64, f64)]>,
         epoch: usize,
     ) -> Result<Vec<Patch>> {
-        let train = Self::read_all(scenes, ranges, |si, c| self.train_windows(c, si, epoch))?;
+        let train = self.read_all(scenes, ranges, |si, c| self.train_windows(c, si, epoch))?;
         if train.is_empty() {
             let (p, src) = (scenes[0].pipeline, scenes[0].scene);
             return Err(Error::config(&src.optical, format!("the training scenes have no training block of {} px that fits a patch; lower `split.block_size`", p.split.block_size)));
         }
         Ok(train)
+    }
+
+    /// Temporal encoders need season scenes; a season network trains on one number of steps.
+    fn check_steps(&self, scenes: &[SceneContext]) -> Result<()> {
+        let steps = |c: &SceneContext| c.scene.season.as_ref().map(|s| s.steps.len());
+        let first = &scenes[0];
+        if let Some(c) = scenes.iter().find(|c| steps(c) != steps(first)) {
+            return Err(Error::config(&c.scene.optical, format!("training scene `{}` has {:?} steps, `{}` has {:?}; a network trains on one temporal grid: give every training scene the same [time] grid", c.scene.name, steps(c), first.scene.name, steps(first))));
+        }
+        if self.settings.temporal == TemporalKind::Ltae && steps(first).is_none() {
+            return Err(Error::config(&first.scene.optical, format!("method `{}` has temporal = \"ltae\", which needs a season (a [time] section with dated rasters); add [time] or drop temporal", self.name)));
+        }
+        Ok(())
     }
 
     fn finish(&self, mut model: LearnedModel, path: PathBuf, hash: String) -> Box<dyn Model> {
@@ -377,6 +435,7 @@ impl Method for NetworkMethod {
         {
             return Err(Error::config(&c.scene.optical, format!("training scene `{}` has optical bands {:?}, `{}` has {:?}; a network trains on one band list: give every training scene the same bands", c.scene.name, c.scene.optical_bands, src.name, src.optical_bands)));
         }
+        self.check_steps(scenes)?;
         if let Some(c) = scenes.iter().find(|c| c.scene.sar_pols != src.sar_pols) {
             return Err(Error::config(&c.scene.sar, format!("training scene `{}` has polarisations {}, `{}` has {}; a network trains on one polarisation list: give every training scene the same `sar.polarisations`", c.scene.name, Polarisation::join(&c.scene.sar_pols), src.name, Polarisation::join(&src.sar_pols))));
         }
@@ -392,7 +451,7 @@ impl Method for NetworkMethod {
         let plan = ranges.as_deref().map(|r| plan_with(p, src, r));
         let (hybrid_features, extra_opt, extra_sar) =
             plan.as_ref().map_or((Vec::new(), 0, 0), hybrid_names);
-        let val = Self::read_all(scenes, ranges.as_deref(), |si, c| {
+        let val = self.read_all(scenes, ranges.as_deref(), |si, c| {
             Ok(self.val_windows(c, si))
         })?;
         let config = self.train_config(first, (extra_opt, extra_sar));
@@ -532,6 +591,17 @@ impl Model for NetModel {
                 ),
             });
         }
+        let spec = &meta.config.spec;
+        let steps = src.season.as_ref().map_or(1, |s| s.steps.len());
+        if spec.optical != src.optical_bands.len() * steps {
+            return Err(Error::Model {
+                path: self.path.clone(),
+                msg: format!(
+                    "it was trained on {} optical channels; scene `{}` gives {} ({} bands x {} steps); use the [time] grid it was trained with or retrain",
+                    spec.optical, src.name, src.optical_bands.len() * steps, src.optical_bands.len(), steps
+                ),
+            });
+        }
         // Hybrid models rebuild the feature plan with their training-time GLCM ranges and
         // refuse a pipeline whose features differ.
         let plan = if meta.hybrid_features.is_empty() {
@@ -581,7 +651,10 @@ impl TilePredictor for NetPredictor<'_> {
             &self.src,
             t.read,
             &self.model.meta.sar_polarisations,
-            self.plan.as_ref(),
+            (
+                self.plan.as_ref(),
+                self.model.meta.config.spec.temporal.is_some(),
+            ),
         )?;
         let pred = self.model.predict_full(&raw, (t.read.row, t.read.col));
         let (r0, c0) = t.core_offset();

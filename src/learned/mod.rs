@@ -22,12 +22,14 @@ mod input;
 pub mod method;
 pub mod model;
 pub mod native;
+mod native_temporal;
 mod native_unet;
 mod predict;
 pub mod runtime;
 pub mod scene_input;
 mod season_cache;
 mod store;
+pub mod temporal;
 mod train;
 pub mod unet;
 
@@ -92,8 +94,11 @@ impl LearnedModel {
             FusionNet::new(config.spec, &runtime.device)
         };
         let norm = Normalisation {
-            mean: vec![0.0; config.spec.in_ch() - 2],
-            std: vec![1.0; config.spec.in_ch() - 2],
+            mean: vec![
+                0.0;
+                config.spec.raw_bands() + config.spec.extra_opt + config.spec.extra_sar
+            ],
+            std: vec![1.0; config.spec.raw_bands() + config.spec.extra_opt + config.spec.extra_sar],
         };
         let report = TrainReport {
             epochs: 0,
@@ -378,6 +383,85 @@ mod tests {
         }
     }
 
+    /// A season network with temporal encoders (3 steps of 4 optical bands and of VV) and a
+    /// window whose pixels miss steps: step 1 of the optical bands over rows 10-19, step 0
+    /// of SAR over columns 0-5, besides the clouds and swath gap of [`model_and_window_with`].
+    fn temporal_model_and_window(fusion: Fusion) -> (LearnedModel, Array3<f32>) {
+        let spec = NetSpec {
+            optical: 12,
+            sar: 3,
+            temporal: Some(temporal::TemporalSpec {
+                steps: 3,
+                step_days: 30,
+                dim: 8,
+                heads: 4,
+            }),
+            ..NetSpec::raw(fusion, 8, 4)
+        };
+        let (model, mut raw) = model_and_window_with(spec, 0.5);
+        raw.slice_mut(s![4..8, 10..20, ..]).fill(f32::NAN);
+        raw.slice_mut(s![12..13, .., 0..6]).fill(f32::NAN);
+        (model, raw)
+    }
+
+    #[test]
+    fn native_equals_burn_with_temporal_encoders_for_every_fusion() {
+        for fusion in Fusion::ALL {
+            let (model, raw) = temporal_model_and_window(fusion);
+            let net = native::NativeNet::from_burn(&model.net);
+            let (bm, bl) = model.passes_burn(&raw, (16, 24));
+            let (nm, nl) = model.passes_native(&net, &raw, (16, 24));
+            for t in 0..3 {
+                let what = format!("temporal {fusion:?} pass {t}");
+                assert_close(&nm[t], &bm[t], 2e-4, &format!("{what} logits"));
+                assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
+            }
+        }
+    }
+
+    #[test]
+    fn temporal_attention_never_sees_an_unobserved_step() {
+        // Whatever values sit at a step flagged unobserved (at a pixel with another step
+        // observed), the latent is the same; values at an observed step do change it.
+        let (model, raw) = temporal_model_and_window(Fusion::LearnedKernel);
+        let spec = model.meta.config.spec;
+        let x = assemble_pixels(&raw, &model.meta.normalisation, &spec);
+        let step1 = 4..8;
+        let flag1 = spec.optical + 1;
+        let mut junk = x.clone();
+        let mut seen = x.clone();
+        let mut rng = Rng::new(3);
+        for px in 0..x.h * x.w {
+            let o = &mut junk.v[px * x.c..(px + 1) * x.c];
+            let other = o[spec.optical] + o[spec.optical + 2] > 0.0;
+            if o[flag1] == 0.0 && other {
+                step1
+                    .clone()
+                    .for_each(|b| o[b] = rng.f64() as f32 * 9.0 - 4.0);
+            } else {
+                seen.v[px * x.c + step1.start] += 1.0;
+            }
+        }
+        assert!(junk != x, "some pixel misses step 1");
+        let latent = |m: &native::Map| {
+            let planes = m.to_planes();
+            let t = to_tensor(planes, [1, m.c, m.h, m.w], &model.runtime.device);
+            to_vec(model.net.latent(t).maps[0].clone())
+        };
+        assert_eq!(latent(&junk), latent(&x), "burn saw an unobserved step");
+        let net = native::NativeNet::from_burn(&model.net);
+        assert_eq!(
+            net.latent(&junk).maps[0],
+            net.latent(&x).maps[0],
+            "native saw it"
+        );
+        assert_ne!(
+            latent(&seen),
+            latent(&x),
+            "an observed step changes the latent"
+        );
+    }
+
     #[test]
     fn native_unet_equals_burn_for_every_fusion() {
         // 23 x 30 pixels: padded to 24 x 32 inside the U-Net and cropped back.
@@ -460,6 +544,7 @@ mod tests {
             raw_inputs: true,
             pixel_path: false,
             align: 0,
+            temporal: None,
         };
         let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let x = assemble(&raw, &norm, &spec);

@@ -15,6 +15,8 @@ use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
 pub use super::fusion::Fusion;
+pub use super::temporal::TemporalSpec;
+use super::temporal::{Ltae, Temporal};
 use super::unet::UNet;
 
 /// Optical bands of a network unless its spec says otherwise (Sentinel-2's 10 m and 20 m
@@ -125,6 +127,11 @@ pub struct NetSpec {
     /// from the model file) for none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub align: usize,
+    /// A season network's temporal encoders ([`super::temporal`]): `optical` and `sar` then
+    /// count every band at every step, and each branch takes one observed flag per step. None
+    /// (omitted from the model file): the steps are plain channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<TemporalSpec>,
 }
 
 /// Serde helper shared with the pipeline settings (`method`).
@@ -163,6 +170,7 @@ impl NetSpec {
             raw_inputs: true,
             pixel_path: false,
             align: 0,
+            temporal: None,
         }
     }
 
@@ -171,14 +179,33 @@ impl NetSpec {
         self.optical + self.sar
     }
 
-    /// Optical block channels (presence flag included).
-    pub fn opt_ch(&self) -> usize {
-        self.optical + 1 + self.extra_opt
+    /// Observed flags per branch: one per step with temporal encoders, else none.
+    pub fn flags(&self) -> usize {
+        self.temporal.map_or(0, |t| t.steps)
     }
 
-    /// SAR block channels (presence flag included).
+    /// Optical block channels: bands, observed flags, features, presence flag.
+    pub fn opt_ch(&self) -> usize {
+        self.optical + self.flags() + self.extra_opt + 1
+    }
+
+    /// SAR block channels: polarisations, observed flags, features, presence flag.
     pub fn sar_ch(&self) -> usize {
-        self.sar + 1 + self.extra_sar
+        self.sar + self.flags() + self.extra_sar + 1
+    }
+
+    /// The spec the spatial encoders see: with temporal encoders each branch's bands and
+    /// flags become its temporal latent (`dim` channels); unchanged without.
+    pub fn encoded(&self) -> NetSpec {
+        match self.temporal {
+            Some(t) => NetSpec {
+                optical: t.dim,
+                sar: t.dim,
+                temporal: None,
+                ..*self
+            },
+            None => *self,
+        }
     }
 
     /// All input channels.
@@ -302,6 +329,8 @@ pub struct FusionNet {
     /// Learned kernel with `align`: the scale of the registration cue's resampling logits
     /// (times [`super::align::ALIGN_SCALE`]).
     pub(crate) align: Option<Param<Tensor<1>>>,
+    /// A season network's temporal encoders.
+    pub(crate) temporal: Option<Temporal>,
     #[module(skip)]
     spec: NetSpec,
 }
@@ -370,7 +399,14 @@ pub fn precision_weights(outs: &[HeadOut], presence: &[Option<Tensor<4>>]) -> Ve
 
 impl FusionNet {
     /// A freshly initialised network.
-    pub fn new(spec: NetSpec, device: &Device) -> Self {
+    pub fn new(full: NetSpec, device: &Device) -> Self {
+        let temporal = full.temporal.map(|t| Temporal {
+            opt: (full.fusion != Fusion::SarOnly)
+                .then(|| Ltae::new(full.optical / t.steps, &t, device)),
+            sar: (full.fusion != Fusion::OpticalOnly)
+                .then(|| Ltae::new(full.sar / t.steps, &t, device)),
+        });
+        let spec = full.encoded();
         let w = spec.width;
         let taps = 2 * spec.kernel * spec.kernel;
         let (opt_in, sar_in) = match spec.fusion {
@@ -437,7 +473,8 @@ impl FusionNet {
             heads,
             align: (spec.fusion == Fusion::LearnedKernel && spec.align > 0)
                 .then(|| Param::from_tensor(Tensor::from_floats([1.0], device))),
-            spec,
+            temporal,
+            spec: full,
         }
     }
 
@@ -448,7 +485,9 @@ impl FusionNet {
 
     /// Encoders and fusion: `[batch, in_ch, h, w]` -> each expert's latent map and presence.
     pub fn latent(&self, x: Tensor<4>) -> Latent {
-        let (opt_ch, in_ch) = (self.spec.opt_ch(), self.spec.in_ch());
+        let x = self.through_time(x);
+        let spec = self.spec.encoded();
+        let (opt_ch, in_ch) = (spec.opt_ch(), spec.in_ch());
         let po = channels(&x, opt_ch - 1..opt_ch);
         let ps = channels(&x, in_ch - 1..in_ch);
         type Branch<'a> = (&'a Option<Encoder>, &'a Option<UNet>, &'a Option<Conv2d>);
@@ -528,6 +567,34 @@ impl FusionNet {
                 l
             }
         }
+    }
+
+    /// A season network's input with each branch's steps and flags replaced by its temporal
+    /// latent (the layout of [`NetSpec::encoded`]); unchanged without temporal encoders.
+    fn through_time(&self, x: Tensor<4>) -> Tensor<4> {
+        let (Some(tm), Some(t)) = (&self.temporal, self.spec.temporal) else {
+            return x;
+        };
+        let s = self.spec;
+        let [b, _, h, w] = x.dims();
+        let branch = |enc: &Option<Ltae>, start: usize, n: usize| match enc {
+            Some(e) => e.forward(
+                channels(&x, start..start + n),
+                channels(&x, start + n..start + n + t.steps),
+                &t,
+            ),
+            None => Tensor::zeros([b, t.dim, h, w], &x.device()),
+        };
+        let so = s.opt_ch();
+        Tensor::cat(
+            vec![
+                branch(&tm.opt, 0, s.optical),
+                channels(&x, s.optical + t.steps..so),
+                branch(&tm.sar, so, s.sar),
+                channels(&x, so + s.sar + t.steps..s.in_ch()),
+            ],
+            1,
+        )
     }
 
     /// With `align`: the SAR latent resampled onto the optical grid by the registration cue
@@ -835,6 +902,7 @@ mod tests {
                 } else {
                     0
                 },
+                temporal: None,
             };
             let net = FusionNet::new(spec, &dev);
             let x = Tensor::<4>::random(

@@ -145,7 +145,7 @@ pub(crate) struct Conv {
     b: Vec<f32>,
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -423,7 +423,7 @@ impl NativeEncoder {
 
 /// Latent maps of the experts with each expert's presence plane (`None` = present everywhere).
 pub struct Latent {
-    maps: Vec<Map>,
+    pub(crate) maps: Vec<Map>,
     presence: Vec<Option<Vec<f32>>>,
 }
 
@@ -449,6 +449,8 @@ pub struct NativeNet {
     heads: Vec<(Conv, Conv)>,
     /// Learned kernel with `align`: the registration cue's scale.
     align: Option<f32>,
+    /// A season network's temporal encoders.
+    temporal: Option<super::native_temporal::NativeTemporal>,
 }
 
 impl NativeNet {
@@ -475,12 +477,15 @@ impl NativeNet {
                 let v = a.val().into_data().convert::<f32>();
                 v.try_to_vec::<f32>().expect("f32 scale")[0] * super::align::ALIGN_SCALE
             }),
+            temporal: super::native_temporal::NativeTemporal::from_burn(net),
         }
     }
 
     /// Expert latents of a network input (`assemble`'s layout, pixel-major): `FusionNet::latent`.
     pub fn latent(&self, x: &Map) -> Latent {
-        let s = &self.spec;
+        let through_time = self.temporal.as_ref().map(|t| t.apply(x));
+        let x = through_time.as_ref().unwrap_or(x);
+        let s = &self.spec.encoded();
         let (opt_ch, in_ch) = (s.opt_ch(), s.in_ch());
         let enc = |(e, px): (&Option<NativeEncoder>, &Option<Conv>), x: &Map| {
             let f = e.as_ref().expect("encoder present").forward(x);

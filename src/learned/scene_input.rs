@@ -30,12 +30,14 @@ pub struct RawWindow {
 /// missing; for a season every step),
 /// then, for hybrid models, the hand-crafted features of `hybrid` (optical ones, then SAR ones),
 /// computed on the window grown by the features' own halo so they do not depend on tiling.
+/// With `gaps` (networks with temporal encoders) a season's steps without a valid observation
+/// are NaN instead of gap-filled.
 pub fn raw_window(
     reader: &SceneReader,
     src: &SceneSources,
     win: Window,
     pols: &[Polarisation],
-    hybrid: Option<&FeaturePlan>,
+    (hybrid, gaps): (Option<&FeaturePlan>, bool),
 ) -> Result<RawWindow> {
     let g = &src.grid;
     let halo = hybrid.map_or(0, |pl| pl.halo);
@@ -73,7 +75,7 @@ pub fn raw_window(
             )
         })?;
     let (optical, sar_db) = match &t.season {
-        Some(s) => season_channels(s, &sar, (scale, offset))?,
+        Some(s) => season_channels(s, &sar, (scale, offset), gaps)?,
         None => (
             t.optical_dn.mapv(|v| v * scale + offset),
             t.sar_linear.select(Axis(0), &sar).mapv(linear_to_db),
@@ -106,19 +108,38 @@ pub fn raw_window(
 }
 
 /// A season's regularised inputs as channels, step by step: every optical reflectance of step
-/// 0, then of step 1, ...; likewise the SAR polarisations at indices `sar` (dB).
+/// 0, then of step 1, ...; likewise the SAR polarisations at indices `sar` (dB). With `gaps`,
+/// NaN at the steps a pixel was not observed.
 fn season_channels(
     s: &crate::temporal::SeasonInputs,
     sar: &[usize],
     (scale, offset): (f32, f32),
+    gaps: bool,
 ) -> Result<(Array3<f32>, Array3<f32>)> {
-    let flat = |a: ndarray::Array4<f32>| {
+    let flat = |mut a: ndarray::Array4<f32>, observed: &ndarray::Array3<bool>| {
+        if gaps {
+            for (mut step, seen) in a.outer_iter_mut().zip(observed.outer_iter()) {
+                for mut band in step.outer_iter_mut() {
+                    ndarray::Zip::from(&mut band).and(&seen).for_each(|v, &o| {
+                        if !o {
+                            *v = f32::NAN;
+                        }
+                    });
+                }
+            }
+        }
         let (t, b, h, w) = a.dim();
         Array3::from_shape_vec((t * b, h, w), a.iter().copied().collect())
             .map_err(|e| Error::Internal(format!("season channels: {e}")))
     };
-    let optical = flat(s.optical_dn.mapv(|v| v * scale + offset))?;
-    let sar = flat(s.sar_linear.select(Axis(1), sar).mapv(linear_to_db))?;
+    let optical = flat(
+        s.optical_dn.mapv(|v| v * scale + offset),
+        &s.optical_observed,
+    )?;
+    let sar = flat(
+        s.sar_linear.select(Axis(1), sar).mapv(linear_to_db),
+        &s.sar_observed,
+    )?;
     Ok((optical, sar))
 }
 
@@ -281,9 +302,9 @@ pub fn read_patches(
     split: &BlockSplit,
     ids: &[u8],
     wins: &[Window],
-    hybrid: Option<&FeaturePlan>,
+    inputs: (Option<&FeaturePlan>, bool),
 ) -> Result<Vec<Patch>> {
-    if let Some(whole) = super::season_cache::season_raw(src, hybrid)? {
+    if let Some(whole) = super::season_cache::season_raw(src, inputs)? {
         return Ok(wins
             .iter()
             .map(|w| {
@@ -309,7 +330,7 @@ pub fn read_patches(
         .map(|ws| -> Result<Vec<Patch>> {
             let reader = SceneReader::open(src)?;
             ws.iter()
-                .map(|w| read_patch(&reader, src, split, ids, *w, hybrid))
+                .map(|w| read_patch(&reader, src, split, ids, *w, inputs))
                 .collect()
         })
         .collect::<Result<Vec<_>>>()?;
@@ -323,9 +344,9 @@ fn read_patch(
     split: &BlockSplit,
     ids: &[u8],
     w: Window,
-    hybrid: Option<&FeaturePlan>,
+    inputs: (Option<&FeaturePlan>, bool),
 ) -> Result<Patch> {
-    let RawWindow { raw, labels, .. } = raw_window(reader, src, w, &src.sar_pols, hybrid)?;
+    let RawWindow { raw, labels, .. } = raw_window(reader, src, w, &src.sar_pols, inputs)?;
     Ok(patch(raw, labels, split, ids, w))
 }
 

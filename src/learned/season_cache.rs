@@ -22,11 +22,11 @@ type Entry = (String, Arc<RawWindow>, usize);
 
 static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
-/// What identifies a scene's raw bands: its files (paths, sizes, times), grid and the
-/// hybrid features.
-fn key(src: &SceneSources, hybrid: Option<&FeaturePlan>) -> String {
+/// What identifies a scene's raw bands: its files (paths, sizes, times), grid, the hybrid
+/// features and whether gaps stay NaN.
+fn key(src: &SceneSources, hybrid: Option<&FeaturePlan>, gaps: bool) -> String {
     format!(
-        "{}|{}|{:?}|{:?}",
+        "{}|{}|{:?}|{:?}|{gaps}",
         src.name,
         crate::pipeline::manifest::fingerprint(&src.input_files()),
         src.grid.transform,
@@ -38,7 +38,7 @@ fn key(src: &SceneSources, hybrid: Option<&FeaturePlan>) -> String {
 /// one too large to keep.
 pub fn season_raw(
     src: &SceneSources,
-    hybrid: Option<&FeaturePlan>,
+    (hybrid, gaps): (Option<&FeaturePlan>, bool),
 ) -> Result<Option<Arc<RawWindow>>> {
     let Some(ss) = &src.season else {
         return Ok(None);
@@ -50,7 +50,7 @@ pub fn season_raw(
     if bytes > SCENE_BYTES {
         return Ok(None);
     }
-    let k = key(src, hybrid);
+    let k = key(src, hybrid, gaps);
     let mut cache = crate::error::lock(&CACHE)?;
     if let Some(e) = cache.iter().find(|e| e.0 == k) {
         return Ok(Some(e.1.clone()));
@@ -62,7 +62,13 @@ pub fn season_raw(
         width: g.width,
         height: g.height,
     };
-    let raw = Arc::new(raw_window(&reader, src, whole, &src.sar_pols, hybrid)?);
+    let raw = Arc::new(raw_window(
+        &reader,
+        src,
+        whole,
+        &src.sar_pols,
+        (hybrid, gaps),
+    )?);
     while !cache.is_empty() && cache.iter().map(|e| e.2).sum::<usize>() + bytes > TOTAL_BYTES {
         cache.remove(0);
     }

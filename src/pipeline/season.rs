@@ -219,6 +219,8 @@ impl SeasonReader {
                 sar_linear: s.values,
                 n_optical: o.n_obs,
                 n_sar: s.n_obs,
+                optical_observed: o.observed,
+                sar_observed: s.observed,
             }),
         })
     }

@@ -377,7 +377,13 @@ pub fn season_pipeline_toml(scenes: &[(String, String, i32)]) -> String {
             q(&scenes[scenes.len() - held..])
         ));
     }
-    s + SEASON_SETTINGS + super::LEARNED_METHOD
+    // Beside the learned kernel on stacked steps, the learned kernel on temporal attention
+    // encoders (attending to each pixel's observed steps only).
+    let ltae = super::LEARNED_METHOD.replace(
+        "name = \"learned-kernel\"",
+        "name = \"ltae-kernel\"\nfusion = \"learned-kernel\"\ntemporal = \"ltae\"",
+    );
+    s + SEASON_SETTINGS + super::LEARNED_METHOD + &ltae
 }
 
 const SEASON_SETTINGS: &str = r#"[tiling]

@@ -9,7 +9,7 @@
 pub mod regularise;
 pub mod stats;
 
-use ndarray::{Array2, Array4};
+use ndarray::{Array2, Array3, Array4};
 
 pub use regularise::{Regular, StepAccumulator};
 
@@ -25,4 +25,8 @@ pub struct SeasonInputs {
     pub n_optical: Array2<u16>,
     /// Valid SAR observations per pixel in the season.
     pub n_sar: Array2<u16>,
+    /// Steps with a valid optical observation `[step, row, col]` (the others are gap-filled).
+    pub optical_observed: Array3<bool>,
+    /// Steps with a valid SAR observation `[step, row, col]`.
+    pub sar_observed: Array3<bool>,
 }

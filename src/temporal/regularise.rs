@@ -27,6 +27,9 @@ pub struct Regular {
     pub mean: Array3<f32>,
     /// Valid observations per pixel.
     pub n_obs: Array2<u16>,
+    /// Whether each step has a valid observation of the pixel `[step, row, col]` (false:
+    /// gap-filled or NaN).
+    pub observed: Array3<bool>,
 }
 
 impl StepAccumulator {
@@ -116,6 +119,7 @@ impl StepAccumulator {
             values,
             mean,
             n_obs,
+            observed: self.count.mapv(|n| n > 0),
         }
     }
 }
