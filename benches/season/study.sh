@@ -2,9 +2,10 @@
 # Synthetic seasons, held-out scenes: the season's forest and boosted trees (temporal features)
 # and networks against the trees on the best single date of each scene (its clearest date between
 # June and August, with the SAR date nearest it), with 0 %, 30 % and 70 % of the optical dates
-# heavily clouded; the networks (learned kernel, optical-only, SAR-only) take the season's
-# steps as channels. `geofuse compare` gives every score with its 95 % block-bootstrap interval
-# and the Holm-adjusted block test of every pair.
+# heavily clouded; the networks: the learned kernel on the season's steps as channels
+# (learned-kernel) and on temporal attention encoders (ltae-kernel), and the optical-only and
+# SAR-only temporal attention networks (ltae-optical, ltae-sar). `geofuse compare` gives every
+# score with its 95 % block-bootstrap interval and the Holm-adjusted block test of every pair.
 #   bash benches/season/study.sh [SIZE] [SCENES] [OUT]   (default 384 6 out/season-study)
 #   CLOUDS="0 0.3 0.7" DATES=12 NETS=1 (0: trees only) EPOCHS=30 BIN=path/to/geofuse
 set -euo pipefail
@@ -22,8 +23,8 @@ for cloud in ${CLOUDS:-0 0.3 0.7}; do
     # Trees only: the networks' training dominates the run time.
     /usr/bin/python3 -c 'import sys; p = sys.argv[1]; t = open(p).read(); open(p, "w").write(t[: t.index("\n[[methods]]\nname = \"learned-kernel\"")] + "\n")' "$D/data/pipeline.toml"
   else
-    for m in optical-only sar-only; do
-      printf '\n[[methods]]\nname = "%s"\nwidth = 16\nepochs = %s\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\n' "$m" "${EPOCHS:-30}" >>"$D/data/pipeline.toml"
+    for m in optical sar; do
+      printf '\n[[methods]]\nname = "ltae-%s"\nfusion = "%s-only"\ntemporal = "ltae"\nwidth = 16\nepochs = %s\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\n' "$m" "$m" "${EPOCHS:-30}" >>"$D/data/pipeline.toml"
     done
     sed -i "s/^epochs = 30$/epochs = ${EPOCHS:-30}/" "$D/data/pipeline.toml"
   fi

@@ -144,39 +144,32 @@ pub fn prepare_season(
     Ok(src)
 }
 
-/// Readers of every date of a season scene, owned by one worker.
+/// The dated rasters of a season scene, read by one worker. Each date's rasters are opened for
+/// a window's read and closed after it: GDAL keeps a decoded block buffer per open dataset (a
+/// whole block of every band, 1-5 MB for Sentinel-2 files), so holding every date open made
+/// memory grow with the number of dates; an open costs well under a millisecond.
 pub struct SeasonReader {
     steps: Vec<(i64, i64)>,
-    optical: Vec<(i64, RasterReader, Option<RasterReader>)>,
-    sar: Vec<(i64, RasterReader, SarUnit, Vec<usize>)>,
+    optical: Vec<(i64, PathBuf, Option<PathBuf>)>,
+    sar: Vec<(i64, PathBuf, SarUnit, Vec<usize>)>,
     n_optical: usize,
     invalid: Vec<u16>,
 }
 
 impl SeasonReader {
-    /// Opens every dated raster of the scene.
+    /// The readers of every dated raster of the scene (each date is opened when read).
     pub fn open(ss: &SeasonSources) -> Result<Self> {
         let day = |d: &str| day_number(d).unwrap_or(0);
         let optical = ss
             .optical
             .iter()
-            .map(|d| -> Result<_> {
-                let m = d.mask.as_deref().map(RasterReader::open).transpose()?;
-                Ok((day(&d.date), RasterReader::open(&d.path)?, m))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|d| (day(&d.date), d.path.clone(), d.mask.clone()))
+            .collect();
         let sar = ss
             .sar
             .iter()
-            .map(|d| -> Result<_> {
-                Ok((
-                    day(&d.date),
-                    RasterReader::open(&d.path)?,
-                    d.unit,
-                    d.bands.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map(|d| (day(&d.date), d.path.clone(), d.unit, d.bands.clone()))
+            .collect();
         Ok(SeasonReader {
             steps: ss.steps.clone(),
             n_optical: ss.optical.first().map_or(0, |d| d.bands.len()),
@@ -197,16 +190,19 @@ impl SeasonReader {
     pub fn read(&self, win: Window, pols: &[Polarisation]) -> Result<TileInputs> {
         let (h, w) = (win.height, win.width);
         let mut acc_o = StepAccumulator::new(&self.steps, self.n_optical, h, w);
-        for (day, r, m) in &self.optical {
+        for (day, path, mask) in &self.optical {
             if acc_o.step_of(*day).is_some() {
-                let x = read_optical(r, m.as_ref(), &self.invalid, self.n_optical, win)?;
+                let r = RasterReader::open(path)?;
+                let m = mask.as_deref().map(RasterReader::open).transpose()?;
+                let x = read_optical(&r, m.as_ref(), &self.invalid, self.n_optical, win)?;
                 acc_o.add(*day, &x);
             }
         }
         let mut acc_s = StepAccumulator::new(&self.steps, pols.len(), h, w);
-        for (day, r, unit, bands) in &self.sar {
+        for (day, path, unit, bands) in &self.sar {
             if acc_s.step_of(*day).is_some() {
-                acc_s.add(*day, &read_sar(r, bands, *unit, win)?);
+                let r = RasterReader::open(path)?;
+                acc_s.add(*day, &read_sar(&r, bands, *unit, win)?);
             }
         }
         let (o, s) = (acc_o.finish(), acc_s.finish());
