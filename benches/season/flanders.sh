@@ -5,7 +5,10 @@
 # directions (held-out scenes), with the 20 m bands alone (B05-B12, SCL) and with all ten
 # bands (the 10 m and 20 m files of a date joined in a VRT on the 10 m grid).
 #   bash benches/season/flanders.sh [OUT]   (default out/season-flanders; DATA=shared data folder)
-#   TASKS="LC CT" BANDS="20m all" NETS=1 (0: the trees only) BIN=path/to/geofuse
+#   TASKS="LC CT" BANDS="20m all" BIN=path/to/geofuse
+#   NETS="learned-kernel optical-only sar-only ltae-kernel ltae-optical ltae-sar" (the default;
+#   0: the trees only): the networks beside the trees; ltae-* take the steps through temporal
+#   attention encoders (temporal = "ltae"), the others as channels.
 # Each run's report: OUT/<task>-<bands>-<setting>/report.md; a summary table is printed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -61,8 +64,11 @@ for cid, _ in chips.values():
     dst = None
 labels = lambda cid, task: f"{data}/{cid}/{cid}_label_LC.tif" if task == "LC" else f"{out}/labels/{cid}_label_CT.tif"
 net = "width = 16\nepochs = 30\npatience = 8\npatches = 256\npatch = 32\nmc_passes = 16\n"
-nets = ["learned-kernel", "optical-only", "sar-only"] if os.environ.get("NETS", "1") != "0" else []
-methods = '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 14\n\n[[methods]]\nname = "boosted"\n\n' + "".join(f'[[methods]]\nname = "{m}"\n{net}\n' for m in nets)
+nets = os.environ.get("NETS", "learned-kernel optical-only sar-only ltae-kernel ltae-optical ltae-sar").split()
+nets = [] if nets == ["0"] else nets
+ltae = {"ltae-kernel": "learned-kernel", "ltae-optical": "optical-only", "ltae-sar": "sar-only"}
+net_of = lambda m: f'fusion = "{ltae[m]}"\ntemporal = "ltae"\n{net}' if m in ltae else net
+methods = '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 14\n\n[[methods]]\nname = "boosted"\n\n' + "".join(f'[[methods]]\nname = "{m}"\n{net_of(m)}\n' for m in nets)
 for task in tasks:
     classes = "".join(f'[[classes]]\nid = {i}\nname = "{n}"\ncolor = "#{(i * 2654435761) % 0xFFFFFF:06x}"\n\n' for i, n in (lc if task == "LC" else ct))
     for bs in bandsets:

@@ -195,12 +195,14 @@ impl NetSpec {
     }
 
     /// The spec the spatial encoders see: with temporal encoders each branch's bands and
-    /// flags become its temporal latent (`dim` channels); unchanged without.
+    /// flags become its temporal latent (`dim` channels) and the fraction of its steps
+    /// observed at the pixel (so the heads can widen their variance where dates were lost);
+    /// unchanged without.
     pub fn encoded(&self) -> NetSpec {
         match self.temporal {
             Some(t) => NetSpec {
-                optical: t.dim,
-                sar: t.dim,
+                optical: t.dim + 1,
+                sar: t.dim + 1,
                 temporal: None,
                 ..*self
             },
@@ -578,12 +580,15 @@ impl FusionNet {
         let s = self.spec;
         let [b, _, h, w] = x.dims();
         let branch = |enc: &Option<Ltae>, start: usize, n: usize| match enc {
-            Some(e) => e.forward(
-                channels(&x, start..start + n),
-                channels(&x, start + n..start + n + t.steps),
-                &t,
-            ),
-            None => Tensor::zeros([b, t.dim, h, w], &x.device()),
+            Some(e) => {
+                let flags = channels(&x, start + n..start + n + t.steps);
+                let seen = flags.clone().mean_dim(1);
+                Tensor::cat(
+                    vec![e.forward(channels(&x, start..start + n), flags, &t), seen],
+                    1,
+                )
+            }
+            None => Tensor::zeros([b, t.dim + 1, h, w], &x.device()),
         };
         let so = s.opt_ch();
         Tensor::cat(

@@ -151,46 +151,50 @@ impl NativeTemporal {
     }
 
     /// A network input (`assemble`'s layout) -> the layout of [`NetSpec::encoded`]: each
-    /// branch's steps and flags replaced by its temporal latent (zeros for a branch the
-    /// fusion ignores), features and presence flags kept.
+    /// branch's steps and flags replaced by its temporal latent and observed fraction (zeros
+    /// for a branch the fusion ignores), features and presence flags kept.
     pub(crate) fn apply(&self, x: &Map) -> Map {
-        let s = &self.spec;
-        let t = s.temporal.expect("a temporal network");
-        let enc = s.encoded();
-        let (so, eo) = (s.opt_ch(), enc.opt_ch());
-        let (d, n) = (t.dim, t.steps);
+        let enc = self.spec.encoded();
+        let t = self.spec.temporal.expect("a temporal network");
         let mut out = Map::zeros(x.h, x.w, enc.in_ch());
-        let inner = || (self.opt.as_ref(), self.sar.as_ref());
+        let scratch = |l: &Option<NativeLtae>| l.as_ref().map(NativeLtae::scratch);
         out.v
             .par_chunks_mut(x.w * enc.in_ch())
             .zip(x.v.par_chunks(x.w * x.c))
             .for_each_init(
-                || {
-                    let (a, b) = inner();
-                    (a.map(NativeLtae::scratch), b.map(NativeLtae::scratch))
-                },
+                || (scratch(&self.opt), scratch(&self.sar)),
                 |(sa, sb), (orow, xrow)| {
                     let pixels = orow
                         .chunks_exact_mut(enc.in_ch())
                         .zip(xrow.chunks_exact(x.c));
                     for (o, px) in pixels {
-                        if let (Some(l), Some(sc)) = (&self.opt, sa.as_mut()) {
-                            l.pixel(
-                                &px[..s.optical],
-                                &px[s.optical..s.optical + n],
-                                sc,
-                                &mut o[..d],
-                            );
-                        }
-                        o[d..eo].copy_from_slice(&px[s.optical + n..so]);
-                        if let (Some(l), Some(sc)) = (&self.sar, sb.as_mut()) {
-                            let (v, f) = (so..so + s.sar, so + s.sar..so + s.sar + n);
-                            l.pixel(&px[v], &px[f], sc, &mut o[eo..eo + d]);
-                        }
-                        o[eo + d..].copy_from_slice(&px[so + s.sar + n..]);
+                        let (oo, os) = o.split_at_mut(enc.opt_ch());
+                        let (po, ps) = px.split_at(self.spec.opt_ch());
+                        branch(&self.opt, sa.as_mut(), po, oo, self.spec.optical, &t);
+                        branch(&self.sar, sb.as_mut(), ps, os, self.spec.sar, &t);
                     }
                 },
             );
         out
     }
+}
+
+/// One branch of one pixel: `px` = values (`n` = steps x bands), flags, features, presence ->
+/// `o` = temporal latent, observed fraction, features, presence (latent and fraction 0 for a
+/// branch without an encoder, which its fusion ignores).
+fn branch(
+    l: &Option<NativeLtae>,
+    sc: Option<&mut Scratch>,
+    px: &[f32],
+    o: &mut [f32],
+    n: usize,
+    t: &TemporalSpec,
+) {
+    let (d, steps) = (t.dim, t.steps);
+    let flags = &px[n..n + steps];
+    if let (Some(l), Some(sc)) = (l, sc) {
+        l.pixel(&px[..n], flags, sc, &mut o[..d]);
+        o[d] = flags.iter().sum::<f32>() / steps as f32;
+    }
+    o[d + 1..].copy_from_slice(&px[n + steps..]);
 }

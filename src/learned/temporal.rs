@@ -9,8 +9,10 @@
 //! step with no valid observation (cloud, nodata, no acquisition) gets weight exactly zero, so
 //! no gap-filled value is seen as real. Head h's output is sum_t a_{t,h} e_t restricted to its
 //! `dim / heads` channels; the heads' outputs are concatenated and passed through a 1 x 1
-//! convolution with ReLU. A pixel with no observed step at all attends uniformly to zeros and
-//! its modality's presence flag is 0, so the fusion ignores it.
+//! convolution with ReLU. Beside the latent the branch passes on the fraction of its steps
+//! observed at the pixel, so the heads can widen their variance (and the precision weighting
+//! lean on the other modality) where dates were lost. A pixel with no observed step at all
+//! attends uniformly to zeros and its modality's presence flag is 0, so the fusion ignores it.
 //!
 //! Input layout of a temporal branch (see `input.rs`): `steps x bands` values, step by step,
 //! then one observed flag per step.
