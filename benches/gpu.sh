@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU figures through wgpu (issue 14 item 6), one prepared script for a lent device machine
+# GPU figures through wgpu, one prepared script for a lent device machine
 # (or any machine with a Vulkan driver). For each encoder (small, unet): the cold start (the
 # first wgpu run in a fresh process and shader cache: adapter, pipelines and shader
 # compilation) against a warm run; inference of a 1024^2 tile (forward pass, and the full

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Learning curves (issue 12): `geofuse study` on the shipped demo scene, on six varied synthetic
+# Learning curves: `geofuse study` on the shipped demo scene, on six varied synthetic
 # scenes (train on 1-4, hold out 5-6) and on the Flanders chips across chips (train on chip A,
 # hold out chip B), each method trained on nested subsets of the training pixels with two
 # seeds. Prints held-out mIoU (mean [min, max] over seeds) per method and training size;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Misregistration study (issue 14 item 4): does a learned fusion kernel, which predicts its
+# Misregistration study: does a learned fusion kernel, which predicts its
 # taps from both modalities, cope with SAR misregistered against the optical grid better than a
 # fixed bilateral kernel, early fusion and concatenation?
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The multi-scale encoder against the hand-crafted methods and the single modalities (issue 14):
+# The multi-scale encoder against the hand-crafted methods and the single modalities:
 # held-out synthetic scenes with scene-to-scene variation (six 192 px scenes, train on 1-4, score
 # 5-6) and the Flanders chips across chips (train on chip A 2018, score chip B 2019), each a
 # `geofuse study` (learning curve) over nested subsets of the training pixels.
@@ -7,10 +7,10 @@
 # Methods: forest (handcrafted), boosted trees, optical-only, sar-only and learned-kernel with
 # the small encoder, optical-only-unet and learned-kernel-unet with the U-Net. Small networks draw
 # SMALL_PATCHES patches of 32 px per training scene and epoch (default 256, geofuse's own default;
-# the session-7 and -8 tables used 64, which undertrains them: BENCHMARKS.md, session 9); U-Nets
+# 64, used in earlier tables, undertrains them: BENCHMARKS.md); U-Nets
 # UNET_PATCHES patches of 64 px (default 32, the tables' setting; the context needs the patch;
 # 32 undertrains them too: 128 and 256 lift the cloudy-scene U-Net fusion from 0.888 to 0.917
-# and 0.938 mIoU at four and eight times the training time, BENCHMARKS.md, session 15).
+# and 0.938 mIoU at four and eight times the training time, BENCHMARKS.md).
 # Flanders chips are 64 px, so its split uses 32 px blocks there (16 in
 # pipelines/flanders-cross.toml) for the U-Net to see 32 px patches.
 #
@@ -24,7 +24,7 @@
 #                                                # three small networks 4x longer
 #   bash benches/multiscale.sh flanders          # one of them
 #   SIZE=384 FRACTIONS=1 bash benches/multiscale.sh synth   # 384 px scenes: 3-25 % cloud each
-#   SIZE=384 FRACTIONS=0.1,1 bash benches/multiscale.sh synth   # session 15's table: 31 min
+#   SIZE=384 FRACTIONS=0.1,1 bash benches/multiscale.sh synth   # BENCHMARKS.md's table: 31 min
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin="${CARGO_TARGET_DIR:-target}/release/geofuse"

@@ -82,7 +82,7 @@ def main():
         if a.parent.name == "models" or a.name in ("metrics.json", "manifest.json") or a.name.endswith((".stac.json", ".model.json", ".train.json")):
             continue
         b = new / a.relative_to(old)
-        if not b.exists():  # trained once per run since issue 11: <out>/models/
+        if not b.exists():  # newer runs train once per run: <out>/models/
             b = new / "models" / a.name
         print(f"model {a.relative_to(old)}: {'byte-identical' if b.exists() and sha(a) == sha(b) else 'DIFFERS'} ({b.relative_to(new)})")
     for a in sorted(old.glob("*/metrics.json")):

@@ -3,7 +3,7 @@
 #
 #   bash scripts/compare_with_commit.sh [COMMIT] [PIPELINE ...]
 #
-# COMMIT defaults to 64278d1 (the last commit before the method interface of issue 10);
+# COMMIT defaults to 64278d1 (the last commit before the method interface);
 # PIPELINE defaults to pipelines/demo.toml pipelines/fusion-study.toml. Builds COMMIT in a
 # git worktree under $WORK (default /tmp/geofuse-compare), runs both binaries with
 # --device cpu into separate folders and prints scripts/compare_products.py's report for each

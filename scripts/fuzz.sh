@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes what reads user input (issue 13): the pipeline parser and validation
+# Fuzzes what reads user input: the pipeline parser and validation
 # (fuzz_targets/pipeline_config.rs) and the raster header and scene checks on mutated small
 # GeoTIFFs (fuzz_targets/raster_header.rs), with cargo-fuzz (libFuzzer) on the stable
 # toolchain: RUSTC_BOOTSTRAP=1 lets it pass the flags libFuzzer's coverage needs, and no

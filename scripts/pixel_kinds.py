@@ -18,7 +18,7 @@ labelled pixels mapped right among
 With --pair A B it prints instead the block-level sign-flip test (blocks of --block px, as
 `[split] block_size`; 100,000 seeded random flips, two-sided) of the overall accuracy of A
 minus B on the informed pixels: whether one method is ahead where the data can decide.
-The per-kind tables of BENCHMARKS.md (issue 14) come from it.
+The per-kind tables of BENCHMARKS.md come from it.
 """
 import sys
 

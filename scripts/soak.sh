@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Kill-and-resume soak (issue 13): KILLS times, SIGKILLs `geofuse run` over a multi-scene
+# Kill-and-resume soak: KILLS times, SIGKILLs `geofuse run` over a multi-scene
 # synthetic pipeline at a random moment of its run, reruns it to the end, and checks that
 # every product is byte-identical to an uninterrupted run's and that no temporary file is
 # left. Prints the kill moments and a verdict; exit 1 on a

@@ -1,4 +1,4 @@
-//! A batch as a scheduler runs it (issue 11): shards at the same time into one folder, runs
+//! A batch as a scheduler runs it: shards at the same time into one folder, runs
 //! killed at random moments and rerun, a corrupt scene among good ones, mosaics, merge.
 //! Everything goes through the binary, as cron, Slurm or Kubernetes would run it.
 

@@ -1,4 +1,4 @@
-//! The catalogue of bad inputs (issue 13 item 1): each case starts from a good synthetic
+//! The catalogue of bad inputs: each case starts from a good synthetic
 //! scene and its pipeline, breaks one thing, and runs `geofuse run` as a user would. A bad
 //! case must exit 2 with a message naming the file (or key) and the fix, never panic, and
 //! leave no product or temporary file; the accepted cases (a byte-order mark, CRLF line

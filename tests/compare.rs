@@ -1,4 +1,4 @@
-//! The comparison report (issue 12): scores with block-bootstrap intervals, pairwise tests
+//! The comparison report: scores with block-bootstrap intervals, pairwise tests
 //! whose counts are checked here against the products themselves, `geofuse compare` over one
 //! and several folders.
 

@@ -1,4 +1,4 @@
-//! The scheduler examples under deploy/ (issue 11 item 4): each is parsed and its geofuse
+//! The scheduler examples under deploy/: each is parsed and its geofuse
 //! commands run here, as the scheduler would run them: the crontab line over a growing
 //! folder of scenes found by a pattern, the Slurm submit script through a stand-in `sbatch`
 //! that runs what it is given (array tasks at the same time), the Kubernetes Jobs' container

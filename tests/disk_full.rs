@@ -1,4 +1,4 @@
-//! A disk that fills up mid-run (issue 13): the output folder on a small tmpfs. The run stops
+//! A disk that fills up mid-run: the output folder on a small tmpfs. The run stops
 //! with a message naming the file and saying the disk is full, exits non-zero without a
 //! panic, leaves no partial product or temporary file, keeps what it finished, and a rerun
 //! with room finishes with products identical to a run that never ran out of space.

@@ -1,4 +1,4 @@
-//! Vector reference data (issue 11 item 2): polygons and points from GeoPackage and GeoJSON,
+//! Vector reference data: polygons and points from GeoPackage and GeoJSON,
 //! in the scene's CRS or another, with a class field and a filter; the split keeps every
 //! polygon on one side; bad vector data exits 2 naming the file and the fix.
 

@@ -1,4 +1,4 @@
-//! report.html rendered by a real browser (issue 12): headless Chromium (Debian's `chromium`,
+//! report.html rendered by a real browser: headless Chromium (Debian's `chromium`,
 //! installed by scripts/setup.sh) opens the report offline and saves a screenshot, whose path
 //! the test prints:
 //! `cargo test --release --test report_browser -- --nocapture`.

@@ -86,7 +86,7 @@ fn demo_command_produces_a_valid_cog() {
     );
 }
 
-/// Issue 4's claims on the shipped demo scene (clouds and SAR swath gaps), with
+/// The uncertainty claims on the shipped demo scene (clouds and SAR swath gaps), with
 /// pipelines/uncertainty.toml exactly as BENCHMARKS.md reports it.
 #[test]
 fn uncertainty_study_on_the_demo_scene() {

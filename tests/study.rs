@@ -1,4 +1,4 @@
-//! The learning curve (`geofuse study`, issue 12) and the report's figures: nested training
+//! The learning curve (`geofuse study`) and the report's figures: nested training
 //! subsets, repeats, study.json, the curve and its table in the report, and PNG figures
 //! (reliability, risk-coverage, confusion, quicklooks) written and inlined.
 
