@@ -130,6 +130,32 @@ fn learned_tiled_prediction_equals_untiled_up_to_float_rounding() {
 }
 
 #[test]
+fn temporal_attention_networks_tile_like_an_untiled_run() {
+    // Three steps of four optical bands and of VV, VH; steps unobserved in patches.
+    use geofuse::learned::temporal::TemporalSpec;
+    use geofuse::learned::{Fusion, NetSpec};
+    let spec = NetSpec {
+        optical: 12,
+        sar: 6,
+        temporal: Some(TemporalSpec {
+            steps: 3,
+            step_days: 30,
+            dim: 8,
+            heads: 4,
+        }),
+        ..NetSpec::raw(Fusion::LearnedKernel, 8, 4)
+    };
+    let model = LearnedModel::random(&Runtime::new("cpu").unwrap(), spec, 0.5, 2, 7);
+    let mut rng = geofuse::rng::Rng::new(9);
+    let mut raw = ndarray::Array3::from_shape_fn((18, 96, 96), |_| rng.f64() as f32);
+    raw.slice_mut(ndarray::s![4..8, 10..50, 20..60])
+        .fill(f32::NAN);
+    raw.slice_mut(ndarray::s![12..14, 30..90, ..])
+        .fill(f32::NAN);
+    assert_tiled_equals_untiled(&model, &raw, 96);
+}
+
+#[test]
 fn aligned_learned_kernel_tiles_like_an_untiled_run() {
     // The registration (align = 6) widens the halo: 4 (encoder) + 2 (5 x 5 kernel) + 9
     // (window, edge pair, 5 x 5 resampling of the SAR latent).

@@ -186,6 +186,9 @@ mod tests {
         acc.add(40, &obs([99.0, 99.0], [99.0, 99.0])); // outside the season: ignored
         let r = acc.finish();
         assert_eq!(r.n_obs, Array2::from_shape_vec((1, 2), vec![3, 2]).unwrap());
+        // Step 1 is gap-filled for both pixels: not observed.
+        let seen: Vec<bool> = r.observed.iter().copied().collect();
+        assert_eq!(seen, vec![true, true, false, false, true, true]);
         // Pixel 0, band 0: step 0 mean 2, step 2 = 6, step 1 halfway = 4.
         let p0: Vec<f32> = (0..3).map(|k| r.values[[k, 0, 0, 0]]).collect();
         assert_eq!(p0, vec![2.0, 4.0, 6.0]);
