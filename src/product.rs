@@ -1,4 +1,4 @@
-//! The product contract (DESIGN.md): the bands of every classified COG, their names,
+//! The product contract (docs/design.md): the bands of every classified COG, their names,
 //! descriptions, scale and offset, the modality bits, and how a pixel's class probabilities
 //! become bytes. Writers, readers of products, metrics, STAC and the tools all go through it.
 

@@ -248,7 +248,7 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
     );
     assert!(modal.contains(&2.0), "clouds give SAR-only pixels");
     assert!(modal.contains(&3.0));
-    // Metrics JSON (DESIGN.md keys) and STAC Item.
+    // Metrics JSON (the keys docs/design.md names) and STAC Item.
     let m = read_metrics(&dir.path().join("out"), "synthetic");
     assert_eq!(m["scene"], "synthetic");
     assert_metric_keys(&m, "handcrafted", &["masked_epistemic_ratio"]);

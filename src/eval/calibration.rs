@@ -227,7 +227,7 @@ impl UncertaintyStats {
             .collect()
     }
 
-    /// The metrics DESIGN.md names, as JSON fields (absent values are null).
+    /// The metrics docs/design.md names, as JSON fields (absent values are null).
     pub fn to_json(&self) -> serde_json::Value {
         let acc = |(n, ok): (u64, u64)| (n > 0).then(|| ok as f64 / n as f64);
         let (med_m, med_c) = (median(&self.epi_masked), median(&self.epi_clear));

@@ -148,7 +148,7 @@ pub fn flanders_a_netcdf(data: &Path, kind: &str) -> String {
         .to_string()
 }
 
-/// Keys every method's metrics object must carry (DESIGN.md names).
+/// Keys every method's metrics object must carry (docs/design.md names them).
 pub const METRIC_KEYS: &[&str] = &[
     "oa",
     "kappa",
