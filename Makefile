@@ -23,6 +23,7 @@ test: setup
 	$(CARGO) test --release --locked
 
 lint:
+	bash scripts/check_history_words.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 

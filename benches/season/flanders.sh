@@ -105,3 +105,15 @@ for f in sorted(glob.glob(f"{sys.argv[1]}/*-*-*/manifest.json")):
             rows.setdefault(meth, []).append(f'{j["scene"]} {v.get("oa", float("nan")):.3f}/{v.get("miou", float("nan")):.3f}')
     print(os.path.basename(run), "| " + " | ".join(f"{k}: {', '.join(v)}" for k, v in sorted(rows.items())))
 PY
+# Where optical dates were lost on the held-out chip: each method's accuracy and epistemic
+# uncertainty by the pixels' valid optical observations (benches/season/by_obs.py).
+for run in "$OUT"/*-*to*/; do
+  toml="${run%/}.toml"
+  [ -f "$toml" ] || continue
+  held=$(sed -n '/^\[evaluation\]/,$p' "$toml" | grep -o '"[^"]*"' | head -1 | tr -d '"')
+  labels=$(sed -n "/^name = \"$held\"/,/^labels/p" "$toml" | grep '^labels' | cut -d'"' -f2)
+  echo "$(basename "$run") (held out: $held)"
+  for prod in "$run$held"/*.tif; do
+    /usr/bin/python3 "$HERE/by_obs.py" "$(basename "$prod" .tif)" "$labels" "$prod"
+  done
+done
