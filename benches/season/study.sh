@@ -66,32 +66,13 @@ PY
   t2=$(date +%s)
   "$BIN" compare "$D/season" "$D/single" --report "$D/compare" >/dev/null
   echo "cloudy dates $cloud: season run $((t1 - t0)) s, single-date run $((t2 - t1)) s; report $D/compare/compare.md"
-  # Where optical dates were lost: accuracy and epistemic uncertainty of the held-out scenes'
-  # pixels by their number of valid optical observations (product band 7).
-  /usr/bin/python3 - "$D" <<'PY'
-import glob, os, sys
-import numpy as np
-from osgeo import gdal
-d = sys.argv[1]
-text = open(f"{d}/data/pipeline.toml").read()
-held = text.split("[evaluation]")[1].split("]")[0].split("[")[1].replace('"', "").replace(" ", "").split(",")
-for prod in sorted(glob.glob(f"{d}/season/{held[0]}/*.tif")):
-    m = os.path.basename(prod)[:-4]
-    cls, epi, obs = [], [], []
-    lab = []
-    for s in held:
-        ds = gdal.Open(f"{d}/season/{s}/{m}.tif")
-        a = ds.ReadAsArray().astype(float)
-        cls.append(a[0].ravel()); epi.append(a[3].ravel() * 0.004); obs.append(a[6].ravel())
-        lab.append(gdal.Open(f"{d}/data/{s}/labels.tif").ReadAsArray().ravel())
-    cls, epi, obs, lab = map(np.concatenate, (cls, epi, obs, lab))
-    ok = (lab > 0) & (cls != 255)
-    cuts = np.quantile(obs[ok], [1 / 3, 2 / 3])
-    parts = []
-    for name, sel in [("fewest", obs <= cuts[0]), ("middle", (obs > cuts[0]) & (obs <= cuts[1])), ("most", obs > cuts[1])]:
-        s = ok & sel
-        if s.any():
-            parts.append(f"{name} obs {obs[s].min():.0f}-{obs[s].max():.0f}: OA {np.mean(cls[s] == lab[s]):.3f} epistemic {epi[s].mean():.4f}")
-    print(f"  {m}: " + "; ".join(parts))
-PY
+  # Where optical dates were lost: each method's accuracy and epistemic uncertainty over the
+  # held-out scenes' pixels by their valid optical observations (benches/season/by_obs.py).
+  held=$(sed -n '/^\[evaluation\]/,/^scenes/p' "$D/data/pipeline.toml" | grep '^scenes' | grep -o '"[^"]*"' | tr -d '"')
+  for prod in "$D/season/$(echo "$held" | head -1)"/*.tif; do
+    m=$(basename "$prod" .tif)
+    args=()
+    for s in $held; do args+=("$D/data/$s/labels.tif" "$D/season/$s/$m.tif"); done
+    /usr/bin/python3 "$HERE/by_obs.py" "$m" "${args[@]}"
+  done
 done
