@@ -1,8 +1,8 @@
 # geofuse: the two commands a newcomer runs (see README.md).
 #   make demo   installs what is missing, builds, runs pipelines/demo.toml on the shipped scene
 #   make test   installs what is missing, builds, runs every test (release profile, like the demo)
-# Both use the release profile; the test build enables other features of some shared
-# dependencies, so it compiles those again once.
+# Both use the release profile and the same dependency features (Cargo.toml: feature
+# alignment), so dependencies compile once.
 
 CARGO ?= cargo
 BIN := $(or $(CARGO_TARGET_DIR),target)/release/geofuse
