@@ -68,6 +68,12 @@ pub struct NetworkSettings {
     /// illumination, soil moisture between scenes). Default none.
     #[serde(default, skip_serializing_if = "no_jitter")]
     pub radiometric_jitter: (f64, f64),
+    /// Date dropout (seasons with `temporal = "ltae"`): each observed optical step of a
+    /// training patch is hidden, over the whole patch as a cloudy date would be, with this
+    /// probability, so the network sees seasons with fewer clear dates than its training
+    /// scenes hold. Default 0 (off).
+    #[serde(default, skip_serializing_if = "super::model::is_off")]
+    pub date_dropout: f64,
     /// Dropout rate on the heads' hidden layer, at training and in the Monte Carlo passes
     /// (epistemic uncertainty); 0 disables Monte Carlo dropout.
     #[serde(default = "default_dropout")]
@@ -224,6 +230,15 @@ impl NetworkSettings {
                 "radiometric_jitter = [gain, db] needs gain in [0, 0.5) and db in [0, 10)".into(),
             );
         }
+        if !(0.0..0.9).contains(&self.date_dropout) {
+            return Err("date_dropout must be in [0, 0.9)".into());
+        }
+        if self.date_dropout > 0.0 && self.temporal != TemporalKind::Ltae {
+            return Err(
+                "date_dropout hides steps from temporal attention; it needs temporal = \"ltae\""
+                    .into(),
+            );
+        }
         if !(0.0..1.0).contains(&self.weight_decay) {
             return Err("weight_decay must be in [0, 1)".into());
         }
@@ -305,6 +320,7 @@ impl NetworkMethod {
             weight_decay: n.weight_decay,
             modality_dropout: n.modality_dropout,
             radiometric_jitter: n.radiometric_jitter,
+            date_dropout: n.date_dropout,
             dropout: n.dropout,
             mc_passes: n.mc_passes,
             seed: ctx.pipeline.seed,
@@ -724,5 +740,17 @@ mod tests {
         assert!(!s.contains("align"), "{s}");
         let j = serde_json::to_string(&NetSpec::raw(Fusion::LearnedKernel, 4, 3)).unwrap();
         assert!(!j.contains("align"), "{j}");
+    }
+
+    #[test]
+    fn date_dropout_needs_temporal_attention_and_stays_out_of_hashes_when_off() {
+        let ltae = |extra: &str| settings(&format!("temporal = \"ltae\"\n{extra}"));
+        ltae("date_dropout = 0.3").validate().unwrap();
+        let err = ltae("date_dropout = 0.95").validate().unwrap_err();
+        assert!(err.contains("[0, 0.9)"), "{err}");
+        let err = settings("date_dropout = 0.3").validate().unwrap_err();
+        assert!(err.contains("temporal = \"ltae\""), "{err}");
+        let s = serde_json::to_string(&ltae("")).unwrap();
+        assert!(!s.contains("date_dropout"), "{s}");
     }
 }

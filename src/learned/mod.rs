@@ -170,6 +170,7 @@ impl LearnedModel {
             weight_decay: 0.0,
             modality_dropout: 0.0,
             radiometric_jitter: (0.0, 0.0),
+            date_dropout: 0.0,
             dropout,
             mc_passes: passes.max(1),
             seed,

@@ -134,6 +134,11 @@ pub struct NetSpec {
     pub temporal: Option<TemporalSpec>,
 }
 
+/// Serde helper shared with the pipeline settings and the training configuration: a rate that is off.
+pub(crate) fn is_off(rate: &f64) -> bool {
+    *rate == 0.0
+}
+
 /// Serde helper shared with the pipeline settings (`method`).
 pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0

@@ -35,6 +35,10 @@ pub struct TrainConfig {
     /// (g, d); (0, 0) = none (models saved before it existed).
     #[serde(default)]
     pub radiometric_jitter: (f64, f64),
+    /// Probability of hiding each observed optical step of a training patch (seasons with
+    /// temporal encoders); 0 = none (models saved before it existed).
+    #[serde(default, skip_serializing_if = "super::model::is_off")]
+    pub date_dropout: f64,
     /// Dropout before the head.
     pub dropout: f64,
     /// Monte Carlo passes at inference.
@@ -149,6 +153,27 @@ fn jitter(p: &Patch, spec: &NetSpec, (g, d): (f64, f64), rng: &mut Rng) -> Patch
     }
 }
 
+/// Hides each optical step of a season patch that holds an observation with probability `q`,
+/// over the whole patch (its bands become NaN, as a cloudy date's are), so the temporal
+/// encoders and the heads see seasons with fewer clear dates. A patch without temporal
+/// encoders is returned unchanged.
+fn drop_dates(p: &Patch, spec: &NetSpec, q: f64, rng: &mut Rng) -> Patch {
+    let mut raw = p.raw.clone();
+    if let Some(t) = spec.temporal {
+        let per = spec.optical / t.steps;
+        for s in 0..t.steps {
+            let step = ndarray::s![s * per..(s + 1) * per, .., ..];
+            if rng.f64() < q && raw.slice(step).iter().any(|v| !v.is_nan()) {
+                raw.slice_mut(step).fill(f32::NAN);
+            }
+        }
+    }
+    Patch {
+        raw,
+        labels: p.labels.clone(),
+    }
+}
+
 /// What every training step shares.
 struct Stepper<'a> {
     config: &'a TrainConfig,
@@ -170,15 +195,25 @@ impl Stepper<'_> {
         rng: &mut Rng,
     ) -> Option<Tensor<1>> {
         let (config, k, dev) = (self.config, self.classes, self.device);
-        let jittered: Vec<Patch>;
-        let pts: Vec<&Patch> = if config.radiometric_jitter == (0.0, 0.0) {
+        let augmented: Vec<Patch>;
+        let (jit, dates) = (config.radiometric_jitter, config.date_dropout);
+        let pts: Vec<&Patch> = if jit == (0.0, 0.0) && dates == 0.0 {
             chunk.iter().map(|&i| &train[i]).collect()
         } else {
-            jittered = chunk
+            augmented = chunk
                 .iter()
-                .map(|&i| jitter(&train[i], &config.spec, config.radiometric_jitter, rng))
+                .map(|&i| {
+                    let p = match jit == (0.0, 0.0) {
+                        true => train[i].clone(),
+                        false => jitter(&train[i], &config.spec, jit, rng),
+                    };
+                    match dates > 0.0 {
+                        true => drop_dates(&p, &config.spec, dates, rng),
+                        false => p,
+                    }
+                })
                 .collect();
-            jittered.iter().collect()
+            augmented.iter().collect()
         };
         let aug: Vec<usize> = chunk.iter().map(|_| rng.below(8)).collect();
         let drop: Vec<u8> = chunk
@@ -514,6 +549,7 @@ pub fn time_training_steps(
         weight_decay: 1e-4,
         modality_dropout: 0.2,
         radiometric_jitter: (0.0, 0.0),
+        date_dropout: 0.0,
         dropout: 0.5,
         mc_passes: 1,
         seed: 1,
@@ -566,6 +602,59 @@ mod tests {
             Some(1),
             "the best epoch is kept"
         );
+    }
+
+    #[test]
+    fn date_dropout_hides_whole_observed_optical_steps_and_never_sar() {
+        let spec = NetSpec {
+            optical: 2 * 4,
+            sar: 2 * 4,
+            temporal: Some(super::super::temporal::TemporalSpec {
+                steps: 4,
+                step_days: 30,
+                dim: 8,
+                heads: 4,
+            }),
+            ..NetSpec::raw(Fusion::Concat, 8, 3)
+        };
+        let mut raw = ndarray::Array3::from_elem((spec.raw_bands(), 3, 3), 0.3f32);
+        raw.slice_mut(ndarray::s![8.., .., ..]).fill(-11.0);
+        // Step 2 is cloudy at one pixel only: it still holds observations.
+        raw.slice_mut(ndarray::s![4..6, 0, 0]).fill(f32::NAN);
+        let p = Patch {
+            raw,
+            labels: ndarray::Array2::zeros((3, 3)),
+        };
+        let mut rng = Rng::new(5);
+        let mut hidden = 0;
+        for _ in 0..200 {
+            let d = drop_dates(&p, &spec, 0.4, &mut rng);
+            for s in 0..4 {
+                let step = d.raw.slice(ndarray::s![2 * s..2 * s + 2, .., ..]);
+                let gone = step.iter().all(|v| v.is_nan());
+                // A step is hidden whole, or kept exactly as it was.
+                let kept = step
+                    .iter()
+                    .zip(p.raw.slice(ndarray::s![2 * s..2 * s + 2, .., ..]))
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(gone || kept);
+                hidden += usize::from(gone);
+            }
+            assert!(d
+                .raw
+                .slice(ndarray::s![8.., .., ..])
+                .iter()
+                .all(|&v| v == -11.0));
+        }
+        let rate = hidden as f64 / 800.0;
+        assert!((0.33..0.47).contains(&rate), "hidden share {rate}");
+        // Without temporal encoders nothing is hidden.
+        let plain = NetSpec::raw(Fusion::Concat, 4, 3);
+        let q = Patch {
+            raw: ndarray::Array3::from_elem((plain.raw_bands(), 2, 2), 0.3f32),
+            labels: ndarray::Array2::zeros((2, 2)),
+        };
+        assert_eq!(drop_dates(&q, &plain, 0.9, &mut rng).raw, q.raw);
     }
 
     #[test]
