@@ -157,20 +157,30 @@ fn jitter(p: &Patch, spec: &NetSpec, (g, d): (f64, f64), rng: &mut Rng) -> Patch
 /// over the whole patch (its bands become NaN, as a cloudy date's are), so the temporal
 /// encoders and the heads see seasons with fewer clear dates. A patch without temporal
 /// encoders is returned unchanged.
-fn drop_dates(p: &Patch, spec: &NetSpec, q: f64, rng: &mut Rng) -> Patch {
-    let mut raw = p.raw.clone();
+fn drop_dates(mut p: Patch, spec: &NetSpec, q: f64, rng: &mut Rng) -> Patch {
     if let Some(t) = spec.temporal {
         let per = spec.optical / t.steps;
         for s in 0..t.steps {
             let step = ndarray::s![s * per..(s + 1) * per, .., ..];
-            if rng.f64() < q && raw.slice(step).iter().any(|v| !v.is_nan()) {
-                raw.slice_mut(step).fill(f32::NAN);
+            if rng.f64() < q && p.raw.slice(step).iter().any(|v| !v.is_nan()) {
+                p.raw.slice_mut(step).fill(f32::NAN);
             }
         }
     }
-    Patch {
-        raw,
-        labels: p.labels.clone(),
+    p
+}
+
+/// A training patch with the configured augmentations that draw per patch: radiometric
+/// jitter, then date dropout (none configured: a copy).
+fn augmented(p: &Patch, config: &TrainConfig, rng: &mut Rng) -> Patch {
+    let p = match config.radiometric_jitter {
+        (0.0, 0.0) => p.clone(),
+        jit => jitter(p, &config.spec, jit, rng),
+    };
+    if config.date_dropout > 0.0 {
+        drop_dates(p, &config.spec, config.date_dropout, rng)
+    } else {
+        p
     }
 }
 
@@ -195,26 +205,17 @@ impl Stepper<'_> {
         rng: &mut Rng,
     ) -> Option<Tensor<1>> {
         let (config, k, dev) = (self.config, self.classes, self.device);
-        let augmented: Vec<Patch>;
-        let (jit, dates) = (config.radiometric_jitter, config.date_dropout);
-        let pts: Vec<&Patch> = if jit == (0.0, 0.0) && dates == 0.0 {
-            chunk.iter().map(|&i| &train[i]).collect()
-        } else {
-            augmented = chunk
-                .iter()
-                .map(|&i| {
-                    let p = match jit == (0.0, 0.0) {
-                        true => train[i].clone(),
-                        false => jitter(&train[i], &config.spec, jit, rng),
-                    };
-                    match dates > 0.0 {
-                        true => drop_dates(&p, &config.spec, dates, rng),
-                        false => p,
-                    }
-                })
-                .collect();
-            augmented.iter().collect()
-        };
+        let copies: Vec<Patch>;
+        let pts: Vec<&Patch> =
+            if config.radiometric_jitter == (0.0, 0.0) && config.date_dropout == 0.0 {
+                chunk.iter().map(|&i| &train[i]).collect()
+            } else {
+                copies = chunk
+                    .iter()
+                    .map(|&i| augmented(&train[i], config, rng))
+                    .collect();
+                copies.iter().collect()
+            };
         let aug: Vec<usize> = chunk.iter().map(|_| rng.below(8)).collect();
         let drop: Vec<u8> = chunk
             .iter()
@@ -628,7 +629,7 @@ mod tests {
         let mut rng = Rng::new(5);
         let mut hidden = 0;
         for _ in 0..200 {
-            let d = drop_dates(&p, &spec, 0.4, &mut rng);
+            let d = drop_dates(p.clone(), &spec, 0.4, &mut rng);
             for s in 0..4 {
                 let step = d.raw.slice(ndarray::s![2 * s..2 * s + 2, .., ..]);
                 let gone = step.iter().all(|v| v.is_nan());
@@ -654,7 +655,7 @@ mod tests {
             raw: ndarray::Array3::from_elem((plain.raw_bands(), 2, 2), 0.3f32),
             labels: ndarray::Array2::zeros((2, 2)),
         };
-        assert_eq!(drop_dates(&q, &plain, 0.9, &mut rng).raw, q.raw);
+        assert_eq!(drop_dates(q.clone(), &plain, 0.9, &mut rng).raw, q.raw);
     }
 
     #[test]
