@@ -16,6 +16,7 @@
 //! - [`product`]: the product contract (bands, scale, modality bits, byte encoding).
 //! - [`eval`]: spatial block split and accuracy metrics.
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
+//! - [`postprocess`]: spatial regularisation of the maps (Bayesian smoothing, majority vote).
 //! - [`plot`]: the report's PNG figures.
 //! - [`synth`]: the synthetic scene generator.
 //! - [`time`]: calendar arithmetic for time stamps.
@@ -34,6 +35,7 @@ pub mod learned;
 pub mod method;
 pub mod pipeline;
 pub mod plot;
+pub mod postprocess;
 pub mod product;
 pub mod raster;
 pub mod reference;

@@ -132,6 +132,29 @@ pub fn bands(m: &BandMeanings) -> Vec<ByteBand> {
         .collect()
 }
 
+/// The bands of a regularised product: those of the raw product with descriptions that say
+/// what `how` (the post-process, in words) changed. Bayesian smoothing (`smoothed`) changes
+/// the class, confidence and total bands; a majority vote or a sieve the class band alone.
+pub fn regularised_bands(raw: Vec<ByteBand>, how: &str, smoothed: bool) -> Vec<ByteBand> {
+    raw.into_iter()
+        .map(|mut b| {
+            let band = ProductBand::ALL.iter().find(|p| p.name() == b.name);
+            let note = match band {
+                Some(ProductBand::Class) => format!("regularised: {how}"),
+                Some(ProductBand::Confidence | ProductBand::Total) if smoothed => {
+                    "of the smoothed probabilities".into()
+                }
+                Some(ProductBand::Modalities) | None => String::new(),
+                Some(_) => "of the pixel's own prediction, before regularisation".into(),
+            };
+            if !note.is_empty() {
+                b.description = format!("{} ({note})", b.description);
+            }
+            b
+        })
+        .collect()
+}
+
 /// The modality code of a pixel: bit 1 optical present, bit 2 SAR present. "Present" means
 /// the raw input was observed there: every optical band valid and not masked, VV and VH both
 /// valid (see `SceneReader::read`, which invalidates the bands of a modality together).
@@ -251,6 +274,26 @@ impl ProductTile {
         best
     }
 
+    /// Replaces the class, confidence and total bytes of pixel (`r`, `c`) by those of the
+    /// smoothed probabilities `p`; the aleatoric and epistemic bytes stay. Returns the class
+    /// index.
+    pub fn set_smoothed(&mut self, r: usize, c: usize, ids: &[u8], p: &[f32]) -> usize {
+        let (aleatoric, epistemic) = (
+            self.get(ProductBand::Aleatoric, r, c),
+            self.get(ProductBand::Epistemic, r, c),
+        );
+        let best = self.set_prediction(r, c, ids, p, 0.0);
+        self.0[[ProductBand::Aleatoric.index(), r, c]] = aleatoric;
+        self.0[[ProductBand::Epistemic.index(), r, c]] = epistemic;
+        best
+    }
+
+    /// Sets the class id of pixel (`r`, `c`).
+    #[inline]
+    pub fn set_class(&mut self, r: usize, c: usize, id: u8) {
+        self.0[[ProductBand::Class.index(), r, c]] = id;
+    }
+
     /// Adds pixel (`r`, `c`) to held-out uncertainty statistics.
     pub fn add_to_stats(&self, stats: &mut UncertaintyStats, r: usize, c: usize, correct: bool) {
         let confidence = (self.get(ProductBand::Confidence, r, c) as f64 * BYTE_SCALE) as f32;
@@ -279,6 +322,41 @@ pub struct TileProbabilities {
 }
 
 impl TileProbabilities {
+    /// The `h` x `w` window at (`r0`, `c0`).
+    pub fn crop(&self, (r0, c0): (usize, usize), (h, w): (usize, usize)) -> TileProbabilities {
+        use ndarray::s;
+        TileProbabilities {
+            probs: self.probs.slice(s![.., r0..r0 + h, c0..c0 + w]).to_owned(),
+            member_entropy: self
+                .member_entropy
+                .slice(s![r0..r0 + h, c0..c0 + w])
+                .to_owned(),
+            modalities: self.modalities.slice(s![r0..r0 + h, c0..c0 + w]).to_owned(),
+            observations: self
+                .observations
+                .as_ref()
+                .map(|o| o.slice(s![.., r0..r0 + h, c0..c0 + w]).to_owned()),
+        }
+    }
+
+    /// The class index of the highest probability of each pixel (ties to the lower index;
+    /// `usize::MAX` where there is no prediction), as [`ProductTile::set_prediction`] picks it.
+    pub fn best(&self) -> Array2<usize> {
+        let (k, h, w) = self.probs.dim();
+        Array2::from_shape_fn((h, w), |(r, c)| {
+            if self.modalities[[r, c]] == 0 {
+                return usize::MAX;
+            }
+            (0..k)
+                .max_by(|&a, &b| {
+                    self.probs[[a, r, c]]
+                        .total_cmp(&self.probs[[b, r, c]])
+                        .then(b.cmp(&a))
+                })
+                .unwrap_or(0)
+        })
+    }
+
     /// Quantises into product bytes; pixels without any modality stay nodata (modalities 0).
     pub fn to_tile(&self, ids: &[u8]) -> (ProductTile, Array2<usize>) {
         let (k, h, w) = self.probs.dim();

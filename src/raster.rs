@@ -26,6 +26,12 @@ impl Grid {
         self.width * self.height
     }
 
+    /// Area of one pixel in squared CRS units (square metres in a projected CRS).
+    pub fn pixel_area(&self) -> f64 {
+        let [_, a, b, _, d, e] = self.transform;
+        (a * e - b * d).abs()
+    }
+
     /// Whether two geotransforms agree within `tol` pixels in origin and `tol` relative in
     /// pixel size. Real products have been seen to differ by ~1e-19 degrees.
     pub fn transform_matches(&self, other: &Grid, tol_pixels: f64) -> bool {

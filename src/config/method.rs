@@ -13,6 +13,8 @@ pub use crate::classic::forest::ForestSettings;
 pub use crate::learned::method::NetworkSettings;
 use crate::learned::Fusion;
 
+use super::postprocess::{PostProcess, REGULARISED_SUFFIX};
+
 /// The kinds of method this build can run: the registry in [`crate::method`] maps each to
 /// its implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,6 +65,9 @@ pub struct MethodDef {
     pub model: Option<PathBuf>,
     /// The kind and its settings.
     pub settings: MethodSettings,
+    /// Spatial regularisation of its map (a second, regularised product).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postprocess: Option<PostProcess>,
 }
 
 /// The settings of one method kind.
@@ -96,12 +101,16 @@ impl MethodDef {
     }
 
     /// Checks the settings; `Err` is the message (the caller names the pipeline file).
-    pub fn validate(&self) -> std::result::Result<(), String> {
+    pub fn validate(&self, k: usize) -> std::result::Result<(), String> {
         if self.name.is_empty() || self.name.contains(['/', '\\', '.']) {
             return Err(format!(
                 "method name `{}` must be a plain file stem",
                 self.name
             ));
+        }
+        if let Some(pp) = &self.postprocess {
+            pp.validate(k)
+                .map_err(|e| format!("method `{}`: {e}", self.name))?;
         }
         let r = match &self.settings {
             MethodSettings::Handcrafted(f) => f.validate(),
@@ -109,6 +118,32 @@ impl MethodDef {
             MethodSettings::Learned(n) => n.validate(),
         };
         r.map_err(|e| format!("method `{}`: {e}", self.name))
+    }
+
+    /// The active post-process, if any.
+    pub fn regularisation(&self) -> Option<&PostProcess> {
+        self.postprocess.as_ref().filter(|p| p.is_active())
+    }
+
+    /// The name of its regularised product, when it has a post-process.
+    pub fn regularised_name(&self) -> Option<String> {
+        self.regularisation()
+            .map(|_| format!("{}{REGULARISED_SUFFIX}", self.name))
+    }
+
+    /// Its product names: the raw one, then the regularised one when it has a post-process.
+    pub fn product_names(&self) -> Vec<String> {
+        std::iter::once(self.name.clone())
+            .chain(self.regularised_name())
+            .collect()
+    }
+
+    /// The method as it trains: without its post-process, which does not change the model.
+    pub fn for_training(&self) -> MethodDef {
+        MethodDef {
+            postprocess: None,
+            ..self.clone()
+        }
     }
 
     /// Makes a relative `model` path absolute against `base`.
@@ -164,6 +199,7 @@ fn parse_method(mut t: toml::Table) -> std::result::Result<MethodDef, String> {
     let fusion = t.contains_key("fusion");
     let kind = kind_of(&name, take(&mut t, "kind").map_err(ctx)?, fusion)?;
     let model: Option<PathBuf> = take(&mut t, "model").map_err(ctx)?;
+    let postprocess: Option<PostProcess> = take(&mut t, "postprocess").map_err(ctx)?;
     let settings = match kind {
         MethodKind::Handcrafted => MethodSettings::Handcrafted(settings(t).map_err(ctx)?),
         MethodKind::Boosted => MethodSettings::Boosted(settings(t).map_err(ctx)?),
@@ -184,6 +220,7 @@ fn parse_method(mut t: toml::Table) -> std::result::Result<MethodDef, String> {
         name,
         model,
         settings,
+        postprocess,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod catalogue;
 mod catalogue_scenes;
 pub mod features;
 pub mod method;
+pub mod postprocess;
 pub mod scene;
 pub mod scene_set;
 pub mod season;
@@ -69,6 +70,9 @@ pub struct Pipeline {
     pub evaluation: EvaluationConfig,
     /// Methods to run on every scene.
     pub methods: Vec<MethodDef>,
+    /// Spatial regularisation of every method's map that sets no `postprocess` of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postprocess: Option<PostProcess>,
     /// The season and its temporal grid: every scene becomes a time series of dated rasters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeConfig>,
@@ -156,6 +160,7 @@ pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDEX_BANDS};
 pub use method::{
     BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
 };
+pub use postprocess::{PostProcess, Smoothing, Smoothness};
 pub use scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
 pub use scene_set::SceneSetDef;
 pub use season::{Season, SeasonScene, TimeConfig};
@@ -189,8 +194,27 @@ impl Pipeline {
             p.scenes.extend(found);
         }
         p.resolve_seasons().map_err(|m| Error::config(path, m))?;
+        p.apply_postprocess();
         p.validate(path)?;
         Ok(p)
+    }
+
+    /// Gives the `[postprocess]` table to every method that sets no `postprocess` of its own.
+    pub fn apply_postprocess(&mut self) {
+        if let Some(pp) = &self.postprocess {
+            for m in self.methods.iter_mut().filter(|m| m.postprocess.is_none()) {
+                m.postprocess = Some(pp.clone());
+            }
+        }
+    }
+
+    /// Every product name of every method, in pipeline order (a method's raw product, then
+    /// its regularised one).
+    pub fn product_names(&self) -> Vec<String> {
+        self.methods
+            .iter()
+            .flat_map(MethodDef::product_names)
+            .collect()
     }
 
     /// Makes every relative path absolute against `base` (the pipeline file's folder).
@@ -303,10 +327,15 @@ impl Pipeline {
                     m.name
                 ));
             }
-            if !mnames.insert(&m.name) {
+            if !mnames.insert(m.name.clone()) {
                 return Err(format!("method name `{}` appears twice", m.name));
             }
-            m.validate()?;
+            m.validate(self.classes.len())?;
+        }
+        for r in self.methods.iter().filter_map(MethodDef::regularised_name) {
+            if !mnames.insert(r.clone()) {
+                return Err(format!("method name `{r}` is also the regularised product of method `{}`; rename one of them", r.trim_end_matches(postprocess::REGULARISED_SUFFIX)));
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 pub mod http;
 pub mod netcdf;
 pub mod reader;
+pub mod sieve;
 pub mod stack;
 pub mod vector;
 pub mod vrt;

@@ -164,6 +164,41 @@ impl ProductWriter {
         Ok(())
     }
 
+    /// Reads every band of the staging file over `win`, `[band, row, col]`.
+    pub fn read_core(&self, win: Window) -> Result<Array3<u8>> {
+        let guard = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
+        let ds = guard
+            .as_ref()
+            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        let bands: Vec<usize> = (1..=ds.raster_count()).collect();
+        let mut buf = vec![0u8; bands.len() * win.height * win.width];
+        super::dataset_raster_io(ds, false, win, &bands, &mut buf, false).map_err(|e| match e {
+            super::RasterIoError::Arguments(m) => Error::Internal(format!("read {win}: {m}")),
+            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("read {win}"), m),
+        })?;
+        Array3::from_shape_vec((bands.len(), win.height, win.width), buf)
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Sieves the class band (band 1) in place: patches of fewer than `threshold` pixels
+    /// (`connectedness` 4 or 8) take the class of their largest neighbour; nodata stays.
+    pub fn sieve_classes(&self, threshold: usize, connectedness: u8) -> Result<()> {
+        let mut guard = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
+        let ds = guard
+            .as_mut()
+            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        ds.flush_cache()
+            .map_err(|e| Error::gdal(&self.tmp_dir, "flush before sieve", e))?;
+        super::sieve::sieve_band(ds, 1, threshold, connectedness)
+            .map_err(|m| Error::gdal(&self.tmp_dir, "sieve the class band", m))
+    }
+
     /// Converts the staging file to a COG (deflate, internal tiles, nearest overviews), sets
     /// category names (stored in the `.aux.xml` sidecar) and moves both into place.
     pub fn finish(mut self) -> Result<PathBuf> {

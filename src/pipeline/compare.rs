@@ -127,17 +127,17 @@ fn records(outs: &[(PathBuf, Pipeline)]) -> Records {
             let Some(mj) = super::read_json(&out.join(&s.name).join("metrics.json")) else {
                 continue;
             };
-            for m in &p.methods {
-                let kind = mj["methods"][&m.name]["evaluation"]
+            for name in p.product_names() {
+                let kind = mj["methods"][&name]["evaluation"]
                     .as_str()
                     .unwrap_or("held-out blocks")
                     .to_string();
                 let Some(rec) =
-                    EvalRecord::load(&out.join(&s.name).join(format!("{}.eval.bin", m.name)))
+                    EvalRecord::load(&out.join(&s.name).join(format!("{name}.eval.bin")))
                 else {
                     continue;
                 };
-                let key = (m.name.clone(), kind);
+                let key = (name.clone(), kind);
                 let entry = match r.iter_mut().position(|e| e.0 == key) {
                     Some(i) => &mut r[i].1,
                     None => {
@@ -148,7 +148,7 @@ fn records(outs: &[(PathBuf, Pipeline)]) -> Records {
                 entry.push((
                     format!("{prefix}{}", s.name),
                     rec,
-                    mj["methods"][&m.name].clone(),
+                    mj["methods"][&name].clone(),
                 ));
             }
         }
@@ -429,11 +429,9 @@ pub fn with_ci(v: &(f64, Option<(f64, f64)>)) -> String {
 /// Whether `out` holds any evaluation record (so the report has a comparison to show).
 pub fn has_records(out: &Path, p: &Pipeline) -> bool {
     p.scenes.iter().any(|s| {
-        p.methods.iter().any(|m| {
-            out.join(&s.name)
-                .join(format!("{}.eval.bin", m.name))
-                .exists()
-        })
+        p.product_names()
+            .iter()
+            .any(|m| out.join(&s.name).join(format!("{m}.eval.bin")).exists())
     })
 }
 

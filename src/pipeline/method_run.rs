@@ -6,15 +6,15 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::config::MethodDef;
+use crate::config::{MethodDef, PostProcess};
 use crate::error::Result;
 use crate::eval::calibration::UncertaintyStats;
 use crate::eval::class_index;
 use crate::eval::metrics::Confusion;
 use crate::io::writer::{ProductSpec, ProductWriter};
-use crate::method::{Model, SceneContext, TilePrediction, TilePredictor};
+use crate::method::{Model, SceneContext, TilePredictor};
 use crate::pipeline::scene::SceneReader;
-use crate::product::{BandMeanings, ProductTile, NODATA};
+use crate::product::{BandMeanings, ProductBand, ProductTile, NODATA};
 use crate::tiler::{tiles, Tile};
 
 /// What one method run produced.
@@ -28,6 +28,10 @@ pub struct MethodOutcome {
     pub model_hash: String,
     /// What the product's uncertainty bands mean.
     pub band_meanings: BandMeanings,
+    /// The product's bands (names, descriptions, scale).
+    pub bands: Vec<crate::io::writer::ByteBand>,
+    /// The post-process of a regularised product, in words.
+    pub postprocess: Option<String>,
     /// Held-out evaluation (None without labels).
     pub evaluation: Option<Evaluation>,
     /// Extra metrics of the model (e.g. `temperature`).
@@ -77,15 +81,16 @@ impl Evaluation {
     }
 }
 
-/// Runs a method's model on one scene, writing `<scene_out>/<method>.tif`; `metadata` are
-/// the product's common metadata items.
+/// Runs a method's model on one scene, writing `<scene_out>/<method>.tif` and, when the
+/// method has a post-process, `<scene_out>/<method>-regularised.tif` from the same
+/// probabilities; `metadata` are the products' common metadata items.
 pub fn run_method(
     model: &dyn Model,
     def: &MethodDef,
     ctx: &SceneContext,
     scene_out: &Path,
     metadata: Vec<(String, String)>,
-) -> Result<MethodOutcome> {
+) -> Result<(MethodOutcome, Option<MethodOutcome>)> {
     let t0 = Instant::now();
     let (p, src) = (ctx.pipeline, ctx.scene);
     let predictor = model.predictor(ctx)?;
@@ -93,56 +98,231 @@ pub fn run_method(
     let mut md = metadata;
     md.push(("GEOFUSE_MODEL_HASH".into(), model.hash().to_string()));
     md.extend(model.metadata());
+    let bands = crate::product::product_bands(&band_meanings, src.season.is_some());
     let spec = ProductSpec {
         grid: src.grid.clone(),
-        bands: crate::product::product_bands(&band_meanings, src.season.is_some()),
+        bands: bands.clone(),
         classes: p.classes.clone(),
-        metadata: md,
+        metadata: md.clone(),
         nodata: NODATA,
     };
     let writer = ProductWriter::create(&scene_out.join(format!("{}.tif", def.name)), &spec)?;
-    let evaluation = predict_scene(&*predictor, ctx, &writer)?;
+    let reg = match (def.regularisation(), def.regularised_name()) {
+        (Some(pp), Some(name)) => Some(Regularised::create(pp, &name, spec, ctx, scene_out)?),
+        _ => None,
+    };
+    let evaluation = predict_scene(&*predictor, ctx, &writer, reg.as_ref())?;
     let product = writer.finish()?;
-    if src.labels.is_some() {
-        let [_, a, b, _, d, e] = src.grid.transform;
-        let record = evaluation
-            .record
-            .clone()
-            .finish(p.classes.len(), (a * e - b * d).abs());
-        record.save(&scene_out.join(format!("{}.eval.bin", def.name)))?;
-    }
-    Ok(MethodOutcome {
+    let predict_seconds = t0.elapsed().as_secs_f64();
+    save_record(ctx, &evaluation, scene_out, &def.name)?;
+    let outcome = |product: PathBuf, evaluation: Evaluation, bands, postprocess| MethodOutcome {
         product,
         model: model.path().to_path_buf(),
         model_hash: model.hash().to_string(),
-        band_meanings,
+        band_meanings: band_meanings.clone(),
+        bands,
+        postprocess,
         evaluation: src.labels.as_ref().map(|_| evaluation),
         model_metrics: model.metrics(),
         samples_per_class: model.samples_per_class(),
         blocks: ctx.split.counts(),
-        predict_seconds: t0.elapsed().as_secs_f64(),
+        predict_seconds,
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    };
+    let raw = outcome(product, evaluation, bands, None);
+    let Some(reg) = reg else {
+        return Ok((raw, None));
+    };
+    let (product, ev, bands, how) = reg.finish(ctx, &predictor_ids(p))?;
+    save_record(
+        ctx,
+        &ev,
+        scene_out,
+        &def.regularised_name().unwrap_or_default(),
+    )?;
+    Ok((raw, Some(outcome(product, ev, bands, Some(how)))))
 }
 
-/// Predicts every tile of the scene into `writer` (in parallel when the predictor allows,
-/// one reader per worker) and returns the held-out evaluation.
+fn predictor_ids(p: &crate::config::Pipeline) -> Vec<u8> {
+    p.classes.iter().map(|c| c.id).collect()
+}
+
+/// Saves the per-block record of a product's held-out evaluation (`<name>.eval.bin`).
+fn save_record(ctx: &SceneContext, ev: &Evaluation, scene_out: &Path, name: &str) -> Result<()> {
+    let (p, src) = (ctx.pipeline, ctx.scene);
+    if src.labels.is_none() {
+        return Ok(());
+    }
+    let record = ev
+        .record
+        .clone()
+        .finish(p.classes.len(), src.grid.pixel_area());
+    record.save(&scene_out.join(format!("{name}.eval.bin")))
+}
+
+/// The regularised product of a method being written.
+struct Regularised<'a> {
+    pp: &'a PostProcess,
+    writer: ProductWriter,
+    bands: Vec<crate::io::writer::ByteBand>,
+    how: String,
+}
+
+impl<'a> Regularised<'a> {
+    /// Creates the staging product `<scene_out>/<name>.tif` with the raw product's `spec`.
+    fn create(
+        pp: &'a PostProcess,
+        name: &str,
+        mut spec: ProductSpec,
+        ctx: &SceneContext,
+        scene_out: &Path,
+    ) -> Result<Self> {
+        let how = pp.describe(ctx.scene.grid.pixel_area());
+        let smoothed = pp.smoothing == crate::config::Smoothing::Bayesian;
+        spec.bands = crate::product::regularised_bands(spec.bands, &how, smoothed);
+        for (k, v) in spec.metadata.iter_mut() {
+            if k == "GEOFUSE_METHOD" {
+                *v = name.to_string();
+            }
+        }
+        spec.metadata
+            .push(("GEOFUSE_POSTPROCESS".into(), how.clone()));
+        let writer = ProductWriter::create(&scene_out.join(format!("{name}.tif")), &spec)?;
+        Ok(Regularised {
+            pp,
+            writer,
+            bands: spec.bands,
+            how,
+        })
+    }
+
+    /// Sieves the class band when asked, evaluates the product on the held-out pixels and
+    /// moves it into place.
+    fn finish(
+        self,
+        ctx: &SceneContext,
+        ids: &[u8],
+    ) -> Result<(
+        PathBuf,
+        Evaluation,
+        Vec<crate::io::writer::ByteBand>,
+        String,
+    )> {
+        let g = &ctx.scene.grid;
+        if let Some(n) = self.pp.sieve_pixels(g.pixel_area()) {
+            self.writer.sieve_classes(n, self.pp.connectedness)?;
+        }
+        let ev = evaluate_written(&self.writer, ctx, ids)?;
+        Ok((self.writer.finish()?, ev, self.bands, self.how))
+    }
+}
+
+/// The held-out evaluation of a written (staging) product, read back tile by tile.
+fn evaluate_written(writer: &ProductWriter, ctx: &SceneContext, ids: &[u8]) -> Result<Evaluation> {
+    let mut all = Evaluation::new(ids.len());
+    if ctx.scene.labels.is_none() {
+        return Ok(all);
+    }
+    let g = &ctx.scene.grid;
+    let reader = SceneReader::open(ctx.scene)?;
+    for t in tiles(g.width, g.height, ctx.pipeline.tiling.tile_size, 0) {
+        let bands = ProductTile(writer.read_core(t.core)?);
+        let best = bands
+            .0
+            .index_axis(ndarray::Axis(0), 0)
+            .map(|&id| ids.iter().position(|&i| i == id).unwrap_or(usize::MAX));
+        let labels = reader.read_labels(t.core)?;
+        all.merge(&evaluate(
+            labels.as_ref(),
+            None,
+            &bands,
+            &best,
+            ctx,
+            &t,
+            ids,
+        ));
+    }
+    Ok(all)
+}
+
+/// The tile whose core is `t`'s grown by `halo` (clipped to the scene), read with `t`'s
+/// window (which holds the predictor's halo around it).
+fn grown(t: &Tile, halo: usize, (width, height): (usize, usize)) -> Tile {
+    let c = t.core;
+    let (r0, c0) = (c.row.saturating_sub(halo), c.col.saturating_sub(halo));
+    let r1 = (c.row + c.height + halo).min(height);
+    let c1 = (c.col + c.width + halo).min(width);
+    Tile {
+        index: t.index,
+        core: crate::raster::Window {
+            col: c0,
+            row: r0,
+            width: c1 - c0,
+            height: r1 - r0,
+        },
+        read: t.read,
+    }
+}
+
+/// Predicts every tile of the scene into `writer` (and the regularised product, when there
+/// is one), in parallel when the predictor allows (one reader per worker), and returns the
+/// held-out evaluation of the raw product.
 fn predict_scene(
     predictor: &dyn TilePredictor,
     ctx: &SceneContext,
     writer: &ProductWriter,
+    reg: Option<&Regularised>,
 ) -> Result<Evaluation> {
     let (p, src) = (ctx.pipeline, ctx.scene);
     let g = &src.grid;
-    let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
-    let tl = tiles(g.width, g.height, p.tiling.tile_size, predictor.halo());
+    let ids = predictor_ids(p);
+    let extra = reg.map_or(0, |r| r.pp.halo());
+    let tl = tiles(
+        g.width,
+        g.height,
+        p.tiling.tile_size,
+        predictor.halo() + extra,
+    );
     let progress = ctx.log.progress("predicting", tl.len());
     let one = |reader: &SceneReader, t: &Tile| -> Result<Evaluation> {
         super::stop::check()?;
-        let pred = predictor.predict(reader, t)?;
-        let (bands, best) = pred.probs.to_tile(&ids);
+        let gt = grown(t, extra, (g.width, g.height));
+        let pred = predictor.predict(reader, &gt)?;
+        let off = (t.core.row - gt.core.row, t.core.col - gt.core.col);
+        let dims = (t.core.height, t.core.width);
+        let (bands, best) = pred.probs.crop(off, dims).to_tile(&ids);
         writer.write_core(t.core, &bands.0)?;
-        let ev = evaluate(&pred, &bands, &best, ctx, t, &ids);
+        let labels = pred.labels.as_ref().map(|l| {
+            l.slice(ndarray::s![off.0..off.0 + dims.0, off.1..off.1 + dims.1])
+                .to_owned()
+        });
+        let uncal = pred
+            .uncalibrated
+            .as_ref()
+            .map(|f| move |r: usize, c: usize| f(off.0 + r, off.1 + c));
+        let ev = evaluate(
+            labels.as_ref(),
+            uncal
+                .as_ref()
+                .map(|f| f as &dyn Fn(usize, usize) -> Vec<f32>),
+            &bands,
+            &best,
+            ctx,
+            t,
+            &ids,
+        );
+        if let Some(r) = reg {
+            let usable = pred.probs.modalities.map(|&m| m != 0);
+            let (rb, _) = crate::postprocess::regularise(
+                r.pp,
+                &pred.probs,
+                usable.view(),
+                off,
+                (bands, best),
+                &ids,
+            );
+            r.writer.write_core(t.core, &rb.0)?;
+        }
         progress.tick();
         Ok(ev)
     };
@@ -165,7 +345,8 @@ fn predict_scene(
 /// The held-out pixels of one tile: confusion, product uncertainty bands, and the
 /// uncalibrated probabilities where the model has them.
 fn evaluate(
-    pred: &TilePrediction,
+    labels: Option<&ndarray::Array2<f32>>,
+    uncalibrated: Option<&dyn Fn(usize, usize) -> Vec<f32>>,
     bands: &ProductTile,
     best: &ndarray::Array2<usize>,
     ctx: &SceneContext,
@@ -173,13 +354,10 @@ fn evaluate(
     ids: &[u8],
 ) -> Evaluation {
     let mut ev = Evaluation::new(ids.len());
-    let Some(labels) = &pred.labels else {
+    let Some(labels) = labels else {
         return ev;
     };
-    let mut uncal = pred
-        .uncalibrated
-        .as_ref()
-        .map(|_| UncertaintyStats::default());
+    let mut uncal = uncalibrated.map(|_| UncertaintyStats::default());
     ev.record = crate::eval::record::RecordParts::tile((t.core.row, t.core.col), ids.len());
     for &b in best.iter().filter(|&&b| b != usize::MAX) {
         ev.record.map(b);
@@ -197,12 +375,18 @@ fn evaluate(
         }
         ev.confusion.add(ci, b);
         bands.add_to_stats(&mut ev.uncertainty, r, c, ci == b);
-        if let (Some(u), Some(f)) = (uncal.as_mut(), &pred.uncalibrated) {
+        if let (Some(u), Some(f)) = (uncal.as_mut(), uncalibrated) {
             let up = f(r, c);
             let uk = (0..up.len())
                 .max_by(|&a, &b| up[a].total_cmp(&up[b]))
                 .unwrap_or(0);
-            u.add(up[uk], uk == ci, 0, 0, pred.probs.modalities[[r, c]]);
+            u.add(
+                up[uk],
+                uk == ci,
+                0,
+                0,
+                bands.get(ProductBand::Modalities, r, c),
+            );
         }
     }
     ev.uncalibrated = uncal;

@@ -431,12 +431,14 @@ impl SceneRun<'_> {
         let mut products = Vec::new();
         for (m, rm) in p.methods.iter().zip(&self.models) {
             let ps = self.method(s, (m, rm), &ctx, &scene_out, &mut man, &mut metrics)?;
-            if !ps.skipped {
+            if ps.iter().any(|p| !p.skipped) {
                 man.save(&scene_out)?;
                 write_json(&metrics_path, &metrics)?;
-                log.info(&format!("  product: {}", ps.product.display()));
             }
-            products.push(ps);
+            for p in ps.iter().filter(|p| !p.skipped) {
+                log.info(&format!("  product: {}", p.product.display()));
+            }
+            products.extend(ps);
         }
         write_json(&metrics_path, &metrics)?;
         if man.failure.take().is_some() {
@@ -455,33 +457,41 @@ impl SceneRun<'_> {
         scene_out: &Path,
         man: &mut Manifest,
         metrics: &mut Value,
-    ) -> Result<ProductSummary> {
+    ) -> Result<Vec<ProductSummary>> {
         let (p, log) = (self.p, self.log);
         let mut inputs = ctx.scene.input_files();
         inputs.extend(m.model.clone());
         let config_hash = p.product_config_hash(s, m);
         let input_hash = fingerprint(&inputs);
-        let product = scene_out.join(format!("{}.tif", m.name));
-        let summary = |product: PathBuf, metrics: Value, skipped: bool| ProductSummary {
+        let summary = |name: &str, metrics: Value, skipped: bool| ProductSummary {
             scene: s.name.clone(),
-            method: m.name.clone(),
-            product,
+            method: name.to_string(),
+            product: scene_out.join(format!("{name}.tif")),
             metrics,
             skipped,
         };
         let method = crate::method::for_def(m, &self.opts.device);
-        if let Some(e) = man.products.get(&m.name).filter(|_| !self.opts.force) {
-            if e.config_hash == config_hash
-                && e.input_hash == input_hash
-                && product.exists()
-                && e.model_hash_matches(method.model_hash(&e.model).ok())
-            {
-                log.info(&format!(
-                    "scene {}: {} is up to date (hashes match), skipped",
-                    s.name, m.name
-                ));
-                return Ok(summary(product, e.metrics.clone(), true));
-            }
+        let up_to_date = |name: &String| {
+            man.products.get(name).is_some_and(|e| {
+                e.config_hash == config_hash
+                    && e.input_hash == input_hash
+                    && scene_out.join(format!("{name}.tif")).exists()
+                    && e.model_hash_matches(method.model_hash(&e.model).ok())
+            })
+        };
+        if !self.opts.force && m.product_names().iter().all(up_to_date) {
+            log.info(&format!(
+                "scene {}: {} is up to date (hashes match), skipped",
+                s.name, m.name
+            ));
+            let names = m.product_names();
+            return Ok(names
+                .iter()
+                .map(|n| {
+                    let metrics = man.products.get(n).map(|e| e.metrics.clone());
+                    summary(n, metrics.unwrap_or_default(), true)
+                })
+                .collect());
         }
         log.info(&format!(
             "scene {}: method {} ({})",
@@ -502,35 +512,67 @@ impl SceneRun<'_> {
             ("GEOFUSE_METHOD".to_string(), m.name.clone()),
             ("GEOFUSE_SCENE".to_string(), s.name.clone()),
         ];
-        let outcome = method_run::run_method(&*rm.model, m, ctx, scene_out, meta)?;
-        let mut mj = method_metrics(p, m, ctx, &outcome, log);
+        let (raw, reg) = method_run::run_method(&*rm.model, m, ctx, scene_out, meta)?;
+        let hashes = (config_hash, input_hash);
+        let mj = self.record(s, (m, rm), ctx, &raw, &m.name, &hashes, (man, metrics))?;
+        let mut out = vec![summary(&m.name, mj, false)];
+        if let (Some(reg), Some(name)) = (reg, m.regularised_name()) {
+            let mj = self.record(s, (m, rm), ctx, &reg, &name, &hashes, (man, metrics))?;
+            out.push(summary(&name, mj, false));
+        }
+        Ok(out)
+    }
+
+    /// Records one product `name` of method `m`: its metrics, STAC Item, QGIS style and
+    /// manifest entry; returns its metrics.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        s: &crate::config::SceneDef,
+        (m, rm): (&crate::config::MethodDef, &models::RunModel),
+        ctx: &crate::method::SceneContext,
+        outcome: &method_run::MethodOutcome,
+        name: &str,
+        (config_hash, input_hash): &(String, String),
+        (man, metrics): (&mut Manifest, &mut Value),
+    ) -> Result<Value> {
+        let p = self.p;
+        let mut mj = method_metrics(p, (m, name), ctx, outcome, self.log);
         mj["train_seconds"] = json!(rm.train_seconds);
         mj["trained_on"] = json!(rm.trained_on);
-        stac::write_item(p, ctx.scene, m, &outcome, &self.pipeline_hash)?;
+        if let Some(how) = &outcome.postprocess {
+            mj["postprocess"] = json!(how);
+            mj["regularises"] = json!(m.name);
+        }
+        let def = crate::config::MethodDef {
+            name: name.to_string(),
+            ..m.clone()
+        };
+        stac::write_item(p, ctx.scene, &def, outcome, &self.pipeline_hash)?;
         qml::write_beside(&outcome.product, &p.classes)?;
-        metrics["methods"][&m.name] = mj.clone();
+        metrics["methods"][name] = mj.clone();
         man.products.insert(
-            m.name.clone(),
+            name.to_string(),
             ProductEntry {
                 scene: s.name.clone(),
-                method: m.name.clone(),
+                method: name.to_string(),
                 product: outcome.product.clone(),
                 model: outcome.model.clone(),
-                config_hash,
-                input_hash,
+                config_hash: config_hash.clone(),
+                input_hash: input_hash.clone(),
                 model_hash: outcome.model_hash.clone(),
                 pipeline_hash: self.pipeline_hash.clone(),
                 metrics: mj.clone(),
             },
         );
-        Ok(summary(outcome.product, mj, false))
+        Ok(mj)
     }
 }
 
 /// The metrics.json object of one method on one scene (and the held-out log line).
 fn method_metrics(
     p: &Pipeline,
-    m: &crate::config::MethodDef,
+    (m, name): (&crate::config::MethodDef, &str),
     ctx: &crate::method::SceneContext,
     outcome: &method_run::MethodOutcome,
     log: &Log,
@@ -565,8 +607,13 @@ fn method_metrics(
         if let Value::Object(o) = serde_json::to_value(&mt).unwrap_or(Value::Null) {
             obj.extend(o);
         }
+        let which = if name == m.name {
+            String::new()
+        } else {
+            format!(" ({name})")
+        };
         log.info(&format!(
-            "  held-out: OA {:.3}, kappa {:.3}, mIoU {:.3} on {} pixels",
+            "  held-out{which}: OA {:.3}, kappa {:.3}, mIoU {:.3} on {} pixels",
             mt.oa, mt.kappa, mt.miou, mt.pixels
         ));
     }

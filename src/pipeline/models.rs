@@ -41,7 +41,7 @@ fn training_fingerprint(p: &Pipeline, m: &MethodDef, scenes: &[usize]) -> String
         .flat_map(|s| super::scene::input_files(s))
         .collect();
     let v = json!({
-        "method": m, "features": p.features, "split": p.split, "seed": p.seed,
+        "method": m.for_training(), "features": p.features, "split": p.split, "seed": p.seed,
         "classes": p.classes, "coregistration": p.coregistration, "tile_size": p.tiling.tile_size,
         "scenes": defs, "inputs": fingerprint(&files), "geofuse": env!("CARGO_PKG_VERSION"),
     });

@@ -19,7 +19,7 @@ pub fn pooled(out: &Path, p: &Pipeline) -> Value {
     let names: Vec<String> = p.classes.iter().map(|c| c.name.clone()).collect();
     let k = names.len();
     let mut methods = Map::new();
-    for m in &p.methods {
+    for name in p.product_names() {
         let mut by_kind = Map::new();
         for kind in KINDS {
             let (mut c, mut scenes) = (Confusion::new(k), Vec::new());
@@ -27,7 +27,7 @@ pub fn pooled(out: &Path, p: &Pipeline) -> Value {
                 let Some(v) = super::read_json(&out.join(&s.name).join("metrics.json")) else {
                     continue;
                 };
-                let mv = &v["methods"][&m.name];
+                let mv = &v["methods"][&name];
                 if mv["evaluation"].as_str().unwrap_or(KINDS[0]) != kind {
                     continue;
                 }
@@ -50,7 +50,7 @@ pub fn pooled(out: &Path, p: &Pipeline) -> Value {
             let loss = json!({"oa": d("oa"), "miou": d("miou"), "kappa": d("kappa")});
             by_kind.insert("held-out scene minus held-out blocks".into(), loss);
         }
-        methods.insert(m.name.clone(), Value::Object(by_kind));
+        methods.insert(name, Value::Object(by_kind));
     }
     json!({"pooled": methods})
 }

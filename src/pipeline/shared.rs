@@ -64,13 +64,13 @@ pub fn pipeline_of(out: &Path) -> Result<Pipeline> {
 /// their manifest records. A mosaic whose products are gone is removed.
 fn write_mosaics(out: &Path, p: &Pipeline, log: &Log) -> Result<Vec<Value>> {
     let mut records = Vec::new();
-    for m in &p.methods {
+    for name in p.product_names() {
         let mut groups: Vec<(String, Vec<String>, Vec<PathBuf>)> = Vec::new();
         for s in &p.scenes {
-            let product = out.join(&s.name).join(format!("{}.tif", m.name));
+            let product = out.join(&s.name).join(format!("{name}.tif"));
             if !Manifest::load(&out.join(&s.name))
                 .products
-                .contains_key(&m.name)
+                .contains_key(&name)
                 || !product.exists()
             {
                 continue;
@@ -88,17 +88,17 @@ fn write_mosaics(out: &Path, p: &Pipeline, log: &Log) -> Result<Vec<Value>> {
             }
         }
         let single = groups.len() == 1;
-        let _ = std::fs::remove_file(out.join(format!("{}.vrt", m.name)));
+        let _ = std::fs::remove_file(out.join(format!("{name}.vrt")));
         for (wkt, scenes, products) in groups {
             let label = crate::io::vrt::crs_label(&wkt);
-            let name = if single {
-                format!("{}.vrt", m.name)
+            let file = if single {
+                format!("{name}.vrt")
             } else {
-                format!("{}_{label}.vrt", m.name)
+                format!("{name}_{label}.vrt")
             };
-            crate::io::vrt::write_mosaic(&out.join(&name), &products)?;
-            log.info(&format!("mosaic: {name} ({} scenes)", scenes.len()));
-            records.push(json!({"method": m.name, "path": name, "crs": label, "scenes": scenes}));
+            crate::io::vrt::write_mosaic(&out.join(&file), &products)?;
+            log.info(&format!("mosaic: {file} ({} scenes)", scenes.len()));
+            records.push(json!({"method": name, "path": file, "crs": label, "scenes": scenes}));
         }
     }
     Ok(records)

@@ -144,7 +144,8 @@ pub fn item(
         ),
         None => (Value::Null, Value::Null),
     };
-    let bands: Vec<Value> = crate::product::product_bands(&outcome.band_meanings, src.season.is_some())
+    let bands: Vec<Value> = outcome
+        .bands
         .iter()
         .map(|b| json!({"name": b.name, "description": b.description, "data_type": "uint8", "nodata": 255, "scale": b.scale, "offset": b.offset}))
         .collect();
@@ -196,6 +197,9 @@ pub fn item(
     });
     if let Some(props) = v["properties"].as_object_mut() {
         props.extend(time);
+        if let Some(how) = &outcome.postprocess {
+            props.insert("geofuse:postprocess".into(), json!(how));
+        }
     }
     if let Some(c) = &src.catalogue {
         add_provenance(&mut v, c, src);

@@ -1,0 +1,251 @@
+//! Spatial regularisation of the maps (`postprocess`): a regularised product beside the raw
+//! one, tiled = untiled, majority equal to Orfeo ToolBox's ClassificationMapRegularization,
+//! the sieve equal to `gdal_sieve.py`, the product's records, and bad settings.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use gdal::{Dataset, Metadata};
+
+const METHODS: &str = r#"
+[[methods]]
+name = "bayes"
+kind = "handcrafted"
+trees = 20
+max_depth = 18
+postprocess = { smoothing = "bayesian", window = 7, min_pixels = 5 }
+
+[[methods]]
+name = "vote"
+kind = "handcrafted"
+trees = 20
+max_depth = 18
+postprocess = { smoothing = "majority", radius = 2 }
+
+[[methods]]
+name = "sieve"
+kind = "handcrafted"
+trees = 20
+max_depth = 18
+postprocess = { min_pixels = 6 }
+"#;
+
+/// A synthetic scene of `size` pixels with the three regularised methods, tiles of `tile`.
+fn pipeline(dir: &Path, size: usize, tile: usize) -> std::path::PathBuf {
+    let pipe = scene_with_pipeline(dir, size, 7, tile);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, text + METHODS).unwrap();
+    pipe
+}
+
+fn run_ok(pipe: &Path, out: &Path) {
+    let (code, err) = cli_run(pipe, out);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+fn bands(path: &Path) -> Vec<Vec<f64>> {
+    let n = Dataset::open(path).unwrap().raster_count();
+    (1..=n).map(|b| band_values(path, b)).collect()
+}
+
+#[test]
+fn regularised_products_are_the_same_tiled_and_untiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = pipeline(dir.path(), 150, 40);
+    let (tiled, whole) = (dir.path().join("tiled"), dir.path().join("whole"));
+    run_ok(&pipe, &tiled);
+    edit(&pipe, "tile_size = 40", "tile_size = 256");
+    run_ok(&pipe, &whole);
+    for name in ["bayes", "vote", "sieve"] {
+        let f = |o: &Path, n: &str| o.join("synthetic").join(format!("{n}.tif"));
+        let raw = bands(&f(&tiled, name));
+        let reg = bands(&f(&tiled, &format!("{name}-regularised")));
+        assert_eq!(
+            reg,
+            bands(&f(&whole, &format!("{name}-regularised"))),
+            "{name}: tiled != untiled"
+        );
+        // It changed something, never a pixel without a prediction, and for a majority vote
+        // or a sieve nothing but the class band.
+        let changed = raw[0].iter().zip(&reg[0]).filter(|(a, b)| a != b).count();
+        assert!(changed > 0, "{name}: nothing regularised");
+        let nodata = |b: &[f64]| b.iter().map(|&v| v == 255.0).collect::<Vec<_>>();
+        assert_eq!(nodata(&raw[0]), nodata(&reg[0]), "{name}: nodata moved");
+        if name != "bayes" {
+            assert_eq!(raw[1..], reg[1..], "{name}: only the class band may change");
+        } else {
+            assert_eq!(raw[2..4], reg[2..4], "bayes: aleatoric and epistemic stay");
+        }
+    }
+}
+
+#[test]
+fn a_regularised_product_is_recorded_and_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = pipeline(dir.path(), 128, 64);
+    let out = dir.path().join("out");
+    run_ok(&pipe, &out);
+    let scene = out.join("synthetic");
+    let ds = Dataset::open(scene.join("bayes-regularised.tif")).unwrap();
+    let how = ds.metadata_item("GEOFUSE_POSTPROCESS", "").unwrap();
+    assert!(
+        how.contains("bayesian smoothing (window 7") && how.contains("sieve (minimum 5 pixels"),
+        "{how}"
+    );
+    assert_eq!(
+        ds.metadata_item("GEOFUSE_METHOD", "").as_deref(),
+        Some("bayes-regularised")
+    );
+    let d = ds.rasterband(1).unwrap().description().unwrap();
+    assert!(d.contains("regularised: bayesian"), "{d}");
+    let raw = Dataset::open(scene.join("bayes.tif")).unwrap();
+    assert_eq!(raw.metadata_item("GEOFUSE_POSTPROCESS", ""), None);
+    let item: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(scene.join("bayes-regularised.stac.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        item["properties"]["geofuse:postprocess"].as_str(),
+        Some(how.as_str())
+    );
+    let m = read_metrics(&out, "synthetic");
+    for name in [
+        "bayes",
+        "bayes-regularised",
+        "vote-regularised",
+        "sieve-regularised",
+    ] {
+        assert!(m["methods"][name]["oa"].as_f64().is_some(), "{name}: {m}");
+        assert!(scene.join(format!("{name}.eval.bin")).exists());
+        assert!(out.join(format!("{name}.vrt")).exists());
+    }
+    assert_eq!(m["methods"]["vote-regularised"]["regularises"], "vote");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("vote-regularised"),
+        "report lacks the regularised product"
+    );
+    // A second run finds both products up to date.
+    let o = geofuse(&[
+        "run",
+        pipe.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("bayes is up to date"), "{log}");
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name).arg("--help").output().is_ok()
+}
+
+/// The class band of `src` as a single-band GeoTIFF `dst` (nodata 255).
+fn class_band(src: &Path, dst: &Path) {
+    let st = Command::new("gdal_translate")
+        .args(["-q", "-b", "1", "-a_nodata", "255"])
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn agreement(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
+}
+
+#[test]
+fn majority_equals_orfeo_toolbox_and_the_sieve_equals_gdal_sieve() {
+    if !tool("otbcli_ClassificationMapRegularization") || !tool("gdal_sieve.py") {
+        eprintln!("SKIP: otbcli_ClassificationMapRegularization or gdal_sieve.py not found (install Debian's otb-bin and gdal-bin; `make test` does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = pipeline(dir.path(), 150, 64);
+    let out = dir.path().join("out");
+    run_ok(&pipe, &out);
+    let scene = out.join("synthetic");
+    for (name, args) in [
+        (
+            "vote",
+            vec![
+                "otbcli_ClassificationMapRegularization",
+                "-ip.radius",
+                "2",
+                "-ip.nodatalabel",
+                "255",
+            ],
+        ),
+        ("sieve", vec!["gdal_sieve.py", "-q", "-st", "6", "-4"]),
+    ] {
+        let raw = dir.path().join(format!("{name}-raw.tif"));
+        class_band(&scene.join(format!("{name}.tif")), &raw);
+        let peer = dir.path().join(format!("{name}-peer.tif"));
+        let mut cmd = Command::new(args[0]);
+        if name == "vote" {
+            cmd.args(["-io.in"])
+                .arg(&raw)
+                .args(["-io.out"])
+                .arg(&peer)
+                .arg("uint8");
+            cmd.args(&args[1..]);
+        } else {
+            cmd.args(&args[1..]).arg(&raw).arg(&peer);
+        }
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let ours = band_values(&scene.join(format!("{name}-regularised.tif")), 1);
+        let theirs = band_values(&peer, 1);
+        let raw_v = band_values(&raw, 1);
+        let a = agreement(&ours, &theirs);
+        eprintln!(
+            "{name}: agreement with the peer {:.4}; pixels changed: ours {}, peer {}",
+            a,
+            ours.iter().zip(&raw_v).filter(|(x, y)| x != y).count(),
+            theirs.iter().zip(&raw_v).filter(|(x, y)| x != y).count()
+        );
+        assert_eq!(a, 1.0, "{name}: differs from the peer tool");
+    }
+}
+
+#[test]
+fn bad_postprocess_settings_exit_2_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for (edit_to, needle) in [
+        (
+            "postprocess = { smoothing = \"bayesian\", window = 301 }",
+            "halo",
+        ),
+        (
+            "postprocess = { smoothing = \"bayesian\", smoothness = [1.0, 2.0] }",
+            "one per class",
+        ),
+        ("postprocess = { smoothing = \"median\" }", "median"),
+        ("postprocess = { min_hectares = -1.0 }", "positive"),
+    ] {
+        let pipe = pipeline(dir.path(), 64, 64);
+        edit(&pipe, "postprocess = { min_pixels = 6 }", edit_to);
+        let (code, err) = cli_run(&pipe, &dir.path().join("out"));
+        assert_eq!(code, Some(2), "{edit_to}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("pipeline.toml"),
+            "{edit_to}: {err}"
+        );
+    }
+    let pipe = pipeline(dir.path(), 64, 64);
+    edit(&pipe, "name = \"sieve\"", "name = \"vote-regularised\"");
+    let (code, err) = cli_run(&pipe, &dir.path().join("out"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("regularised product of method `vote`"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").join("synthetic").exists());
+}
