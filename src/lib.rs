@@ -18,6 +18,7 @@
 //! - [`pipeline`]: the batch runner (products, metrics, manifest, report).
 //! - [`postprocess`]: spatial regularisation of the maps (Bayesian smoothing, majority vote).
 //! - [`plot`]: the report's PNG figures.
+//! - [`suggest`]: where to label next, ranked by the products' uncertainty.
 //! - [`synth`]: the synthetic scene generator.
 //! - [`time`]: calendar arithmetic for time stamps.
 //! - [`tools`]: standalone one-stage raster tools (texture, indices).
@@ -40,6 +41,7 @@ pub mod product;
 pub mod raster;
 pub mod reference;
 pub mod rng;
+pub mod suggest;
 pub mod synth;
 pub mod temporal;
 pub mod tiler;

@@ -122,6 +122,10 @@ enum Command {
         #[command(flatten)]
         common: StageOptions,
     },
+    /// Where to label next: the most uncertain pixels of a run's products, spread in space and
+    /// outside the reference data, as a GeoPackage of points (with a QGIS style) whose `class`
+    /// field a later run reads as reference data.
+    Suggest(SuggestArgs),
     /// Rewrite an output folder's shared files (top-level manifest, VRT mosaics, report) from
     /// its scene folders, e.g. after `--shard` jobs ran separately.
     Merge {
@@ -744,6 +748,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
             Ok(())
         }
         Command::Synth(a) => cmd_synth(a),
+        Command::Suggest(a) => cmd_suggest(a),
         Command::Inspect { input, json } => inspect(&input, json),
         Command::Texture(a) => cmd_texture(a),
         Command::Classify(a) => cmd_classify(a),
@@ -957,6 +962,66 @@ fn cmd_classify(a: ClassifyArgs) -> geofuse::Result<()> {
 
 fn cmd_bench_net(a: BenchNetArgs) -> geofuse::Result<()> {
     bench_net(&a)
+}
+
+/// `geofuse suggest`.
+#[derive(clap::Args, Debug)]
+struct SuggestArgs {
+    /// Output folder of a run.
+    out: PathBuf,
+    /// Number of points.
+    #[arg(long, default_value_t = 200)]
+    n: usize,
+    /// Balance the points across the predicted classes.
+    #[arg(long)]
+    per_class: bool,
+    /// Ranking: epistemic, total, least-confidence or random.
+    #[arg(long, default_value = "epistemic", value_parser = parse_rank)]
+    by: geofuse::suggest::Rank,
+    /// Minimum distance between two points, in CRS units (default: ten pixels).
+    #[arg(long)]
+    min_distance: Option<f64>,
+    /// Product to rank (a method or `<method>-regularised`; default: the first method).
+    #[arg(long)]
+    method: Option<String>,
+    /// GeoPackage to write (default OUT/suggested.gpkg).
+    #[arg(long = "to")]
+    to: Option<PathBuf>,
+    /// Seed of the order among equal scores.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn parse_rank(s: &str) -> std::result::Result<geofuse::suggest::Rank, String> {
+    geofuse::suggest::Rank::ALL
+        .iter()
+        .find(|(_, n)| *n == s)
+        .map(|(r, _)| *r)
+        .ok_or_else(|| {
+            let names: Vec<&str> = geofuse::suggest::Rank::ALL
+                .iter()
+                .map(|(_, n)| *n)
+                .collect();
+            format!("`{s}` is not a ranking; use one of {}", names.join(", "))
+        })
+}
+
+fn cmd_suggest(a: SuggestArgs) -> geofuse::Result<()> {
+    if a.n == 0 {
+        return Err(geofuse::Error::config(&a.out, "--n must be at least 1"));
+    }
+    let o = pipeline::suggest::SuggestOptions {
+        method: a.method,
+        n: a.n,
+        per_class: a.per_class,
+        by: a.by,
+        min_distance: a.min_distance,
+        out: a.to,
+        seed: a.seed,
+    };
+    let (path, n) = pipeline::suggest::run_suggest(&a.out, &o)?;
+    println!("{n} points to label: {}", path.display());
+    Ok(())
 }
 
 fn cmd_synth(a: SynthArgs) -> geofuse::Result<()> {

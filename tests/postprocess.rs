@@ -249,3 +249,120 @@ fn bad_postprocess_settings_exit_2_with_the_fix() {
     );
     assert!(!dir.path().join("out").join("synthetic").exists());
 }
+
+/// Keeps the labels of rows above `keep` only (0 = unlabelled below).
+fn sparse_labels(scene_dir: &Path, keep: usize) {
+    let ds = Dataset::open_ex(
+        scene_dir.join("labels.tif"),
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (w, h) = ds.raster_size();
+    let mut b = ds.rasterband(1).unwrap();
+    let mut buf = b.read_as::<u8>((0, 0), (w, h), (w, h), None).unwrap();
+    for r in keep..h {
+        for c in 0..w {
+            buf.data_mut()[r * w + c] = 0;
+        }
+    }
+    b.write((0, 0), (w, h), &mut buf).unwrap();
+}
+
+fn ogr_sql(gpkg: &Path, sql: &str) -> String {
+    let o = Command::new("ogrinfo")
+        .args(["-q", "-dialect", "SQLite", "-sql", sql])
+        .arg(gpkg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[test]
+fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
+    if !tool("ogrinfo") {
+        eprintln!("SKIP: ogrinfo not found (install Debian's gdal-bin; `make test` does)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = scene_with_pipeline(dir.path(), 128, 5, 64);
+    sparse_labels(dir.path(), 60);
+    let out = dir.path().join("out");
+    run_ok(&pipe, &out);
+    let gpkg = dir.path().join("next.gpkg");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "suggest",
+            out.to_str().unwrap(),
+            "--to",
+            gpkg.to_str().unwrap(),
+        ];
+        a.extend_from_slice(extra);
+        geofuse(&a)
+    };
+    let o = args(&["--n", "40", "--min-distance", "50", "--per-class"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(gpkg.with_extension("qml").exists());
+    let ds = Dataset::open(&gpkg).unwrap();
+    let mut layer = ds.layer_by_name("suggested").unwrap();
+    use gdal::vector::LayerAccess;
+    assert_eq!(layer.feature_count(), 40);
+    let grid = Dataset::open(out.join("synthetic").join("handcrafted.tif")).unwrap();
+    let t = grid.geo_transform().unwrap();
+    let mut pts = Vec::new();
+    for f in layer.features() {
+        let p = f.geometry().unwrap().get_point(0);
+        let row = ((p.1 - t[3]) / t[5]).floor() as usize;
+        assert!(row >= 60, "a point in the labelled rows: {row}");
+        // The `class` field is left empty for the user (FIELDS order: the last of 14).
+        assert!(f.field_as_integer(13).unwrap().is_none());
+        pts.push((p.0, p.1));
+    }
+    for (i, a) in pts.iter().enumerate() {
+        for b in &pts[i + 1..] {
+            assert!((a.0 - b.0).hypot(a.1 - b.1) >= 50.0, "{a:?} {b:?}");
+        }
+    }
+    // Label 30 points (the oracle: the predicted class) and run again with them as reference.
+    ogr_sql(
+        &gpkg,
+        "UPDATE suggested SET class = predicted WHERE priority <= 30",
+    );
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let text = text.replace(
+        "labels = \"./labels.tif\"",
+        &format!(
+            "reference = {{ path = \"{}\", class_field = \"class\", filter = \"class IS NOT NULL\" }}",
+            gpkg.display()
+        ),
+    );
+    assert!(
+        text.contains("reference = "),
+        "the pipeline has no labels line"
+    );
+    let pipe2 = dir.path().join("again.toml");
+    std::fs::write(&pipe2, text).unwrap();
+    let out2 = dir.path().join("out2");
+    run_ok(&pipe2, &out2);
+    let m = read_metrics(&out2, "synthetic");
+    let n: u64 = m["methods"]["handcrafted"]["train_samples_per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(
+        n > 0 && n <= 30,
+        "trained on {n} pixels of the 30 labelled points"
+    );
+    // Bad input: more points than candidates, and a folder without a run.
+    let o = args(&["--n", "1000000"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("or fewer"));
+    let o = geofuse(&["suggest", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("geofuse run"));
+}

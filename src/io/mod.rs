@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod netcdf;
+pub mod points;
 pub mod reader;
 pub mod sieve;
 pub mod stack;

@@ -28,6 +28,7 @@ pub mod shared;
 pub mod stac;
 pub mod stop;
 pub mod study;
+pub mod suggest;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
