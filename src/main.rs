@@ -126,6 +126,10 @@ enum Command {
     /// outside the reference data, as a GeoPackage of points (with a QGIS style) whose `class`
     /// field a later run reads as reference data.
     Suggest(SuggestArgs),
+    /// The active-learning loop simulated with the training scenes' dense labels as the
+    /// oracle: start from a few labelled patches, add `--n` suggested pixels per round, retrain,
+    /// score the held-out scenes; per strategy and seed; active.json and the report's plot.
+    Active(ActiveArgs),
     /// Rewrite an output folder's shared files (top-level manifest, VRT mosaics, report) from
     /// its scene folders, e.g. after `--shard` jobs ran separately.
     Merge {
@@ -749,6 +753,7 @@ fn run(cli: Cli) -> geofuse::Result<()> {
         }
         Command::Synth(a) => cmd_synth(a),
         Command::Suggest(a) => cmd_suggest(a),
+        Command::Active(a) => cmd_active(a),
         Command::Inspect { input, json } => inspect(&input, json),
         Command::Texture(a) => cmd_texture(a),
         Command::Classify(a) => cmd_classify(a),
@@ -1021,6 +1026,43 @@ fn cmd_suggest(a: SuggestArgs) -> geofuse::Result<()> {
     };
     let (path, n) = pipeline::suggest::run_suggest(&a.out, &o)?;
     println!("{n} points to label: {}", path.display());
+    Ok(())
+}
+
+/// `geofuse active`.
+#[derive(clap::Args)]
+struct ActiveArgs {
+    /// Pipeline file (TOML) with dense labels on its training scenes and held-out scenes.
+    pipeline: PathBuf,
+    /// Rounds of suggestions after the start.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Points suggested (and labelled) per round.
+    #[arg(long, default_value_t = 50)]
+    n: usize,
+    /// Strategies, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_rank, default_value = "epistemic,total,least-confidence,random")]
+    by: Vec<geofuse::suggest::Rank>,
+    /// Repeats with other start patches, tie orders and training seeds.
+    #[arg(long, default_value_t = 2)]
+    seeds: usize,
+    /// Labelled 5 x 5 patches per class and training scene at the start.
+    #[arg(long, default_value_t = 1)]
+    start: usize,
+    #[command(flatten)]
+    common: StageOptions,
+}
+
+fn cmd_active(a: ActiveArgs) -> geofuse::Result<()> {
+    let o = pipeline::active::ActiveOptions {
+        rounds: a.rounds,
+        n: a.n,
+        strategies: a.by,
+        seeds: a.seeds,
+        start: a.start,
+    };
+    let md = pipeline::active::run_active(&a.pipeline, &o, &a.common.run_options())?;
+    println!("report: {}", md.display());
     Ok(())
 }
 

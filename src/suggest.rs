@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use crate::rng::mix64;
+
 /// What ranks the candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rank {
@@ -60,15 +62,6 @@ pub struct Pick {
     pub col: usize,
 }
 
-/// A 64-bit mix of `x` (splitmix64's finaliser): a seeded tie-break that spreads equal scores
-/// over the scene instead of taking them in row order.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// Number of usable pixels over every scene.
 pub fn candidates(scenes: &[SceneBands]) -> usize {
     scenes
@@ -82,7 +75,7 @@ fn ranked(scenes: &[SceneBands], seed: u64) -> Vec<(u8, u64, u32, u32)> {
     let mut v: Vec<(u8, u64, u32, u32)> = Vec::new();
     for (si, s) in scenes.iter().enumerate() {
         for (i, _) in s.usable.iter().enumerate().filter(|(_, &u)| u) {
-            let key = mix(seed ^ mix(((si as u64) << 40) ^ i as u64));
+            let key = mix64(seed ^ mix64(((si as u64) << 40) ^ i as u64));
             v.push((s.score[i], key, si as u32, i as u32));
         }
     }

@@ -366,3 +366,89 @@ fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("geofuse run"));
 }
+
+#[test]
+fn the_active_learning_simulation_adds_oracle_labels_each_round_and_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = geofuse(&[
+        "synth",
+        "--out",
+        dir.path().to_str().unwrap(),
+        "--size",
+        "96",
+        "--seed",
+        "3",
+        "--scenes",
+        "3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pipe = dir.path().join("pipeline.toml");
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let first = text.find("[[methods]]").unwrap();
+    let second = text[first + 1..]
+        .find("[[methods]]")
+        .map_or(text.len(), |i| first + 1 + i);
+    std::fs::write(&pipe, text[..second].replace("trees = 100", "trees = 20")).unwrap();
+    let out = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "active",
+            pipe.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ];
+        a.extend_from_slice(extra);
+        geofuse(&a)
+    };
+    let o = run(&[
+        "--rounds",
+        "2",
+        "--n",
+        "15",
+        "--seeds",
+        "1",
+        "--by",
+        "epistemic,random",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("active.json")).unwrap()).unwrap();
+    let runs = a["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    for s in ["epistemic", "random"] {
+        let px: Vec<u64> = runs
+            .iter()
+            .filter(|r| r["strategy"] == s)
+            .map(|r| r["labelled_pixels"].as_u64().unwrap())
+            .collect();
+        // Every round labels new pixels (the oracle labels each point it can) and scores
+        // the held-out scene.
+        assert!(
+            px.windows(2).all(|w| w[1] > w[0] && w[1] <= w[0] + 15),
+            "{s}: {px:?}"
+        );
+        assert!(runs.iter().all(|r| r["results"]["oa"].as_f64().is_some()));
+    }
+    // Both start from the same labelled patches.
+    assert_eq!(runs[0]["labelled_pixels"], runs[3]["labelled_pixels"]);
+    assert!(a["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["b"] == "random"));
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Active learning") && report.contains("random sampling"));
+    assert!(out.join("plots").join("active-learning.png").exists());
+    // Without held-out scenes there is nothing to score: exit 2.
+    edit(&pipe, "scenes = [\"scene-03\"]", "scenes = []");
+    edit(
+        &pipe,
+        "scenes = [\"scene-01\", \"scene-02\"]",
+        "scenes = [\"scene-01\", \"scene-02\", \"scene-03\"]",
+    );
+    let o = run(&["--rounds", "1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("[evaluation] scenes"), "{err}");
+}

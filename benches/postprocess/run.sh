@@ -40,9 +40,9 @@ with_methods() { python3 -c "import sys; t=open(sys.argv[1]).read(); print(t[:t.
 with_methods "$root/pipelines/demo.toml" | sed "s|\.\./tiles|$root/tiles|g" > "$out/demo.toml"
 "$bin" run "$out/demo.toml" --out "$out/demo" -q --force
 "$bin" synth --out "$out/synth-scenes" --size 256 --seed 11 --scenes 6 >/dev/null
-with_methods "$out/synth-scenes/pipeline.toml" > "$out/synth.toml"
-sed -i "s|^output = .*|output = \"$out/synth\"|" "$out/synth.toml"
-(cd "$out/synth-scenes" && "$bin" run "$out/synth.toml" --out "$out/synth" -q --force)
+with_methods "$out/synth-scenes/pipeline.toml" > "$out/synth-scenes/regularised.toml"
+sed -i "s|^output = .*|output = \"$out/synth\"|" "$out/synth-scenes/regularised.toml"
+"$bin" run "$out/synth-scenes/regularised.toml" --out "$out/synth" -q --force
 for run in demo synth; do
   echo "== $run: raw against regularised (held-out pixels; block test, Holm)"
   python3 - "$out/$run/metrics.json" <<'PY'
@@ -64,11 +64,13 @@ otbcli_ClassificationMapRegularization -io.in "$out/raw_class.tif" -io.out "$out
 t1=$(date +%s.%N)
 gdal_sieve.py -q -st 9 -4 "$out/raw_class.tif" "$out/gdal_sieve.tif"
 t2=$(date +%s.%N)
-python3 - "$out" "$t0" "$t1" "$t2" <<'PY'
+/usr/bin/python3 - "$out" "$t0" "$t1" "$t2" <<'PY'
 import sys
 from osgeo import gdal
 o = sys.argv[1]
-def band(p): return gdal.Open(p).GetRasterBand(1).ReadAsArray()
+def band(p):
+    d = gdal.Open(p)
+    return d.GetRasterBand(1).ReadAsArray()
 raw = band(f"{o}/raw_class.tif")
 for name, ours, peer in [("majority radius 2", "majority-regularised", "otb_majority"), ("sieve 9 px", "sieve-regularised", "gdal_sieve")]:
     a, b = band(f"{o}/demo/demo/{ours}.tif"), band(f"{o}/{peer}.tif")

@@ -103,7 +103,7 @@ pub struct Comparison {
 
 /// (scene label, record, the scene's metrics of the method) of each method and kind, in
 /// pipeline order.
-type Records = Vec<(
+pub(crate) type Records = Vec<(
     (String, String),
     Vec<(String, EvalRecord, serde_json::Value)>,
 )>;
@@ -320,7 +320,7 @@ fn accuracy(c: &[u64], k: usize) -> Option<f64> {
     (n > 0).then(|| (0..k).map(|i| c[i * k + i]).sum::<u64>() as f64 / n as f64)
 }
 
-fn pair_tests(recs: &Records, seed: u64) -> Vec<PairTest> {
+pub(crate) fn pair_tests(recs: &Records, seed: u64) -> Vec<PairTest> {
     let mut out = Vec::new();
     for (i, ((a, kind), ra)) in recs.iter().enumerate() {
         for ((b, kind_b), rb) in recs.iter().skip(i + 1) {

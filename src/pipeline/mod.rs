@@ -10,6 +10,7 @@
 //! - [`report`]: Markdown and HTML comparison report.
 //! - [`lock`], [`shared`]: shards running at once into one folder; the files they share.
 
+pub mod active;
 pub mod compare;
 pub mod features;
 pub mod lock;
@@ -20,6 +21,7 @@ pub mod pooled;
 pub mod qml;
 pub mod reference_input;
 pub mod report;
+pub mod report_active;
 pub mod report_figures;
 pub mod report_stats;
 pub mod scene;

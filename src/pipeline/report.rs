@@ -160,7 +160,16 @@ pub fn write(
     if study.is_some() {
         let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
     }
-    let figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
+    let active = super::read_json(&out.join("active.json"));
+    let (active_md, active_html) = active
+        .as_ref()
+        .map(super::report_active::section)
+        .unwrap_or_default();
+    md.push_str(&active_md);
+    let mut figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
+    if let Some(a) = &active {
+        figs.extend(super::report_active::figure(a)?);
+    }
     let (fig_md, fig_html) = super::report_figures::write(out, &figs)?;
     md.push_str(&f1_md(&rows, &classes));
     md.push_str(&fig_md);
@@ -177,6 +186,7 @@ pub fn write(
             html_escape(STUDY_INTRO)
         );
     }
+    html.push_str(&active_html);
     html.push_str(&fig_html);
     let html_path = out.join("report.html");
     crate::io::writer::write_atomic(&html_path, html.as_bytes())?;

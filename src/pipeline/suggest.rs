@@ -59,13 +59,27 @@ struct Scene<'a> {
 
 /// Runs `geofuse suggest`; returns the GeoPackage's path and the number of points.
 pub fn run_suggest(out: &Path, o: &SuggestOptions) -> Result<(PathBuf, usize)> {
-    let p = super::shared::pipeline_of(out)?;
-    let product = product_name(&p, out, o)?;
-    let scenes = read_products(&p, out, &product)?;
+    let (points, crs) = suggest_points(out, o)?;
+    let path = o.out.clone().unwrap_or_else(|| out.join("suggested.gpkg"));
+    write_gpkg(&path, "suggested", &crs, &FIELDS, &points)?;
+    crate::io::writer::write_atomic(&path.with_extension("qml"), points_style(o.n).as_bytes())?;
+    Ok((path, points.len()))
+}
+
+/// The suggested points (fields in [`FIELDS`] order; the scene name is field 1) and the CRS
+/// they are written in.
+pub fn suggest_points(out: &Path, o: &SuggestOptions) -> Result<(Vec<Point>, String)> {
+    suggest_in(&super::shared::pipeline_of(out)?, out, o)
+}
+
+/// [`suggest_points`] over the products in `out` of the run of pipeline `p`.
+pub fn suggest_in(p: &Pipeline, out: &Path, o: &SuggestOptions) -> Result<(Vec<Point>, String)> {
+    let product = product_name(p, out, o)?;
+    let scenes = read_products(p, out, &product)?;
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let bands: Vec<SceneBands> = scenes
         .iter()
-        .map(|s| scene_bands(&p, s, &ids, o))
+        .map(|s| scene_bands(p, s, &ids, o))
         .collect::<Result<_>>()?;
     let n_cand = candidates(&bands);
     if n_cand == 0 {
@@ -85,7 +99,7 @@ pub fn run_suggest(out: &Path, o: &SuggestOptions) -> Result<(PathBuf, usize)> {
         .enumerate()
         .map(|(i, pk)| {
             point(
-                &p,
+                p,
                 &scenes[pk.scene],
                 (pk.row, pk.col),
                 i + 1,
@@ -94,11 +108,7 @@ pub fn run_suggest(out: &Path, o: &SuggestOptions) -> Result<(PathBuf, usize)> {
             )
         })
         .collect();
-    let path = o.out.clone().unwrap_or_else(|| out.join("suggested.gpkg"));
-    let crs = common_crs(&scenes);
-    write_gpkg(&path, "suggested", &crs, &FIELDS, &points)?;
-    crate::io::writer::write_atomic(&path.with_extension("qml"), points_style(o.n).as_bytes())?;
-    Ok((path, points.len()))
+    Ok((points, common_crs(&scenes)))
 }
 
 /// The product ranked: `--method`, else the first method's.
