@@ -980,7 +980,9 @@ struct SuggestArgs {
     /// Balance the points across the predicted classes.
     #[arg(long)]
     per_class: bool,
-    /// Ranking: epistemic, total, least-confidence or random.
+    /// Ranking: epistemic, total, least-confidence or random; `confident` writes the most
+    /// confident pixels of each predicted class instead, labelled with the prediction
+    /// (candidate training samples, OUT/confident.gpkg), never mixed with reference data.
     #[arg(long, default_value = "epistemic", value_parser = parse_rank)]
     by: geofuse::suggest::Rank,
     /// Minimum distance between two points, in CRS units (default: ten pixels).
@@ -989,7 +991,7 @@ struct SuggestArgs {
     /// Product to rank (a method or `<method>-regularised`; default: the first method).
     #[arg(long)]
     method: Option<String>,
-    /// GeoPackage to write (default OUT/suggested.gpkg).
+    /// GeoPackage to write (default OUT/suggested.gpkg, OUT/confident.gpkg for `confident`).
     #[arg(long = "to")]
     to: Option<PathBuf>,
     /// Seed of the order among equal scores.

@@ -17,15 +17,19 @@ pub enum Rank {
     LeastConfidence,
     /// Uniform random order (the baseline an active-learning study compares against).
     Random,
+    /// Highest confidence first: candidate training samples labelled by the model itself
+    /// (sits' confidence sampling), never reference data.
+    Confident,
 }
 
 impl Rank {
     /// Every rank and its command-line name.
-    pub const ALL: [(Rank, &'static str); 4] = [
+    pub const ALL: [(Rank, &'static str); 5] = [
         (Rank::Epistemic, "epistemic"),
         (Rank::Total, "total"),
         (Rank::LeastConfidence, "least-confidence"),
         (Rank::Random, "random"),
+        (Rank::Confident, "confident"),
     ];
 
     /// The command-line name.

@@ -358,6 +358,38 @@ fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
         n > 0 && n <= 30,
         "trained on {n} pixels of the 30 labelled points"
     );
+    // Confidence sampling: its own file, the prediction filled in as the class, balanced.
+    let o = geofuse(&[
+        "suggest",
+        out.to_str().unwrap(),
+        "--by",
+        "confident",
+        "--n",
+        "21",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conf = out.join("confident.gpkg");
+    let same = ogr_sql(
+        &conf,
+        "SELECT COUNT(*) AS n FROM confident WHERE class = predicted",
+    );
+    assert!(same.contains("n (Integer) = 21"), "{same}");
+    // Every predicted class gets its share before the most confident class fills the rest.
+    let kinds = ogr_sql(
+        &conf,
+        "SELECT COUNT(DISTINCT predicted) AS k FROM confident",
+    );
+    let all = ogr_sql(
+        &gpkg,
+        "SELECT COUNT(DISTINCT predicted) AS k FROM suggested",
+    );
+    let k = |t: &str| {
+        t.split("k (Integer) = ")
+            .nth(1)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap()
+    };
+    assert!(k(&kinds) >= k(&all).min(7), "{kinds} {all}");
     // Bad input: more points than candidates, and a folder without a run.
     let o = args(&["--n", "1000000"]);
     assert_eq!(o.status.code(), Some(2));

@@ -60,8 +60,16 @@ struct Scene<'a> {
 /// Runs `geofuse suggest`; returns the GeoPackage's path and the number of points.
 pub fn run_suggest(out: &Path, o: &SuggestOptions) -> Result<(PathBuf, usize)> {
     let (points, crs) = suggest_points(out, o)?;
-    let path = o.out.clone().unwrap_or_else(|| out.join("suggested.gpkg"));
-    write_gpkg(&path, "suggested", &crs, &FIELDS, &points)?;
+    let layer = if o.by == Rank::Confident {
+        "confident"
+    } else {
+        "suggested"
+    };
+    let path = o
+        .out
+        .clone()
+        .unwrap_or_else(|| out.join(format!("{layer}.gpkg")));
+    write_gpkg(&path, layer, &crs, &FIELDS, &points)?;
     crate::io::writer::write_atomic(&path.with_extension("qml"), points_style(o.n).as_bytes())?;
     Ok((path, points.len()))
 }
@@ -89,7 +97,10 @@ pub fn suggest_in(p: &Pipeline, out: &Path, o: &SuggestOptions) -> Result<(Vec<P
     if n_cand < o.n {
         return Err(Error::input(out, format!("has {n_cand} candidate pixels of `{product}` (predicted, outside the reference data) for --n {}; ask for --n {n_cand} or fewer", o.n)));
     }
-    let per_class = o.per_class.then_some(p.classes.len());
+    // Confidence sampling always balances the classes: the most confident pixels of the
+    // commonest class would crowd out the rest.
+    let balanced = o.per_class || o.by == Rank::Confident;
+    let per_class = balanced.then_some(p.classes.len());
     let picks = select(&bands, o.n, per_class, o.seed);
     if picks.len() < o.n {
         return Err(Error::input(out, format!("only {} pixels of `{product}` lie --min-distance apart, fewer than --n {}; lower --min-distance or --n", picks.len(), o.n)));
@@ -183,6 +194,7 @@ fn scene_bands(p: &Pipeline, s: &Scene, ids: &[u8], o: &SuggestOptions) -> Resul
             .map(|&v| 250u8.saturating_sub(v))
             .collect(),
         Rank::Random => vec![0; class.len()],
+        Rank::Confident => s.bands[ProductBand::Confidence.index()].clone(),
     };
     let px = s.grid.pixel_area().sqrt().max(f64::MIN_POSITIVE);
     Ok(SceneBands {
@@ -289,6 +301,14 @@ fn point(
         Rank::Total => phys(ProductBand::Total),
         Rank::LeastConfidence => Value::Real(1.0 - s.bands[1][i] as f64 * BYTE_SCALE),
         Rank::Random => Value::Null,
+        Rank::Confident => phys(ProductBand::Confidence),
+    };
+    // Confidence sampling fills `class` with the prediction (the model's label, marked by
+    // `ranked_by` = confident); every other ranking leaves it for the user.
+    let class = if by == Rank::Confident {
+        Value::Int(id as i64)
+    } else {
+        Value::Null
     };
     Point {
         x,
@@ -308,7 +328,7 @@ fn point(
             phys(ProductBand::Total),
             Value::Real(x),
             Value::Real(y),
-            Value::Null,
+            class,
         ],
     }
 }
