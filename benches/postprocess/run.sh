@@ -2,7 +2,8 @@
 # Raw against regularised maps (the forest, three post-processes) on the shipped demo scene and
 # on six synthetic scenes (held-out third), with the report's block test and Holm; then the
 # majority vote and the sieve side by side with Orfeo ToolBox's ClassificationMapRegularization
-# and gdal_sieve.py on the demo's raw class band (agreement and wall time).
+# and gdal_sieve.py on the demo's raw class band (agreement and wall time). The Flanders chips
+# (../shared/data/worldcereal_flanders, skipped when absent) add a real held-out chip.
 #
 #   bash benches/postprocess/run.sh [OUT]      # OUT defaults to /tmp/geofuse-postprocess; ~5 min
 set -euo pipefail
@@ -43,14 +44,27 @@ with_methods "$root/pipelines/demo.toml" | sed "s|\.\./tiles|$root/tiles|g" > "$
 with_methods "$out/synth-scenes/pipeline.toml" > "$out/synth-scenes/regularised.toml"
 sed -i "s|^output = .*|output = \"$out/synth\"|" "$out/synth-scenes/regularised.toml"
 "$bin" run "$out/synth-scenes/regularised.toml" --out "$out/synth" -q --force
-for run in demo synth; do
+runs="demo synth"
+flanders="$root/../shared/data/worldcereal_flanders"
+if [ -d "$flanders" ]; then
+  # The real chips: train on chip A's two dates, map chip B (held out), land cover.
+  python3 -c "import sys; t=open(sys.argv[1]).read(); i=t.index('[[methods]]'); j=t.index('\n[training]'); print(t[:i] + sys.argv[2] + t[j:])" \
+    "$root/pipelines/flanders-cross.toml" "$methods" \
+    | sed -e "s|\.\./\.\./shared/data|$root/../shared/data|g" > "$out/flanders.toml"
+  "$bin" run "$out/flanders.toml" --out "$out/flanders" -q --force
+  runs="$runs flanders"
+else
+  echo "SKIP flanders: $flanders not found"
+fi
+for run in $runs; do
   echo "== $run: raw against regularised (held-out pixels; block test, Holm)"
   python3 - "$out/$run/metrics.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["comparison"]
 score = {(x["method"], x["evaluation"]): x["scores"] for x in m["methods"]}
 for (meth, ev), s in sorted(score.items()):
-    print(f"  {meth:22s} {ev:16s} OA {s['oa']['value']:.3f} {s['oa']['ci95']}  mIoU {s['miou']['value']:.3f}")
+    lo, hi = s['oa']['ci95'] or (float('nan'), float('nan'))
+    print(f"  {meth:22s} {ev:16s} OA {s['oa']['value']:.3f} [{lo:.3f}, {hi:.3f}]  mIoU {s['miou']['value']:.3f}")
 for p in m["pairs"]:
     a, b = p["a"], p["b"]
     if b == a + "-regularised" or a == b + "-regularised":
