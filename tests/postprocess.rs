@@ -484,3 +484,69 @@ fn the_active_learning_simulation_adds_oracle_labels_each_round_and_reports_them
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("[evaluation] scenes"), "{err}");
 }
+
+#[test]
+fn an_exclusion_mask_is_left_as_predicted_and_never_votes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = pipeline(dir.path(), 150, 40);
+    // The left half of the scene (synthetic scenes: EPSG:32631, origin 600000, 5700000, 10 m).
+    let mask = dir.path().join("exclude.geojson");
+    std::fs::write(
+        &mask,
+        r#"{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::32631"}},
+"features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon",
+"coordinates": [[[600000, 5700000], [600750, 5700000], [600750, 5698500], [600000, 5698500], [600000, 5700000]]]}}]}"#,
+    )
+    .unwrap();
+    for from in [
+        "{ smoothing = \"bayesian\", window = 7, min_pixels = 5 }",
+        "{ smoothing = \"majority\", radius = 2 }",
+    ] {
+        edit(
+            &pipe,
+            from,
+            &from.replace(" }", ", exclusion = \"exclude.geojson\" }"),
+        );
+    }
+    let (tiled, whole) = (dir.path().join("tiled"), dir.path().join("whole"));
+    run_ok(&pipe, &tiled);
+    edit(&pipe, "tile_size = 40", "tile_size = 256");
+    run_ok(&pipe, &whole);
+    for name in ["bayes", "vote"] {
+        let f = |o: &Path, n: &str| o.join("synthetic").join(format!("{n}.tif"));
+        let reg = bands(&f(&tiled, &format!("{name}-regularised")));
+        assert_eq!(
+            reg,
+            bands(&f(&whole, &format!("{name}-regularised"))),
+            "{name}: tiled != untiled"
+        );
+        let raw = bands(&f(&tiled, name));
+        let (mut inside, mut outside) = (0, 0);
+        for (i, (a, b)) in raw[0].iter().zip(&reg[0]).enumerate() {
+            let left = i % 150 < 75;
+            if a != b {
+                if left {
+                    inside += 1;
+                } else {
+                    outside += 1;
+                }
+            }
+        }
+        assert_eq!(inside, 0, "{name}: excluded pixels changed");
+        assert!(outside > 0, "{name}: nothing regularised outside the mask");
+        if name == "bayes" {
+            let left = |b: &[f64]| {
+                b.iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % 150 < 75)
+                    .map(|(_, v)| *v)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                left(&raw[1]),
+                left(&reg[1]),
+                "bayes: confidence changed under the mask"
+            );
+        }
+    }
+}

@@ -151,6 +151,9 @@ impl MethodDef {
         if let Some(p) = &mut self.model {
             fix(p);
         }
+        if let Some(e) = self.postprocess.as_mut().and_then(|p| p.exclusion.as_mut()) {
+            fix(e);
+        }
     }
 }
 

@@ -244,6 +244,9 @@ impl Pipeline {
         for m in &mut self.methods {
             m.resolve_paths(&fix);
         }
+        if let Some(e) = self.postprocess.as_mut().and_then(|p| p.exclusion.as_mut()) {
+            fix(e);
+        }
     }
 
     /// With `[time]`, finds each scene's dated rasters; without it, refuses the keys of

@@ -70,6 +70,10 @@ pub struct PostProcess {
     /// Sieve connectedness: 4 (edges) or 8 (edges and corners).
     #[serde(default = "default_connectedness")]
     pub connectedness: u8,
+    /// Exclusion mask: a vector file (any OGR format) whose polygons are left as predicted
+    /// and never enter a neighbourhood (roads, water bodies, a mapped reference layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusion: Option<std::path::PathBuf>,
 }
 
 fn default_window() -> usize {

@@ -90,6 +90,34 @@ pub fn read_reference(
     Ok(out)
 }
 
+/// Every geometry of the first layer of `path` (an exclusion mask: what the polygons cover is
+/// left alone), reprojected to `crs_wkt`.
+pub fn read_geometries(path: &Path, crs_wkt: &str) -> Result<Vec<geo::Geometry<f64>>> {
+    let ds = open_vector(path)?;
+    let mut layer = ds
+        .layer(0)
+        .map_err(|_| Error::input(path, "has no layer; draw the exclusion polygons into one"))?;
+    let transform = to_scene_crs(&layer, path, crs_wkt)?;
+    let mut out = Vec::new();
+    for f in layer.features() {
+        let fid = f.fid().unwrap_or(out.len() as u64);
+        let Some(g) = f.geometry() else { continue };
+        let g = match &transform {
+            Some(t) => g.transform(t).map_err(|e| {
+                Error::input(
+                    path,
+                    format!("feature {fid} cannot be reprojected to the scene's CRS ({e})"),
+                )
+            })?,
+            None => g.clone(),
+        };
+        out.push(g.to_geo().map_err(|e| {
+            Error::input(path, format!("feature {fid}: unsupported geometry ({e})"))
+        })?);
+    }
+    Ok(out)
+}
+
 fn no_features(r: &ReferenceDef) -> Error {
     let filter = r
         .filter
@@ -106,7 +134,7 @@ fn no_features(r: &ReferenceDef) -> Error {
 
 fn open_vector(path: &Path) -> Result<Dataset> {
     if !path.exists() {
-        return Err(Error::input(path, "file not found; check `reference.path` (relative paths resolve against the pipeline's folder)"));
+        return Err(Error::input(path, "file not found; check the path in the pipeline file (`reference.path` or `postprocess.exclusion`; relative paths resolve against the pipeline's folder)"));
     }
     let opts = DatasetOptions {
         open_flags: GdalOpenFlags::GDAL_OF_VECTOR | GdalOpenFlags::GDAL_OF_READONLY,

@@ -164,6 +164,22 @@ impl ProductWriter {
         Ok(())
     }
 
+    /// Writes one 1-based `band` of the staging file over `win`.
+    pub fn write_band(&self, win: Window, band: usize, data: &ndarray::Array2<u8>) -> Result<()> {
+        let guard = self
+            .staging
+            .lock()
+            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
+        let ds = guard
+            .as_ref()
+            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        let mut buf: Vec<u8> = data.iter().copied().collect();
+        super::dataset_raster_io(ds, true, win, &[band], &mut buf, false).map_err(|e| match e {
+            super::RasterIoError::Arguments(m) => Error::Internal(format!("write {win}: {m}")),
+            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("write {win}"), m),
+        })
+    }
+
     /// Reads every band of the staging file over `win`, `[band, row, col]`.
     pub fn read_core(&self, win: Window) -> Result<Array3<u8>> {
         let guard = self

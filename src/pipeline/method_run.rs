@@ -166,6 +166,31 @@ struct Regularised<'a> {
     writer: ProductWriter,
     bands: Vec<crate::io::writer::ByteBand>,
     how: String,
+    /// Pixels of the exclusion mask over the whole scene (left as predicted).
+    excluded: Option<ndarray::Array2<bool>>,
+}
+
+/// The pixels of the scene's grid that the post-process's exclusion polygons cover.
+fn exclusion_mask(
+    pp: &PostProcess,
+    grid: &crate::raster::Grid,
+) -> Result<Option<ndarray::Array2<bool>>> {
+    let Some(path) = &pp.exclusion else {
+        return Ok(None);
+    };
+    let features: Vec<crate::io::vector::ReferenceFeature> =
+        crate::io::vector::read_geometries(path, &grid.crs_wkt)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, geometry)| crate::io::vector::ReferenceFeature {
+                fid: i as u64,
+                class: 1,
+                geometry,
+            })
+            .collect();
+    let r = crate::reference::rasterize(&features, grid)
+        .map_err(|m| crate::error::Error::input(path, format!("exclusion mask: {m}")))?;
+    Ok(Some(r.labels.map(|&l| l != crate::reference::UNLABELLED)))
 }
 
 impl<'a> Regularised<'a> {
@@ -187,12 +212,14 @@ impl<'a> Regularised<'a> {
         }
         spec.metadata
             .push(("GEOFUSE_POSTPROCESS".into(), how.clone()));
+        let excluded = exclusion_mask(pp, &ctx.scene.grid)?;
         let writer = ProductWriter::create(&scene_out.join(format!("{name}.tif")), &spec)?;
         Ok(Regularised {
             pp,
             writer,
             bands: spec.bands,
             how,
+            excluded,
         })
     }
 
@@ -210,10 +237,51 @@ impl<'a> Regularised<'a> {
     )> {
         let g = &ctx.scene.grid;
         if let Some(n) = self.pp.sieve_pixels(g.pixel_area()) {
+            // Excluded pixels become nodata for the sieve (GDAL's mask), then get their class
+            // back: they neither change nor merge into a patch.
+            let kept = self.hide_excluded(ctx)?;
             self.writer.sieve_classes(n, self.pp.connectedness)?;
+            for (win, classes) in kept {
+                self.writer.write_band(win, 1, &classes)?;
+            }
         }
         let ev = evaluate_written(&self.writer, ctx, ids)?;
         Ok((self.writer.finish()?, ev, self.bands, self.how))
+    }
+}
+
+impl Regularised<'_> {
+    /// Writes nodata over the excluded pixels of the class band; returns the class bytes of
+    /// every window it changed.
+    fn hide_excluded(
+        &self,
+        ctx: &SceneContext,
+    ) -> Result<Vec<(crate::raster::Window, ndarray::Array2<u8>)>> {
+        let Some(ex) = &self.excluded else {
+            return Ok(Vec::new());
+        };
+        let g = &ctx.scene.grid;
+        let mut kept = Vec::new();
+        for t in tiles(g.width, g.height, ctx.pipeline.tiling.tile_size, 0) {
+            let w = t.core;
+            let part = ex.slice(ndarray::s![w.row..w.row + w.height, w.col..w.col + w.width]);
+            if !part.iter().any(|&e| e) {
+                continue;
+            }
+            let classes = self
+                .writer
+                .read_core(w)?
+                .index_axis_move(ndarray::Axis(0), 0);
+            let mut hidden = classes.clone();
+            hidden.zip_mut_with(&part, |v, &e| {
+                if e {
+                    *v = NODATA;
+                }
+            });
+            self.writer.write_band(w, 1, &hidden)?;
+            kept.push((w, classes));
+        }
+        Ok(kept)
     }
 }
 
@@ -312,7 +380,14 @@ fn predict_scene(
             &ids,
         );
         if let Some(r) = reg {
-            let usable = pred.probs.modalities.map(|&m| m != 0);
+            let c = gt.core;
+            let usable = ndarray::Array2::from_shape_fn(pred.probs.modalities.dim(), |(y, x)| {
+                pred.probs.modalities[[y, x]] != 0
+                    && !r
+                        .excluded
+                        .as_ref()
+                        .is_some_and(|e| e[[c.row + y, c.col + x]])
+            });
             let (rb, _) = crate::postprocess::regularise(
                 r.pp,
                 &pred.probs,

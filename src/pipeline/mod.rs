@@ -464,6 +464,7 @@ impl SceneRun<'_> {
         let (p, log) = (self.p, self.log);
         let mut inputs = ctx.scene.input_files();
         inputs.extend(m.model.clone());
+        inputs.extend(m.regularisation().and_then(|r| r.exclusion.clone()));
         let config_hash = p.product_config_hash(s, m);
         let input_hash = fingerprint(&inputs);
         let summary = |name: &str, metrics: Value, skipped: bool| ProductSummary {
