@@ -980,7 +980,8 @@ struct SuggestArgs {
     /// Balance the points across the predicted classes.
     #[arg(long)]
     per_class: bool,
-    /// Ranking: epistemic, total, least-confidence or random; `confident` writes the most
+    /// Ranking: epistemic, total, least-confidence, margin (products with `[product] margin =
+    /// true`) or random; `confident` writes the most
     /// confident pixels of each predicted class instead, labelled with the prediction
     /// (candidate training samples, OUT/confident.gpkg), never mixed with reference data.
     #[arg(long, default_value = "epistemic", value_parser = parse_rank)]
@@ -1043,7 +1044,7 @@ struct ActiveArgs {
     #[arg(long, default_value_t = 50)]
     n: usize,
     /// Strategies, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_rank, default_value = "epistemic,total,least-confidence,random")]
+    #[arg(long, value_delimiter = ',', value_parser = parse_rank, default_value = "epistemic,total,least-confidence,margin,random")]
     by: Vec<geofuse::suggest::Rank>,
     /// Repeats with other start patches, tie orders and training seeds.
     #[arg(long, default_value_t = 2)]

@@ -179,13 +179,45 @@ pub fn modalities(
     })
 }
 
-/// The bands of a product: [`bands`], then a season's [`season_bands`].
-pub fn product_bands(m: &BandMeanings, season: bool) -> Vec<ByteBand> {
+/// The bands of a product: [`bands`], then a season's [`season_bands`], then the
+/// [`margin_band`] when asked.
+pub fn product_bands(m: &BandMeanings, season: bool, margin: bool) -> Vec<ByteBand> {
     let mut b = bands(m);
     if season {
         b.extend(season_bands());
     }
+    if margin {
+        b.push(margin_band());
+    }
     b
+}
+
+/// Name of the optional margin band.
+pub const MARGIN: &str = "margin";
+
+/// The optional last band: the highest mean class probability minus the second highest.
+pub fn margin_band() -> ByteBand {
+    ByteBand {
+        name: MARGIN.into(),
+        description: format!(
+            "{MARGIN}: highest minus second-highest class probability; physical = value x {BYTE_SCALE}, 0..1"
+        ),
+        scale: BYTE_SCALE,
+        offset: 0.0,
+    }
+}
+
+/// The margin byte of class probabilities `p`.
+pub fn margin_byte(p: &[f32]) -> u8 {
+    let (mut a, mut b) = (0f32, 0f32);
+    for &v in p {
+        if v > a {
+            (a, b) = (v, a);
+        } else if v > b {
+            b = v;
+        }
+    }
+    to_byte(a - b)
 }
 
 /// The bands a season's product adds after [`ProductBand::ALL`]: the valid optical and SAR
@@ -339,6 +371,22 @@ impl TileProbabilities {
         }
     }
 
+    /// The margin bytes of every pixel `[1, h, w]` ([`margin_byte`]; nodata where there is no
+    /// prediction).
+    pub fn margins(&self) -> Array3<u8> {
+        let (k, h, w) = self.probs.dim();
+        let mut p = vec![0f32; k];
+        Array3::from_shape_fn((1, h, w), |(_, r, c)| {
+            if self.modalities[[r, c]] == 0 {
+                return NODATA;
+            }
+            p.iter_mut()
+                .enumerate()
+                .for_each(|(j, v)| *v = self.probs[[j, r, c]]);
+            margin_byte(&p)
+        })
+    }
+
     /// The class index of the highest probability of each pixel (ties to the lower index;
     /// `usize::MAX` where there is no prediction), as [`ProductTile::set_prediction`] picks it.
     pub fn best(&self) -> Array2<usize> {
@@ -428,6 +476,16 @@ mod tests {
         assert_eq!(t.get(ProductBand::Class, 0, 1), NODATA);
         assert_eq!(t.get(ProductBand::Total, 0, 1), NODATA);
         assert_eq!(t.get(ProductBand::Modalities, 0, 1), 0);
+    }
+
+    #[test]
+    fn the_margin_is_the_gap_between_the_two_highest_probabilities() {
+        assert_eq!(margin_byte(&[0.1, 0.6, 0.3]), to_byte(0.3));
+        assert_eq!(margin_byte(&[0.5, 0.5]), 0);
+        assert_eq!(margin_byte(&[1.0, 0.0, 0.0]), 250);
+        let b = product_bands(&BandMeanings::ensemble(3), true, true);
+        assert_eq!(b.len(), ProductBand::ALL.len() + 3);
+        assert_eq!(b.last().unwrap().name, MARGIN);
     }
 
     #[test]

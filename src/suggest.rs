@@ -15,6 +15,9 @@ pub enum Rank {
     Total,
     /// Least confidence: 1 - the highest class probability.
     LeastConfidence,
+    /// Smallest margin between the two highest class probabilities (products need the
+    /// `margin` band, `[product] margin = true`).
+    Margin,
     /// Uniform random order (the baseline an active-learning study compares against).
     Random,
     /// Highest confidence first: candidate training samples labelled by the model itself
@@ -24,10 +27,11 @@ pub enum Rank {
 
 impl Rank {
     /// Every rank and its command-line name.
-    pub const ALL: [(Rank, &'static str); 5] = [
+    pub const ALL: [(Rank, &'static str); 6] = [
         (Rank::Epistemic, "epistemic"),
         (Rank::Total, "total"),
         (Rank::LeastConfidence, "least-confidence"),
+        (Rank::Margin, "margin"),
         (Rank::Random, "random"),
         (Rank::Confident, "confident"),
     ];

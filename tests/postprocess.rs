@@ -55,6 +55,9 @@ fn bands(path: &Path) -> Vec<Vec<f64>> {
 fn regularised_products_are_the_same_tiled_and_untiled() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = pipeline(dir.path(), 150, 40);
+    // With the margin band, which Bayesian smoothing recomputes and the others keep.
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, format!("{text}\n[product]\nmargin = true\n")).unwrap();
     let (tiled, whole) = (dir.path().join("tiled"), dir.path().join("whole"));
     run_ok(&pipe, &tiled);
     edit(&pipe, "tile_size = 40", "tile_size = 256");
@@ -78,6 +81,10 @@ fn regularised_products_are_the_same_tiled_and_untiled() {
             assert_eq!(raw[1..], reg[1..], "{name}: only the class band may change");
         } else {
             assert_eq!(raw[2..4], reg[2..4], "bayes: aleatoric and epistemic stay");
+            assert_ne!(
+                raw[6], reg[6],
+                "bayes: the margin follows the smoothed probabilities"
+            );
         }
     }
 }
@@ -289,6 +296,8 @@ fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let pipe = scene_with_pipeline(dir.path(), 128, 5, 64);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    std::fs::write(&pipe, format!("{text}\n[product]\nmargin = true\n")).unwrap();
     sparse_labels(dir.path(), 60);
     let out = dir.path().join("out");
     run_ok(&pipe, &out);
@@ -357,6 +366,50 @@ fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
     assert!(
         n > 0 && n <= 30,
         "trained on {n} pixels of the 30 labelled points"
+    );
+    // The margin band: highest minus second-highest probability, ranked smallest first.
+    let product = out.join("synthetic").join("handcrafted.tif");
+    let ds = Dataset::open(&product).unwrap();
+    assert_eq!(ds.raster_count(), 7);
+    let d = ds.rasterband(7).unwrap().description().unwrap();
+    assert!(d.starts_with("margin:"), "{d}");
+    let (margin, confidence) = (band_values(&product, 7), band_values(&product, 2));
+    assert!(margin
+        .iter()
+        .zip(&confidence)
+        .all(|(m, c)| *m == 255.0 || m <= c));
+    let by_margin = dir.path().join("margin.gpkg");
+    let o = geofuse(&[
+        "suggest",
+        out.to_str().unwrap(),
+        "--by",
+        "margin",
+        "--n",
+        "10",
+        "--to",
+        by_margin.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Ranked smallest margin first: the first point holds the smallest margin of the
+    // candidate rows, and scores never decrease with priority.
+    let rows = ogr_sql(&by_margin, "SELECT score FROM suggested ORDER BY priority");
+    let scores: Vec<f64> = rows
+        .split("score (Real) = ")
+        .skip(1)
+        .map(|v| v.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 10);
+    assert!(scores.windows(2).all(|w| w[0] <= w[1]), "{scores:?}");
+    let least = margin
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| **m != 255.0 && i / 128 >= 60)
+        .map(|(_, m)| *m)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        (scores[0] - least * 0.004).abs() < 1e-9,
+        "{} vs {least}",
+        scores[0]
     );
     // Confidence sampling: its own file, the prediction filled in as the class, balanced.
     let o = geofuse(&[

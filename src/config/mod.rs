@@ -73,12 +73,32 @@ pub struct Pipeline {
     /// Spatial regularisation of every method's map that sets no `postprocess` of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postprocess: Option<PostProcess>,
+    /// Optional bands of every product.
+    #[serde(default, skip_serializing_if = "ProductOptions::is_default")]
+    pub product: ProductOptions,
     /// The season and its temporal grid: every scene becomes a time series of dated rasters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeConfig>,
     /// The learning-curve study (`geofuse study`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub study: Option<StudyConfig>,
+}
+
+/// `[product]`: optional bands of every product, after the six (and a season's two).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductOptions {
+    /// A `margin` band: the highest class probability minus the second (margin sampling in
+    /// `geofuse suggest --by margin`).
+    #[serde(default)]
+    pub margin: bool,
+}
+
+impl ProductOptions {
+    /// Whether every option is off (the table is then left out of hashes).
+    pub fn is_default(&self) -> bool {
+        *self == ProductOptions::default()
+    }
 }
 
 /// `[study]`: train the chosen methods on nested subsets of the training pixels, with several
@@ -427,11 +447,15 @@ impl Pipeline {
 
     /// What [`product_config_hash`](Self::product_config_hash) hashes.
     fn product_config(&self, scene: &SceneDef, method: &MethodDef) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "seed": self.seed, "classes": self.classes, "scene": scene, "features": self.features,
             "split": self.split, "method": method, "coregistration": self.coregistration,
             "geofuse": env!("CARGO_PKG_VERSION"),
-        })
+        });
+        if !self.product.is_default() {
+            v["product"] = serde_json::json!(self.product);
+        }
+        v
     }
 }
 

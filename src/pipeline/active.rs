@@ -273,7 +273,9 @@ fn last_round_tests(p: &Pipeline, roles: &SceneRoles, o: &ActiveOptions) -> Valu
 
 /// Runs the simulation of the pipeline at `path`; returns the report's path.
 pub fn run_active(path: &Path, o: &ActiveOptions, opts: &RunOptions) -> Result<PathBuf> {
-    let p = super::load_pipeline(path, opts.out.as_deref())?;
+    let mut p = super::load_pipeline(path, opts.out.as_deref())?;
+    // Margin sampling reads the products' margin band.
+    p.product.margin |= o.strategies.contains(&Rank::Margin);
     let roles = SceneRoles::resolve(&p.scenes, &p.training, &p.evaluation, p.split_seed())
         .map_err(|m| Error::config(path, m))?;
     if roles.held_out.is_empty() {

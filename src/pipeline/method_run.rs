@@ -98,7 +98,8 @@ pub fn run_method(
     let mut md = metadata;
     md.push(("GEOFUSE_MODEL_HASH".into(), model.hash().to_string()));
     md.extend(model.metadata());
-    let bands = crate::product::product_bands(&band_meanings, src.season.is_some());
+    let bands =
+        crate::product::product_bands(&band_meanings, src.season.is_some(), p.product.margin);
     let spec = ProductSpec {
         grid: src.grid.clone(),
         bands: bands.clone(),
@@ -345,6 +346,7 @@ fn predict_scene(
     let g = &src.grid;
     let ids = predictor_ids(p);
     let extra = reg.map_or(0, |r| r.pp.halo());
+    let margin = p.product.margin;
     let tl = tiles(
         g.width,
         g.height,
@@ -358,7 +360,13 @@ fn predict_scene(
         let pred = predictor.predict(reader, &gt)?;
         let off = (t.core.row - gt.core.row, t.core.col - gt.core.col);
         let dims = (t.core.height, t.core.width);
-        let (bands, best) = pred.probs.crop(off, dims).to_tile(&ids);
+        let core = pred.probs.crop(off, dims);
+        let (mut bands, best) = core.to_tile(&ids);
+        if margin {
+            bands.0 =
+                ndarray::concatenate(ndarray::Axis(0), &[bands.0.view(), core.margins().view()])
+                    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+        }
         writer.write_core(t.core, &bands.0)?;
         let labels = pred.labels.as_ref().map(|l| {
             l.slice(ndarray::s![off.0..off.0 + dims.0, off.1..off.1 + dims.1])
@@ -380,6 +388,7 @@ fn predict_scene(
             &ids,
         );
         if let Some(r) = reg {
+            let rb_last = bands.0.shape()[0] - 1;
             let c = gt.core;
             let usable = ndarray::Array2::from_shape_fn(pred.probs.modalities.dim(), |(y, x)| {
                 pred.probs.modalities[[y, x]] != 0
@@ -394,7 +403,7 @@ fn predict_scene(
                 usable.view(),
                 off,
                 (bands, best),
-                &ids,
+                (&ids, margin.then_some(rb_last)),
             );
             r.writer.write_core(t.core, &rb.0)?;
         }

@@ -8,7 +8,7 @@ use crate::config::{Pipeline, SceneDef};
 use crate::error::{Error, Result};
 use crate::io::points::{write_gpkg, Point, Value};
 use crate::io::reader::RasterReader;
-use crate::product::{ProductBand, BYTE_SCALE, NODATA};
+use crate::product::{ProductBand, BYTE_SCALE, MARGIN, NODATA};
 use crate::raster::{Grid, Window};
 use crate::suggest::{candidates, select, Rank, SceneBands};
 
@@ -55,6 +55,8 @@ struct Scene<'a> {
     grid: Grid,
     /// Bytes of the five prediction bands, row-major.
     bands: Vec<Vec<u8>>,
+    /// Bytes of the margin band, when the product has one.
+    margin: Option<Vec<u8>>,
 }
 
 /// Runs `geofuse suggest`; returns the GeoPackage's path and the number of points.
@@ -84,6 +86,11 @@ pub fn suggest_points(out: &Path, o: &SuggestOptions) -> Result<(Vec<Point>, Str
 pub fn suggest_in(p: &Pipeline, out: &Path, o: &SuggestOptions) -> Result<(Vec<Point>, String)> {
     let product = product_name(p, out, o)?;
     let scenes = read_products(p, out, &product)?;
+    if o.by == Rank::Margin {
+        if let Some(s) = scenes.iter().find(|s| s.margin.is_none()) {
+            return Err(Error::input(out.join(&s.def.name).join(format!("{product}.tif")), "has no margin band; add `[product] margin = true` to the pipeline and rerun `geofuse run`, or rank with --by least-confidence"));
+        }
+    }
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let bands: Vec<SceneBands> = scenes
         .iter()
@@ -155,13 +162,21 @@ fn read_products<'a>(p: &'a Pipeline, out: &Path, product: &str) -> Result<Vec<S
             ));
         }
         let win = Window::full(grid.width, grid.height);
-        let bands = (1..=5)
-            .map(|b| Ok(r.read_band(b, win)?.iter().map(|&v| v as u8).collect()))
-            .collect::<Result<_>>()?;
+        let bytes = |b: usize| -> Result<Vec<u8>> {
+            Ok(r.read_band(b, win)?
+                .iter()
+                .map(|&v| if v.is_nan() { NODATA } else { v as u8 })
+                .collect())
+        };
+        let bands = (1..=5).map(bytes).collect::<Result<_>>()?;
+        let margin_band = (1..=r.band_count())
+            .find(|&b| r.band_description(b).starts_with(&format!("{MARGIN}:")));
+        let margin = margin_band.map(bytes).transpose()?;
         scenes.push(Scene {
             def: s,
             grid,
             bands,
+            margin,
         });
     }
     if scenes.is_empty() {
@@ -195,6 +210,11 @@ fn scene_bands(p: &Pipeline, s: &Scene, ids: &[u8], o: &SuggestOptions) -> Resul
             .collect(),
         Rank::Random => vec![0; class.len()],
         Rank::Confident => s.bands[ProductBand::Confidence.index()].clone(),
+        Rank::Margin => s
+            .margin
+            .as_ref()
+            .map(|m| m.iter().map(|&v| 250u8.saturating_sub(v)).collect())
+            .unwrap_or_else(|| vec![0; class.len()]),
     };
     let px = s.grid.pixel_area().sqrt().max(f64::MIN_POSITIVE);
     Ok(SceneBands {
@@ -302,6 +322,10 @@ fn point(
         Rank::LeastConfidence => Value::Real(1.0 - s.bands[1][i] as f64 * BYTE_SCALE),
         Rank::Random => Value::Null,
         Rank::Confident => phys(ProductBand::Confidence),
+        Rank::Margin => s
+            .margin
+            .as_ref()
+            .map_or(Value::Null, |m| Value::Real(m[i] as f64 * BYTE_SCALE)),
     };
     // Confidence sampling fills `class` with the prediction (the model's label, marked by
     // `ranked_by` = confident); every other ranking leaves it for the user.

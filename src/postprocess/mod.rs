@@ -17,14 +17,15 @@ use crate::product::{ProductTile, TileProbabilities};
 /// The regularised bytes and class indices of a tile core from the raw ones (`raw`, `best`)
 /// and the probabilities `grown` of the core grown by [`PostProcess::halo`]; the core lies at
 /// `off` in the grown window. `usable` marks the grown window's pixels that may be smoothed
-/// and may vote (predicted and not excluded).
+/// and may vote (predicted and not excluded). `margin` is the index of the tile's margin band,
+/// when it has one (Bayesian smoothing recomputes it).
 pub fn regularise(
     pp: &PostProcess,
     grown: &TileProbabilities,
     usable: ArrayView2<bool>,
     off: (usize, usize),
     (raw, best): (ProductTile, Array2<usize>),
-    ids: &[u8],
+    (ids, margin): (&[u8], Option<usize>),
 ) -> (ProductTile, Array2<usize>) {
     let (mut tile, mut best) = (raw, best);
     let (h, w) = best.dim();
@@ -47,6 +48,9 @@ pub fn regularise(
                     .enumerate()
                     .for_each(|(j, v)| *v = sm[[j, r, c]]);
                 *b = tile.set_smoothed(r, c, ids, &p);
+                if let Some(m) = margin {
+                    tile.0[[m, r, c]] = crate::product::margin_byte(&p);
+                }
             }
         }
         Smoothing::Majority => {
