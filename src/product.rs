@@ -43,7 +43,7 @@ impl ProductBand {
     ];
 
     /// Number of bands.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = ProductBand::ALL.len();
 
     /// 0-based index in the product (GDAL band = index + 1).
     pub fn index(self) -> usize {
