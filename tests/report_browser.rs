@@ -77,3 +77,69 @@ fn chromium_renders_the_report_offline_with_its_figures() {
     );
     println!("screenshot of report.html: {}", shot.display());
 }
+
+/// Rows of the screenshot (`w` pixels wide, `step` bytes a pixel) holding a coloured pixel.
+fn coloured_rows(buf: &[u8], w: u32, step: usize) -> Vec<usize> {
+    buf.chunks(step * w as usize)
+        .enumerate()
+        .filter(|(_, row)| {
+            row.chunks(step).any(|p| {
+                let (r, g, b) = (p[0] as i32, p[1] as i32, p[2] as i32);
+                (r - g).abs() > 40 || (g - b).abs() > 40 || (r - b).abs() > 40
+            })
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn the_report_opens_with_its_verdict_and_a_figure_before_any_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = run_series(dir.path(), 3, 96);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let at = |s: &str| {
+        html.find(s)
+            .unwrap_or_else(|| panic!("report.html lacks {s}"))
+    };
+    let (verdict, figure, table) = (at("<h2>Verdict</h2>"), at("<img"), at("<table"));
+    assert!(
+        verdict < figure && figure < table,
+        "{verdict} {figure} {table}"
+    );
+    assert!(html[verdict..figure].contains("has the highest OA"));
+    // The long tables are folded, and the pairwise tests are a matrix too.
+    assert!(html.contains("<details><summary>Every pair"));
+    assert!(html.contains("class=\"matrix\""));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.find("## Verdict").unwrap() < md.find("\n| ").unwrap());
+    let Some(browser) = chromium() else {
+        println!("SKIPPED the rendering half: no chromium on PATH (scripts/setup.sh installs Debian's chromium)");
+        return;
+    };
+    // Rendered in a 1400 x 900 window (one screen), the figure is drawn.
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("report-first-screen.png");
+    let o = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1400,900",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", out.join("report.html").display()))
+        .output()
+        .expect("run chromium");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (w, _, step, buf) = read_png(&shot);
+    // A dot of the overall-accuracy figure spans 8 rows.
+    let rows = coloured_rows(&buf, w, step).len();
+    assert!(
+        rows >= 8,
+        "no figure on the first screen: {rows} coloured rows"
+    );
+}

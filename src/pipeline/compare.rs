@@ -458,13 +458,14 @@ pub fn run_compare(
     let names: Vec<String> = outs.iter().map(|o| o.display().to_string()).collect();
     let figs = super::report_figures::figures(&c, None, None)?;
     let (fig_md, fig_html) = super::report_figures::write(&dir, &figs)?;
+    let (verdict_md, verdict_html) = super::report_verdict::section(&c);
     let md = format!(
-        "# geofuse comparison\n\nOutput folders: {}\n{}{fig_md}",
+        "# geofuse comparison\n\nOutput folders: {}\n{verdict_md}{}{fig_md}",
         names.join(", "),
         super::report_stats::markdown(&c)
     );
     let html = format!(
-        "<!doctype html><meta charset=\"utf-8\"><title>geofuse comparison</title><style>{}</style>\n<h1>geofuse comparison</h1>\n<p>Output folders: {}</p>\n{}{fig_html}",
+        "<!doctype html><meta charset=\"utf-8\"><title>geofuse comparison</title><style>{}</style>\n<h1>geofuse comparison</h1>\n<p>Output folders: {}</p>\n{verdict_html}{}{fig_html}",
         super::report::STYLE,
         super::report::html_escape(&names.join(", ")),
         super::report_stats::html(&c)

@@ -24,6 +24,7 @@ pub mod report;
 pub mod report_active;
 pub mod report_figures;
 pub mod report_stats;
+pub mod report_verdict;
 pub mod scene;
 pub mod season;
 pub mod shared;

@@ -9,7 +9,7 @@ use crate::config::Pipeline;
 use crate::error::Result;
 
 /// The reports' style sheet (inlined: the report opens offline).
-pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1500px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:4px 8px;text-align:right}td{white-space:nowrap}figure{display:inline-block;margin:0.5em;vertical-align:top}img{max-width:100%}figcaption{font-size:90%;color:#333}";
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:4px 8px;text-align:right}td{white-space:nowrap}figure{display:inline-block;margin:0.5em;vertical-align:top}img{max-width:100%}.wide{overflow-x:auto;max-width:100%}details{margin:0.5em 0 1em}summary{cursor:pointer;font-weight:bold}table.matrix td{text-align:center}ul.verdict li{margin-bottom:0.4em;font-size:105%}figcaption{font-size:90%;color:#333}";
 
 /// A user string (scene or method name) for HTML text: `&`, `<`, `>`, `"` and `'` escaped.
 pub(crate) fn html_escape(s: &str) -> String {
@@ -121,7 +121,7 @@ fn f1_md(rows: &Rows, classes: &[&str]) -> String {
 
 /// The per-scene table in HTML.
 fn scenes_html(rows: &Rows) -> String {
-    let mut html = String::from("<table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th><th>MP/s</th></tr>\n");
+    let mut html = String::from("<div class=\"wide\"><table><tr><th>scene</th><th>method</th><th>evaluated on</th><th>OA</th><th>kappa</th><th>mIoU</th><th>seconds</th><th>MP/s</th></tr>\n");
     for (s, m, v) in rows {
         let _ = writeln!(
             html,
@@ -136,11 +136,47 @@ fn scenes_html(rows: &Rows) -> String {
             num(v, "mpix_per_s")
         );
     }
-    html.push_str("</table>\n");
+    html.push_str("</table></div>\n");
+    // A long table is folded: the verdict and the pooled scores above say the same in brief.
+    if rows.len() > 12 {
+        html = format!(
+            "<details><summary>Every scene and method ({} rows)</summary>\n{html}</details>\n",
+            rows.len()
+        );
+    }
     html
 }
 
-/// Writes `report.md` and `report.html`; returns the Markdown path.
+/// Figure snippets (Markdown, HTML): the one that opens the report, and the rest.
+type Snippets = (Vec<(String, String)>, Vec<(String, String)>);
+
+/// Draws and writes every figure of the report; the overall-accuracy figure comes first, apart.
+fn report_figures(
+    out: &Path,
+    p: &Pipeline,
+    comparison: &super::compare::Comparison,
+    (study, active): (Option<&Value>, Option<&Value>),
+) -> Result<Snippets> {
+    let mut figs: Vec<crate::plot::Figure> = super::report_verdict::figure(comparison)?
+        .into_iter()
+        .collect();
+    let top = figs.len();
+    figs.extend(super::report_figures::figures(
+        comparison,
+        study,
+        Some((out, p)),
+    )?);
+    if let Some(a) = active {
+        figs.extend(super::report_active::figure(a)?);
+    }
+    let mut all = super::report_figures::write_each(out, &figs)?;
+    let rest = all.split_off(top);
+    Ok((all, rest))
+}
+
+/// Writes `report.md` and `report.html`: the verdict and the overall-accuracy figure first,
+/// then the tables (the long ones folded in the HTML), the curves, and the other figures;
+/// returns the Markdown path.
 pub fn write(
     out: &Path,
     p: &Pipeline,
@@ -149,33 +185,36 @@ pub fn write(
 ) -> Result<PathBuf> {
     let rows = rows(out, p);
     let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
-    let mut md = String::new();
-    let _ = writeln!(md, "# geofuse report\n");
-    let _ = writeln!(md, "Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.\n", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
-    md.push_str(&scenes_md(&rows));
-    md.push_str(&pooled_md(pooled));
-    md.push_str(&super::report_stats::markdown(comparison));
     let study = super::read_json(&out.join("study.json"));
-    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
-    if study.is_some() {
-        let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
-    }
     let active = super::read_json(&out.join("active.json"));
+    let (top, rest) = report_figures(out, p, comparison, (study.as_ref(), active.as_ref()))?;
+    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
     let (active_md, active_html) = active
         .as_ref()
         .map(super::report_active::section)
         .unwrap_or_default();
-    md.push_str(&active_md);
-    let mut figs = super::report_figures::figures(comparison, study.as_ref(), Some((out, p)))?;
-    if let Some(a) = &active {
-        figs.extend(super::report_active::figure(a)?);
+    let (verdict_md, verdict_html) = super::report_verdict::section(comparison);
+    let intro = format!("Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
+    let mut md = format!("# geofuse report\n{verdict_md}\n");
+    top.iter().for_each(|t| md.push_str(&t.0));
+    let _ = writeln!(md, "{intro}\n");
+    md.push_str(&scenes_md(&rows));
+    md.push_str(&pooled_md(pooled));
+    md.push_str(&super::report_stats::markdown(comparison));
+    if study.is_some() {
+        let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
     }
-    let (fig_md, fig_html) = super::report_figures::write(out, &figs)?;
+    md.push_str(&active_md);
     md.push_str(&f1_md(&rows, &classes));
-    md.push_str(&fig_md);
+    if !rest.is_empty() {
+        md.push_str("\n## Figures\n\n");
+        rest.iter().for_each(|t| md.push_str(&t.0));
+    }
     let md_path = out.join("report.md");
     crate::io::writer::write_atomic(&md_path, md.as_bytes())?;
-    let mut html = format!("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>{STYLE}</style>\n<h1>geofuse report</h1>\n");
+    let mut html = format!("<!doctype html><meta charset=\"utf-8\"><title>geofuse report</title><style>{STYLE}</style>\n<h1>geofuse report</h1>\n{verdict_html}");
+    top.iter().for_each(|t| html.push_str(&t.1));
+    let _ = writeln!(html, "<p>{}</p>", html_escape(&intro));
     html.push_str(&scenes_html(&rows));
     html.push_str(&pooled_html(pooled));
     html.push_str(&super::report_stats::html(comparison));
@@ -187,7 +226,10 @@ pub fn write(
         );
     }
     html.push_str(&active_html);
-    html.push_str(&fig_html);
+    if !rest.is_empty() {
+        html.push_str("<h2>Figures</h2>\n");
+        rest.iter().for_each(|t| html.push_str(&t.1));
+    }
     let html_path = out.join("report.html");
     crate::io::writer::write_atomic(&html_path, html.as_bytes())?;
     Ok(md_path)
@@ -224,7 +266,16 @@ const STUDY_INTRO: &str = "`geofuse study`: each method trained on nested subset
 
 const POOLED_INTRO: &str = "Confusion matrices summed over the scenes of each kind (every evaluated pixel weighs alike): within-scene held-out blocks of the training scenes, and held-out scenes the models never saw. The last column is what a method loses (negative) or gains on unseen scenes.";
 
+/// Whether any method was scored on held-out scenes (else the pooled comparison is left out:
+/// it would be a table of dashes).
+fn has_held_out_scenes(pooled: &Value) -> bool {
+    pooled_rows(pooled).iter().any(|r| r[3] != "—")
+}
+
 fn pooled_md(pooled: &Value) -> String {
+    if !has_held_out_scenes(pooled) {
+        return String::new();
+    }
     let mut md = format!("\n## Within-scene blocks against held-out scenes (pooled)\n\n{POOLED_INTRO}\n\n| method | blocks OA | blocks mIoU | held-out scenes OA | held-out scenes mIoU | mIoU change |\n|---|---|---|---|---|---|\n");
     for r in pooled_rows(pooled) {
         let _ = writeln!(
@@ -242,6 +293,9 @@ fn pooled_md(pooled: &Value) -> String {
 }
 
 fn pooled_html(pooled: &Value) -> String {
+    if !has_held_out_scenes(pooled) {
+        return String::new();
+    }
     let mut h = format!("<h2>Within-scene blocks against held-out scenes (pooled)</h2>\n<p>{}</p>\n<table><tr><th>method</th><th>blocks OA</th><th>blocks mIoU</th><th>held-out scenes OA</th><th>held-out scenes mIoU</th><th>mIoU change</th></tr>\n", html_escape(POOLED_INTRO));
     for r in pooled_rows(pooled) {
         let _ = writeln!(

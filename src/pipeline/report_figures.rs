@@ -3,7 +3,6 @@
 //! `geofuse study`; per scene, quicklooks of the products. Written to `<dir>/plots/*.png`
 //! and inlined in report.html.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -128,9 +127,26 @@ pub fn figures(
 /// Writes the figures to `<dir>/plots/` (removing PNGs of earlier reports that are no
 /// longer drawn); returns the Markdown and HTML sections that show them.
 pub fn write(dir: &Path, figs: &[Figure]) -> Result<(String, String)> {
+    if figs.is_empty() {
+        let _ = write_each(dir, figs)?;
+        return Ok((String::new(), String::new()));
+    }
+    let (mut md, mut html) = (
+        String::from("\n## Figures\n\n"),
+        String::from("<h2>Figures</h2>\n"),
+    );
+    for (m, h) in write_each(dir, figs)? {
+        md.push_str(&m);
+        html.push_str(&h);
+    }
+    Ok((md, html))
+}
+
+/// [`write`], returning each figure's Markdown and HTML on its own (no heading).
+pub fn write_each(dir: &Path, figs: &[Figure]) -> Result<Vec<(String, String)>> {
     let plots = dir.join("plots");
     if figs.is_empty() {
-        return Ok((String::new(), String::new()));
+        return Ok(Vec::new());
     }
     std::fs::create_dir_all(&plots)
         .map_err(|e| crate::error::Error::io(&plots, "create folder", e))?;
@@ -141,21 +157,18 @@ pub fn write(dir: &Path, figs: &[Figure]) -> Result<(String, String)> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let (mut md, mut html) = (
-        String::from("\n## Figures\n\n"),
-        String::from("<h2>Figures</h2>\n"),
-    );
+    let mut out = Vec::new();
     for (f, name) in figs.iter().zip(&keep) {
         crate::io::writer::write_atomic(&plots.join(name), &f.png)?;
-        let _ = writeln!(md, "![{}](plots/{name})\n", md_cell(&f.caption));
+        let md = format!("![{}](plots/{name})\n\n", md_cell(&f.caption));
         let cap = html_escape(&f.caption);
-        let _ = writeln!(
-            html,
-            "<figure><img alt=\"{cap}\" src=\"{}\"><figcaption>{cap}</figcaption></figure>",
+        let html = format!(
+            "<figure><img alt=\"{cap}\" src=\"{}\"><figcaption>{cap}</figcaption></figure>\n",
             data_uri(&f.png)
         );
+        out.push((md, html));
     }
-    Ok((md, html))
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ impl Table {
             .iter()
             .map(|h| format!("<th>{}</th>", html_escape(h)))
             .collect();
-        let mut s = format!("<table><tr>{th}</tr>\n");
+        let mut s = format!("<div class=\"wide\"><table><tr>{th}</tr>\n");
         for r in &self.rows {
             let td: String = r
                 .iter()
@@ -40,7 +40,7 @@ impl Table {
                 .collect();
             let _ = writeln!(s, "<tr>{td}</tr>");
         }
-        s.push_str("</table>\n");
+        s.push_str("</table></div>\n");
         s
     }
 }
@@ -264,15 +264,18 @@ pub fn html(c: &Comparison) -> String {
         html_escape(CLASS_INTRO),
         class_table(c).html()
     );
+    let pairs = pairs_table(c);
     let _ = write!(
         s,
-        "<h2>Pairwise tests</h2>\n<p>{}</p>\n{}",
+        "<h2>Pairwise tests</h2>\n<p>{}</p>\n{}<details><summary>Every pair: McNemar and block tests ({} rows)</summary>\n{}</details>\n",
         html_escape(PAIRS_INTRO),
-        pairs_table(c).html()
+        super::report_verdict::matrix_html(c),
+        pairs.rows.len(),
+        pairs.html()
     );
     let _ = write!(
         s,
-        "<h2>Area estimates</h2>\n<p>{}</p>\n",
+        "<h2>Area estimates</h2>\n<p>{}</p>\n<details><summary>Error-adjusted areas of every method</summary>\n",
         html_escape(AREA_INTRO)
     );
     for m in &c.methods {
@@ -286,5 +289,6 @@ pub fn html(c: &Comparison) -> String {
             );
         }
     }
+    s.push_str("</details>\n");
     s
 }

@@ -142,8 +142,22 @@ where
     }
     for (i, (_, pts)) in series.iter().enumerate() {
         let c = series_color(i);
-        ch.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
-        ch.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        // Beyond the palette's ten colours a line is dashed (then dotted) with another marker,
+        // so two series never look alike.
+        match i / 10 % 3 {
+            0 => {
+                ch.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
+                ch.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+            }
+            1 => {
+                ch.draw_series(DashedLineSeries::new(pts.clone(), 8, 5, c.stroke_width(2)))?;
+                ch.draw_series(pts.iter().map(|&p| TriangleMarker::new(p, 5, c.filled())))?;
+            }
+            _ => {
+                ch.draw_series(DashedLineSeries::new(pts.clone(), 2, 4, c.stroke_width(2)))?;
+                ch.draw_series(pts.iter().map(|&p| Cross::new(p, 4, c.stroke_width(2))))?;
+            }
+        }
         if let Some(b) = bands.get(i) {
             ch.draw_series(
                 b.iter().map(|&(x, lo, hi)| {
@@ -164,7 +178,31 @@ fn legend(a: &Area, series: &[Series]) -> Drawn {
     for (i, (name, _)) in series.iter().enumerate() {
         let y = 40 + 20 * i as i32;
         let c = series_color(i);
-        a.draw(&PathElement::new(vec![(4, y), (26, y)], c.stroke_width(3)))?;
+        let seg = vec![(4, y), (26, y)];
+        match i / 10 % 3 {
+            0 => {
+                a.draw(&PathElement::new(seg, c.stroke_width(3)))?;
+                a.draw(&Circle::new((15, y), 3, c.filled()))?;
+            }
+            1 => {
+                a.draw(&plotters::element::DashedPathElement::new(
+                    seg,
+                    6,
+                    3,
+                    c.stroke_width(3),
+                ))?;
+                a.draw(&TriangleMarker::new((15, y), 5, c.filled()))?;
+            }
+            _ => {
+                a.draw(&plotters::element::DashedPathElement::new(
+                    seg,
+                    2,
+                    3,
+                    c.stroke_width(3),
+                ))?;
+                a.draw(&Cross::new((15, y), 4, c.stroke_width(2)))?;
+            }
+        }
         a.draw_text(name, &font, (32, y - 7))?;
     }
     Ok(())
@@ -200,6 +238,49 @@ pub fn risk_coverage(title: &str, series: &[Series]) -> Result<Vec<u8>> {
         diagonal: false,
     };
     lines(&axes, series, &[])
+}
+
+/// One row per item `(label, value, low, high)`: the value as a dot and its interval as a
+/// whisker on a shared 0..1 axis zoomed to the data, labels on the left.
+pub fn intervals(title: &str, x_label: &str, rows: &[(String, f64, f64, f64)]) -> Result<Vec<u8>> {
+    let lo = rows.iter().map(|r| r.2).fold(1f64, f64::min);
+    let hi = rows.iter().map(|r| r.3).fold(0f64, f64::max);
+    let (x0, x1) = (
+        ((lo - 0.02).max(0.0) * 50.0).floor() / 50.0,
+        ((hi + 0.02).min(1.0) * 50.0).ceil() / 50.0,
+    );
+    let (x0, x1) = if x1 > x0 { (x0, x1) } else { (0.0, 1.0) };
+    let n = rows.len();
+    let height = 90 + 24 * n as u32;
+    render(LINE_WIDTH + 120, height, |a| {
+        a.fill(&WHITE)?;
+        let mut ch = ChartBuilder::on(a)
+            .caption(title, (FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(300)
+            .build_cartesian_2d(x0..x1, (0..n).into_segmented())?;
+        let label = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < n => rows[n - 1 - i].0.clone(),
+            _ => String::new(),
+        };
+        ch.configure_mesh()
+            .x_desc(x_label)
+            .y_labels(n)
+            .y_label_formatter(&label)
+            .disable_y_mesh()
+            .draw()?;
+        for (i, (_, v, l, h)) in rows.iter().enumerate() {
+            let y = || SegmentValue::CenterOf(n - 1 - i);
+            let c = series_color(i % 10);
+            ch.draw_series(std::iter::once(PathElement::new(
+                vec![(*l, y()), (*h, y())],
+                c.stroke_width(2),
+            )))?;
+            ch.draw_series(std::iter::once(Circle::new((*v, y()), 4, c.filled())))?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -265,5 +346,32 @@ mod tests {
         )
         .unwrap();
         assert!(lc.len() > 1000);
+    }
+
+    #[test]
+    fn a_line_beyond_the_palette_differs_from_the_one_sharing_its_colour() {
+        // Series 0 and 10 share a colour; the second is dashed with triangles.
+        let pts = vec![(0.1, 0.5), (0.9, 0.5)];
+        let mk = |k: usize| -> Vec<Series> {
+            (0..=k)
+                .map(|i| (format!("m{i}"), if i == k { pts.clone() } else { vec![] }))
+                .collect()
+        };
+        assert_ne!(
+            reliability("r", &mk(0)).unwrap(),
+            reliability("r", &mk(10)).unwrap()
+        );
+    }
+
+    #[test]
+    fn intervals_draw_one_row_per_item() {
+        let rows = vec![
+            ("a".to_string(), 0.9, 0.85, 0.95),
+            ("b".to_string(), 0.8, 0.7, 0.9),
+        ];
+        let png = intervals("OA", "OA", &rows).unwrap();
+        let (w, h, _) = decode(&png);
+        assert_eq!((w, h), (900, 90 + 48));
+        assert_ne!(png, intervals("OA", "OA", &rows[..1]).unwrap());
     }
 }
