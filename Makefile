@@ -24,8 +24,10 @@ test: setup
 
 lint:
 	bash scripts/check_history_words.sh
+	bash scripts/check_layers.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --locked --no-deps
 
 bench: setup
 	$(CARGO) bench --locked

@@ -63,8 +63,8 @@ pub fn raster_header(s: &RasterSetup, data: &[u8]) {
     let _ = crate::io::reader::raster_info(&optical);
     let work = s.dir.join("work");
     let scene = &s.pipeline.scenes[0];
-    if let Ok(src) = crate::pipeline::scene::prepare_scene(&s.pipeline, scene, &work) {
-        if let Ok(reader) = crate::pipeline::scene::SceneReader::open(&src) {
+    if let Ok(src) = crate::scene::prepare_scene(&s.pipeline, scene, &work) {
+        if let Ok(reader) = crate::scene::SceneReader::open(&src) {
             let g = &src.grid;
             let win = crate::raster::Window {
                 col: 0,

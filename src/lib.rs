@@ -9,6 +9,10 @@
 //! - [`tiler`]: tiles with halos.
 //! - [`features`]: spectral indices, SAR features, GLCM texture (pure kernels).
 //! - [`temporal`]: time series regularised onto a season's grid, and temporal statistics.
+//! - [`log`]: progress and log lines.
+//! - [`scene`]: scene preparation and tile reading, seasons, reference data, the feature plan
+//!   (the layer the runner and the methods both stand on).
+//! - [`stop`]: a requested stop (SIGINT/SIGTERM) checked between tiles.
 //! - [`method`]: the one interface every method kind implements, and its registry.
 //! - [`classic`]: hand-crafted classifiers over the feature stack (random forest, boosted trees).
 //! - [`learned`]: CNN encoders and fusion strategies (burn; CPU or wgpu).
@@ -33,6 +37,7 @@ pub mod features;
 pub mod fuzz_harness;
 pub mod io;
 pub mod learned;
+pub mod log;
 pub mod method;
 pub mod pipeline;
 pub mod plot;
@@ -41,6 +46,8 @@ pub mod product;
 pub mod raster;
 pub mod reference;
 pub mod rng;
+pub mod scene;
+pub mod stop;
 pub mod suggest;
 pub mod synth;
 pub mod temporal;

@@ -425,7 +425,7 @@ impl Forest {
     /// `probs` (`n` x K) and mean per-tree entropies (nats) to `entropy` (`n`). Same result,
     /// bit for bit, as [`predict_into`](Self::predict_into) per sample (its slow twin): the same
     /// leaves, summed in the same tree order. The top levels of every tree are descended
-    /// branch-free for 16 samples at a time ([`FlatTop`]); deeper trees finish with the
+    /// branch-free for 16 samples at a time (a flat top); deeper trees finish with the
     /// pointer walk.
     pub fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], entropy: &mut [f32]) {
         self.predict_block_with(x, n, probs, entropy, gathers_available());

@@ -11,11 +11,11 @@ use super::stack::{HandcraftedModel, StackClassifier};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::features::FeaturePlan;
+use crate::log::Log;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
-use crate::pipeline::features::{glcm_ranges, plan_with, tile_features, CoreFeatures};
-use crate::pipeline::scene::SceneReader;
-use crate::pipeline::Log;
 use crate::product::{BandMeanings, TileProbabilities};
+use crate::scene::plan::{glcm_ranges, plan_with, tile_features, CoreFeatures};
+use crate::scene::SceneReader;
 use crate::tiler::Tile;
 
 /// A hand-crafted method: features, then classifier `C`.

@@ -11,8 +11,8 @@ use crate::eval::class_index;
 use crate::eval::split::sampled;
 use crate::features::FeaturePlan;
 use crate::method::SceneContext;
-use crate::pipeline::features::tile_features;
-use crate::pipeline::scene::SceneReader;
+use crate::scene::plan::tile_features;
+use crate::scene::SceneReader;
 use crate::tiler::{tiles, Tile};
 
 /// One training scene: its context, feature plan and tiles.

@@ -142,7 +142,7 @@ const TRIM_THRESHOLD: i32 = 64 << 20;
 /// Allocator settings for tile-sized buffers (glibc only). Tiles allocate and free buffers of a
 /// few MB per layer; glibc's defaults hand each one back to the kernel and page-fault it in
 /// again (about a fifth of native CPU inference time, measured with perf). Keeping up to
-/// [`TRIM_THRESHOLD`] free per heap lets the next tile reuse them.
+/// `TRIM_THRESHOLD` free per heap lets the next tile reuse them.
 pub fn configure_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc tuning parameters; called before any thread starts.

@@ -5,7 +5,9 @@
 //! cross-correlation, over the (2R + 1)^2 window around p, of the optical latent's edge energy
 //! with the SAR latent's edge energy shifted by o,
 //!
+//! ```text
 //!   ncc_o(p) = B[e_opt * e_sar(. + o)](p) / sqrt(B[e_opt^2](p) * B[e_sar(. + o)^2](p)),
+//! ```
 //!
 //! B the window sum (zero outside the map), minus its mean over the k^2 offsets. The edge energy
 //! e(p) = sum_c |f_c(p + x) - f_c(p)| + |f_c(p + y) - f_c(p)| counts a pair only where both

@@ -18,12 +18,12 @@ use crate::error::{Error, Result};
 use crate::features::{FeaturePlan, Polarisation};
 use crate::learned::model::{is_no, is_yes, is_zero, yes};
 use crate::learned::{EncoderKind, Fusion};
+use crate::log::Log;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
-use crate::pipeline::features::{glcm_ranges, plan_with};
-use crate::pipeline::scene::SceneReader;
-use crate::pipeline::Log;
 use crate::product::{BandMeanings, TileProbabilities};
 use crate::raster::Window;
+use crate::scene::plan::{glcm_ranges, plan_with};
+use crate::scene::SceneReader;
 use crate::tiler::Tile;
 
 /// Network settings (`kind = "learned"`).
@@ -85,7 +85,7 @@ pub struct NetworkSettings {
     /// Kernel fusion: kernel side (odd).
     #[serde(default = "default_kernel")]
     pub kernel: usize,
-    /// Also feed the hand-crafted features ([features]) to the network, optical ones to the
+    /// Also feed the hand-crafted features (`[features]`) to the network, optical ones to the
     /// optical branch and SAR ones to the SAR branch (hybrid).
     #[serde(default)]
     pub hybrid: bool,
@@ -481,7 +481,7 @@ impl Method for NetworkMethod {
         ));
         // A stop request (SIGTERM, SIGINT) ends training at the next epoch, not after it.
         let mut draw = |epoch| {
-            crate::pipeline::stop::check()?;
+            crate::stop::check()?;
             self.epoch_patches(scenes, ranges.as_deref(), epoch)
         };
         let bar = log.progress_in("training", config.epochs, "epochs");
@@ -643,7 +643,7 @@ impl Model for NetModel {
 /// Predicts tiles one after another: the backend already uses every core inside a tile.
 struct NetPredictor<'a> {
     model: &'a LearnedModel,
-    src: crate::pipeline::scene::SceneSources,
+    src: crate::scene::SceneSources,
     plan: Option<FeaturePlan>,
 }
 

@@ -47,7 +47,7 @@ impl Runtime {
 
     /// [`new`](Self::new), made once per process and choice: the device probe (and wgpu's
     /// start-up) runs once however many learned methods a run has. Logs the device once.
-    pub fn shared(choice: &str, log: &crate::pipeline::Log) -> Result<Runtime> {
+    pub fn shared(choice: &str, log: &crate::log::Log) -> Result<Runtime> {
         static MADE: std::sync::Mutex<Vec<(String, Runtime)>> = std::sync::Mutex::new(Vec::new());
         let mut made = crate::error::lock(&MADE)?;
         if let Some((_, r)) = made.iter().find(|(c, _)| c == choice) {

@@ -9,9 +9,9 @@ use crate::eval::split::BlockSplit;
 use crate::features::sar::linear_to_db;
 use crate::features::{FeaturePlan, Polarisation};
 use crate::learned::Patch;
-use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::raster::Window;
 use crate::rng::{hash4, unit, Rng};
+use crate::scene::{SceneReader, SceneSources};
 
 /// A window of a learned model's inputs.
 pub struct RawWindow {

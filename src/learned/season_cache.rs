@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use super::scene_input::{raw_window, RawWindow};
 use crate::error::Result;
 use crate::features::FeaturePlan;
-use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::raster::Window;
+use crate::scene::{SceneReader, SceneSources};
 
 /// Largest scene kept whole (bytes of raw bands).
 pub const SCENE_BYTES: usize = 768 << 20;
@@ -28,7 +28,7 @@ fn key(src: &SceneSources, hybrid: Option<&FeaturePlan>, gaps: bool) -> String {
     format!(
         "{}|{}|{:?}|{:?}|{gaps}",
         src.name,
-        crate::pipeline::manifest::fingerprint(&src.input_files()),
+        crate::scene::fingerprint(&src.input_files()),
         src.grid.transform,
         hybrid.map(|p| p.names.join(","))
     )

@@ -12,9 +12,9 @@ use ndarray::Array2;
 use crate::config::{MethodDef, MethodSettings, Pipeline};
 use crate::error::Result;
 use crate::eval::split::BlockSplit;
-use crate::pipeline::scene::{SceneReader, SceneSources};
-use crate::pipeline::Log;
+use crate::log::Log;
 use crate::product::{BandMeanings, TileProbabilities};
+use crate::scene::{SceneReader, SceneSources};
 use crate::tiler::Tile;
 
 /// What a method sees of one scene.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::config::{hex_sha256, Pipeline};
+use crate::config::Pipeline;
 use crate::error::Result;
 
 /// One product's record.
@@ -78,26 +78,7 @@ impl Manifest {
     }
 }
 
-/// Fingerprint of files: path, size and modification time of each.
-pub fn fingerprint(files: &[PathBuf]) -> String {
-    let mut s = String::new();
-    for f in files {
-        let (len, mtime) = std::fs::metadata(f)
-            .map(|m| {
-                (
-                    m.len(),
-                    m.modified()
-                        .ok()
-                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                        .map(|d| d.as_nanos())
-                        .unwrap_or(0),
-                )
-            })
-            .unwrap_or((0, 0));
-        s.push_str(&format!("{}\t{len}\t{mtime}\n", f.display()));
-    }
-    hex_sha256(s.as_bytes())
-}
+pub use crate::scene::fingerprint;
 
 /// Writes `<out>/manifest.json` from every scene manifest present (so shards that run
 /// separately all end up listed), with the mosaics' records.

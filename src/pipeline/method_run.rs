@@ -13,8 +13,8 @@ use crate::eval::class_index;
 use crate::eval::metrics::Confusion;
 use crate::io::writer::{ProductSpec, ProductWriter};
 use crate::method::{Model, SceneContext, TilePredictor};
-use crate::pipeline::scene::SceneReader;
 use crate::product::{BandMeanings, ProductBand, ProductTile, NODATA};
+use crate::scene::SceneReader;
 use crate::tiler::{tiles, Tile};
 
 /// What one method run produced.

@@ -142,7 +142,7 @@ pub fn write(dir: &Path, figs: &[Figure]) -> Result<(String, String)> {
     Ok((md, html))
 }
 
-/// [`write`], returning each figure's Markdown and HTML on its own (no heading).
+/// [`write()`], returning each figure's Markdown and HTML on its own (no heading).
 pub fn write_each(dir: &Path, figs: &[Figure]) -> Result<Vec<(String, String)>> {
     let plots = dir.join("plots");
     if figs.is_empty() {

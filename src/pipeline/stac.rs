@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::config::{MethodDef, Pipeline};
 use crate::error::Result;
 use crate::pipeline::method_run::MethodOutcome;
-use crate::pipeline::scene::SceneSources;
+use crate::scene::SceneSources;
 
 /// UTC "now" as RFC 3339 (seconds precision).
 pub fn utc_now() -> String {
@@ -114,7 +114,7 @@ fn acquisition(src: &SceneSources, now: &str) -> (serde_json::Map<String, Value>
 
 /// A season's product spans the season: `start_datetime` / `end_datetime` of its first and
 /// last day, and the dates of the observations used.
-fn season_times(s: &crate::pipeline::season::SeasonSources) -> serde_json::Map<String, Value> {
+fn season_times(s: &crate::scene::season::SeasonSources) -> serde_json::Map<String, Value> {
     let (optical, sar) = s.dates();
     let mut props = serde_json::Map::new();
     props.insert("datetime".into(), Value::Null);

@@ -6,12 +6,12 @@ use std::path::Path;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
+use super::{SceneReader, SceneSources};
 use crate::config::{GlcmConfig, Pipeline, SarUnit};
 use crate::error::{lock, Error, Result};
 use crate::features::glcm::Quantisation;
 use crate::features::{FeaturePlan, GlcmSource};
 use crate::io::reader::{percentile, RasterReader};
-use crate::pipeline::scene::{SceneReader, SceneSources};
 use crate::tiler::{tiles, Tile};
 
 /// A sample of the values of a GLCM block's source band in one scene (dB for SAR).

@@ -1,4 +1,13 @@
-//! Scene preparation (checks, co-registration, warping) and per-worker tile reading.
+//! Scene preparation (checks, co-registration, warping) and per-worker tile reading: the
+//! layer below the runner and the methods, which both read scenes through it.
+//!
+//! - [`season`]: a scene that is a season of dated rasters.
+//! - [`reference_input`]: vector reference data rasterised onto a scene's grid.
+//! - [`plan`]: the hand-crafted feature plan and per-tile features.
+
+pub mod plan;
+pub mod reference_input;
+pub mod season;
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +63,7 @@ pub struct SceneSources {
     pub catalogue: Option<crate::config::catalogue::CatalogueScene>,
     /// The dated rasters of a season scene, on the scene grid (the fields above then
     /// describe its first dates).
-    pub season: Option<super::season::SeasonSources>,
+    pub season: Option<season::SeasonSources>,
 }
 
 impl SceneSources {
@@ -272,7 +281,7 @@ pub(crate) fn check_values(
 /// `work_dir` when the pipeline allows it).
 pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
     if let Some(season) = &s.season {
-        return super::season::prepare_season(p, s, season, work_dir);
+        return season::prepare_season(p, s, season, work_dir);
     }
     prepare_single(p, s, work_dir)
 }
@@ -303,7 +312,7 @@ pub(crate) fn prepare_single(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Res
     let labels = match (&s.labels, &s.reference) {
         (Some(l), _) => Some(al.align(l, "labels", Resampling::Nearest, false)?.0),
         (None, Some(r)) => {
-            let sr = super::reference_input::rasterize_reference(p, r, &grid, work_dir)?;
+            let sr = reference_input::rasterize_reference(p, r, &grid, work_dir)?;
             al.verdicts.push(sr.summary);
             sides = Some(sr.sides);
             Some(sr.labels)
@@ -404,7 +413,7 @@ pub struct SceneReader {
     sar_bands: Vec<usize>,
     sar_unit: SarUnit,
     invalid: Vec<u16>,
-    season: Option<super::season::SeasonReader>,
+    season: Option<season::SeasonReader>,
 }
 
 /// One tile's inputs and labels.
@@ -436,7 +445,7 @@ impl SceneReader {
                 .season
                 .as_ref()
                 .map(|ss| {
-                    super::season::SeasonReader::open(ss).map(|r| {
+                    season::SeasonReader::open(ss).map(|r| {
                         r.with_invalid(src.mask.as_ref().map(|m| m.1.clone()).unwrap_or_default())
                     })
                 })
@@ -534,6 +543,27 @@ pub(crate) fn read_sar(
         }
     }
     Ok(sar_lin)
+}
+
+/// Fingerprint of files: path, size and modification time of each.
+pub fn fingerprint(files: &[PathBuf]) -> String {
+    let mut s = String::new();
+    for f in files {
+        let (len, mtime) = std::fs::metadata(f)
+            .map(|m| {
+                (
+                    m.len(),
+                    m.modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0),
+                )
+            })
+            .unwrap_or((0, 0));
+        s.push_str(&format!("{}\t{len}\t{mtime}\n", f.display()));
+    }
+    crate::config::hex_sha256(s.as_bytes())
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::scene::{
+use super::{
     check_optical, prepare_single, read_optical, read_sar, sar_bands, Aligner, SceneSources,
 };
 use crate::config::scene_set::day_number;
@@ -132,7 +132,7 @@ pub fn prepare_season(
         });
     }
     src.name = s.name.clone();
-    src.inputs = super::scene::input_files(s);
+    src.inputs = super::input_files(s);
     src.coregistration.extend(al.verdicts);
     src.season = Some(SeasonSources {
         steps: ss.season.steps(),
