@@ -206,9 +206,9 @@ pub fn indices(input: &Path, out: &Path, o: &IndicesOptions) -> Result<Vec<Strin
                 input,
                 format!(
                     "unknown index `{name}`; use any of {}",
-                    crate::config::INDEX_BANDS
+                    crate::features::indices::INDICES
                         .iter()
-                        .map(|(n, _)| *n)
+                        .map(|i| i.name)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),

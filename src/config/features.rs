@@ -13,7 +13,7 @@ pub struct FeatureConfig {
     /// Include the optical reflectances themselves.
     #[serde(default = "yes")]
     pub optical_bands: bool,
-    /// Spectral indices by name (see [`INDEX_BANDS`]; case-insensitive).
+    /// Spectral indices by name (see [`INDICES`]; case-insensitive).
     #[serde(default = "default_indices")]
     pub indices: Vec<String>,
     /// SAR features.
@@ -154,18 +154,7 @@ fn default_defs() -> Definitions {
 }
 
 /// Optical bands each spectral index refers to.
-pub const INDEX_BANDS: &[(&str, &[&str])] = &[
-    ("NDVI", &["B04", "B08"]),
-    ("NDWI", &["B03", "B08"]),
-    ("MNDWI", &["B03", "B11"]),
-    ("NDBI", &["B08", "B11"]),
-    ("SAVI", &["B04", "B08"]),
-    ("EVI", &["B02", "B04", "B08"]),
-    ("NBR", &["B08", "B12"]),
-    ("NDRE", &["B05", "B08"]),
-    ("NDMI", &["B08", "B11"]),
-    ("BI", &["B03", "B04"]),
-];
+pub use crate::features::indices::INDICES;
 
 /// Whether a GLCM source names SAR (`VV` or `VH`).
 fn is_sar_band(band: &str) -> bool {
@@ -176,8 +165,8 @@ impl FeatureConfig {
     /// Checks the feature settings; `Err` is the message.
     pub fn validate(&self) -> std::result::Result<(), String> {
         for idx in &self.indices {
-            if !INDEX_BANDS.iter().any(|(n, _)| n.eq_ignore_ascii_case(idx)) {
-                let known: Vec<_> = INDEX_BANDS.iter().map(|(n, _)| *n).collect();
+            if crate::features::indices::index(idx).is_none() {
+                let known: Vec<_> = INDICES.iter().map(|i| i.name).collect();
                 return Err(format!(
                     "unknown index `{idx}` in `features.indices`; known: {}",
                     known.join(", ")

@@ -176,7 +176,7 @@ impl ClassDef {
 }
 
 pub use catalogue::CatalogueSetDef;
-pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDEX_BANDS};
+pub use features::{FeatureConfig, GlcmConfig, SpeckleConfig, INDICES};
 pub use method::{
     BoostedSettings, ForestSettings, MethodDef, MethodKind, MethodSettings, NetworkSettings,
 };

@@ -4,12 +4,82 @@
 
 use ndarray::{Array2, ArrayView2, Zip};
 
+/// A spectral index: its name, the bands its formula takes (in that order) and the formula
+/// over one pixel's values of those bands.
+pub struct SpectralIndex {
+    /// Name (matched case-insensitively in pipeline files).
+    pub name: &'static str,
+    /// Sentinel-2 bands, in the formula's order.
+    pub bands: &'static [&'static str],
+    /// The formula: `v[i]` is the reflectance of `bands[i]`.
+    pub formula: fn(&[f32]) -> f32,
+}
+
+/// Every spectral index geofuse computes: the one table the pipeline's validation, the
+/// feature stack and the tools read.
+pub const INDICES: &[SpectralIndex] = &[
+    SpectralIndex {
+        name: "NDVI",
+        bands: &["B04", "B08"],
+        formula: |v| normalised_difference(v[1], v[0]),
+    },
+    SpectralIndex {
+        name: "NDWI",
+        bands: &["B03", "B08"],
+        formula: |v| normalised_difference(v[0], v[1]),
+    },
+    SpectralIndex {
+        name: "MNDWI",
+        bands: &["B03", "B11"],
+        formula: |v| normalised_difference(v[0], v[1]),
+    },
+    SpectralIndex {
+        name: "NDBI",
+        bands: &["B08", "B11"],
+        formula: |v| normalised_difference(v[1], v[0]),
+    },
+    SpectralIndex {
+        name: "SAVI",
+        bands: &["B04", "B08"],
+        formula: |v| ratio(1.5 * (v[1] - v[0]), v[1] + v[0] + 0.5),
+    },
+    SpectralIndex {
+        name: "EVI",
+        bands: &["B02", "B04", "B08"],
+        formula: |v| ratio(2.5 * (v[2] - v[1]), v[2] + 6.0 * v[1] - 7.5 * v[0] + 1.0),
+    },
+    SpectralIndex {
+        name: "NBR",
+        bands: &["B08", "B12"],
+        formula: |v| normalised_difference(v[0], v[1]),
+    },
+    SpectralIndex {
+        name: "NDRE",
+        bands: &["B05", "B08"],
+        formula: |v| normalised_difference(v[1], v[0]),
+    },
+    // Gao's NDWI (Orfeo ToolBox's Water:NDWI): moisture from NIR and SWIR.
+    SpectralIndex {
+        name: "NDMI",
+        bands: &["B08", "B11"],
+        formula: |v| normalised_difference(v[0], v[1]),
+    },
+    // Brightness index (Orfeo ToolBox's Soil:BI): sqrt((R^2 + G^2) / 2).
+    SpectralIndex {
+        name: "BI",
+        bands: &["B03", "B04"],
+        formula: |v| ((v[1] * v[1] + v[0] * v[0]) / 2.0).sqrt(),
+    },
+];
+
+/// The index named `name` (case-insensitive).
+pub fn index(name: &str) -> Option<&'static SpectralIndex> {
+    INDICES.iter().find(|i| i.name.eq_ignore_ascii_case(name))
+}
+
 /// Bands an index needs, in the order its formula takes them.
 pub fn index_bands(name: &str) -> Option<&'static [&'static str]> {
-    crate::config::INDEX_BANDS
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, b)| *b)
+    index(name).map(|i| i.bands)
 }
 
 /// The positions in `bands` of the bands index `name` needs, in its formula's order; a scene
@@ -48,48 +118,21 @@ fn normalised_difference(a: f32, b: f32) -> f32 {
 
 /// Computes the index `name` from its input bands (as listed by [`index_bands`]).
 pub fn spectral_index(name: &str, inputs: &[ArrayView2<f32>]) -> Option<Array2<f32>> {
-    if inputs.len() != index_bands(name)?.len() {
+    let ix = index(name)?;
+    if inputs.len() != ix.bands.len() {
         return None;
     }
-    let upper = name.to_ascii_uppercase();
-    let out = match upper.as_str() {
-        // (B08 - B04) / (B08 + B04) etc.: inputs are (b1, b2) with index = nd(b2, b1) or nd(b1, b2).
-        "NDVI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&red, &nir| normalised_difference(nir, red)),
-        "NDWI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&g, &nir| normalised_difference(g, nir)),
-        "MNDWI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&g, &swir| normalised_difference(g, swir)),
-        "NDBI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&nir, &swir| normalised_difference(swir, nir)),
-        "SAVI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&red, &nir| ratio(1.5 * (nir - red), nir + red + 0.5)),
-        "EVI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .and(&inputs[2])
-            .map_collect(|&blue, &red, &nir| {
-                ratio(2.5 * (nir - red), nir + 6.0 * red - 7.5 * blue + 1.0)
-            }),
-        "NBR" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&nir, &swir2| normalised_difference(nir, swir2)),
-        "NDRE" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&re1, &nir| normalised_difference(nir, re1)),
-        // Gao's NDWI (Orfeo ToolBox's Water:NDWI): moisture from NIR and SWIR.
-        "NDMI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&nir, &swir| normalised_difference(nir, swir)),
-        // Brightness index (Orfeo ToolBox's Soil:BI): sqrt((R^2 + G^2) / 2).
-        "BI" => Zip::from(&inputs[0])
-            .and(&inputs[1])
-            .map_collect(|&g, &r| ((r * r + g * g) / 2.0).sqrt()),
-        _ => return None,
+    let f = ix.formula;
+    let out = match inputs {
+        [a, b] => Zip::from(a).and(b).map_collect(|&x, &y| f(&[x, y])),
+        [a, b, c] => Zip::from(a)
+            .and(b)
+            .and(c)
+            .map_collect(|&x, &y, &z| f(&[x, y, z])),
+        _ => Array2::from_shape_fn(inputs[0].dim(), |p| {
+            let v: Vec<f32> = inputs.iter().map(|i| i[p]).collect();
+            f(&v)
+        }),
     };
     Some(out)
 }
@@ -121,11 +164,39 @@ mod tests {
     }
 
     #[test]
-    fn every_configured_index_is_implemented() {
-        for (name, bands) in crate::config::INDEX_BANDS {
-            let arrays: Vec<_> = bands.iter().map(|_| arr2(&[[0.2f32]])).collect();
+    fn every_index_of_the_table_matches_its_formula_by_hand() {
+        // One pixel: B02 0.1, B03 0.2, B04 0.3, B05 0.35, B08 0.5, B11 0.25, B12 0.15.
+        let refl = |b: &str| match b {
+            "B02" => 0.1f32,
+            "B03" => 0.2,
+            "B04" => 0.3,
+            "B05" => 0.35,
+            "B08" => 0.5,
+            "B11" => 0.25,
+            _ => 0.15,
+        };
+        let want = [
+            ("NDVI", 0.25),
+            ("NDWI", -0.428_571),
+            ("MNDWI", -0.111_111),
+            ("NDBI", -0.333_333),
+            ("SAVI", 0.230_769),
+            ("EVI", 0.196_078),
+            ("NBR", 0.538_462),
+            ("NDRE", 0.176_471),
+            ("NDMI", 0.333_333),
+            ("BI", 0.254_951),
+        ];
+        assert_eq!(want.len(), INDICES.len());
+        for (name, v) in want {
+            let arrays: Vec<_> = index_bands(name)
+                .unwrap()
+                .iter()
+                .map(|b| arr2(&[[refl(b)]]))
+                .collect();
             let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
-            assert!(spectral_index(name, &views).is_some(), "{name}");
+            let got = spectral_index(name, &views).unwrap()[[0, 0]];
+            assert!((got - v).abs() < 1e-5, "{name}: {got} vs {v}");
         }
     }
 
