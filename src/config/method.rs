@@ -15,44 +15,86 @@ use crate::learned::Fusion;
 
 use super::postprocess::{PostProcess, REGULARISED_SUFFIX};
 
-/// The kinds of method this build can run: the registry in [`crate::method`] maps each to
-/// its implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MethodKind {
+/// Declares the method kinds once: each line gives a kind's variant, its pipeline name and
+/// its settings type, and the macro writes [`MethodKind`] (with `ALL` and `name`),
+/// [`MethodSettings`] (one variant per kind, holding its settings) and the dispatch from one
+/// to the other (kind, validation, parsing). The registry in [`crate::method`] maps each kind
+/// to its implementation.
+macro_rules! method_kinds {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal, $settings:ty; )+) => {
+        /// The kinds of method this build can run.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum MethodKind {
+            $( $(#[$doc])* $variant, )+
+        }
+
+        impl MethodKind {
+            /// Every kind.
+            pub const ALL: &'static [MethodKind] = &[$( MethodKind::$variant ),+];
+
+            /// The pipeline name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( MethodKind::$variant => $name, )+
+                }
+            }
+        }
+
+        /// The settings of one method kind.
+        #[derive(Debug, Clone, Serialize)]
+        #[serde(tag = "kind", rename_all = "kebab-case")]
+        pub enum MethodSettings {
+            $( $(#[$doc])* $variant($settings), )+
+        }
+
+        impl MethodSettings {
+            /// The kind these settings are of.
+            pub fn kind(&self) -> MethodKind {
+                match self {
+                    $( MethodSettings::$variant(_) => MethodKind::$variant, )+
+                }
+            }
+
+            /// Checks the settings; `Err` is the message.
+            fn validate(&self) -> std::result::Result<(), String> {
+                match self {
+                    $( MethodSettings::$variant(s) => s.validate(), )+
+                }
+            }
+
+            /// Reads the settings table of `kind`.
+            fn parse(kind: MethodKind, t: toml::Table) -> std::result::Result<MethodSettings, String> {
+                Ok(match kind {
+                    $( MethodKind::$variant => MethodSettings::$variant(settings(t)?), )+
+                })
+            }
+        }
+    };
+}
+
+method_kinds! {
     /// Hand-crafted feature stack into a random forest.
-    Handcrafted,
+    Handcrafted = "handcrafted", ForestSettings;
     /// Hand-crafted feature stack into histogram gradient-boosted trees.
-    Boosted,
+    Boosted = "boosted", BoostedSettings;
     /// CNN encoders fused by a learned (or fixed) strategy.
-    Learned,
+    Learned = "learned", NetworkSettings;
 }
 
 impl MethodKind {
-    /// Every kind.
-    pub const ALL: [MethodKind; 3] = [
-        MethodKind::Handcrafted,
-        MethodKind::Boosted,
-        MethodKind::Learned,
-    ];
-
-    /// The pipeline name.
-    pub fn name(self) -> &'static str {
-        match self {
-            MethodKind::Handcrafted => "handcrafted",
-            MethodKind::Boosted => "boosted",
-            MethodKind::Learned => "learned",
-        }
-    }
-
     /// Parses a pipeline name.
     pub fn from_name(s: &str) -> Option<MethodKind> {
-        MethodKind::ALL.into_iter().find(|k| k.name() == s)
+        MethodKind::ALL.iter().copied().find(|k| k.name() == s)
     }
 
     /// Every pipeline name, comma-separated (for messages).
     pub fn names() -> String {
-        MethodKind::ALL.map(MethodKind::name).join(", ")
+        MethodKind::ALL
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -70,26 +112,10 @@ pub struct MethodDef {
     pub postprocess: Option<PostProcess>,
 }
 
-/// The settings of one method kind.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum MethodSettings {
-    /// `kind = "handcrafted"`.
-    Handcrafted(ForestSettings),
-    /// `kind = "boosted"`.
-    Boosted(BoostedSettings),
-    /// `kind = "learned"`.
-    Learned(NetworkSettings),
-}
-
 impl MethodDef {
     /// The method kind.
     pub fn kind(&self) -> MethodKind {
-        match self.settings {
-            MethodSettings::Handcrafted(_) => MethodKind::Handcrafted,
-            MethodSettings::Boosted(_) => MethodKind::Boosted,
-            MethodSettings::Learned(_) => MethodKind::Learned,
-        }
+        self.settings.kind()
     }
 
     /// Network settings, when the method is learned.
@@ -112,12 +138,9 @@ impl MethodDef {
             pp.validate(k)
                 .map_err(|e| format!("method `{}`: {e}", self.name))?;
         }
-        let r = match &self.settings {
-            MethodSettings::Handcrafted(f) => f.validate(),
-            MethodSettings::Boosted(b) => b.validate(),
-            MethodSettings::Learned(n) => n.validate(),
-        };
-        r.map_err(|e| format!("method `{}`: {e}", self.name))
+        self.settings
+            .validate()
+            .map_err(|e| format!("method `{}`: {e}", self.name))
     }
 
     /// The active post-process, if any.
@@ -203,22 +226,17 @@ fn parse_method(mut t: toml::Table) -> std::result::Result<MethodDef, String> {
     let kind = kind_of(&name, take(&mut t, "kind").map_err(ctx)?, fusion)?;
     let model: Option<PathBuf> = take(&mut t, "model").map_err(ctx)?;
     let postprocess: Option<PostProcess> = take(&mut t, "postprocess").map_err(ctx)?;
-    let settings = match kind {
-        MethodKind::Handcrafted => MethodSettings::Handcrafted(settings(t).map_err(ctx)?),
-        MethodKind::Boosted => MethodSettings::Boosted(settings(t).map_err(ctx)?),
-        MethodKind::Learned => {
-            if !t.contains_key("fusion") {
-                let f = Fusion::from_name(&name).ok_or_else(|| {
-                    ctx(format!(
-                        "a learned method needs `fusion` (one of {}) unless its name is one",
-                        Fusion::names()
-                    ))
-                })?;
-                t.insert("fusion".into(), toml::Value::String(f.name().into()));
-            }
-            MethodSettings::Learned(settings(t).map_err(ctx)?)
-        }
-    };
+    // A network named after its fusion strategy need not repeat it.
+    if kind == MethodKind::Learned && !t.contains_key("fusion") {
+        let f = Fusion::from_name(&name).ok_or_else(|| {
+            ctx(format!(
+                "a learned method needs `fusion` (one of {}) unless its name is one",
+                Fusion::names()
+            ))
+        })?;
+        t.insert("fusion".into(), toml::Value::String(f.name().into()));
+    }
+    let settings = MethodSettings::parse(kind, t).map_err(ctx)?;
     Ok(MethodDef {
         name,
         model,
