@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{files_under, geofuse, series};
+use common::{files_under, geofuse, series, PRODUCT_BANDS};
 
 fn run_args(pipe: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(common::bin());
@@ -240,7 +240,7 @@ fn each_method_gets_a_vrt_mosaic_listed_in_the_manifest() {
         // Sources relative to the mosaic: the folder can be moved.
         assert!(text.contains("relativeToVRT=\"1\""), "{text}");
         let ds = gdal::Dataset::open(&vrt).unwrap();
-        assert_eq!(ds.raster_count(), 6);
+        assert_eq!(ds.raster_count(), PRODUCT_BANDS);
         // The synthetic series' scenes share one grid: the mosaic is one scene's size.
         assert_eq!(ds.raster_size(), (64, 64));
         let band = ds.rasterband(1).unwrap();

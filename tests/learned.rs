@@ -204,9 +204,9 @@ fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
     assert!(m["methods"]["late"]["ece_uncalibrated"].as_f64().is_some());
     let tif = dir.path().join("out/synthetic/late.tif");
     let ds = gdal::Dataset::open(&tif).unwrap();
-    assert_eq!(ds.raster_count(), 6);
+    assert_eq!(ds.raster_count(), PRODUCT_BANDS);
     assert!(ds.rasterband(1).unwrap().color_table().is_some());
-    let modal = band_values(&tif, 6);
+    let modal = named_band(&tif, "modalities");
     let classes = band_values(&tif, 1);
     // Pixels with at least one modality get a class; epistemic (MC dropout) is not all zero.
     assert!(modal
@@ -215,7 +215,9 @@ fn learned_product_follows_the_contract_and_metrics_sit_side_by_side() {
         .all(|(m, c)| (*m == 0.0) == (*c == 255.0)));
     // Uncertainty is not all zero (a 3-epoch model is flat after temperature scaling, so the
     // total band is the one checked here).
-    assert!(band_values(&tif, 5).iter().any(|&v| v > 0.0 && v < 255.0));
+    assert!(named_band(&tif, "total")
+        .iter()
+        .any(|&v| v > 0.0 && v < 255.0));
 }
 
 #[test]

@@ -15,7 +15,7 @@ fn quiet() -> RunOptions {
 }
 
 fn product_bands(path: &std::path::Path) -> Vec<Vec<f64>> {
-    (1..=6).map(|b| band_values(path, b)).collect()
+    (1..=PRODUCT_BANDS).map(|b| band_values(path, b)).collect()
 }
 
 /// Asserts two products are pixel-identical, reporting only the count of differences.
@@ -187,7 +187,7 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
     let src = Dataset::open(dir.path().join("optical.tif")).unwrap();
     assert_eq!(ds.geo_transform().unwrap(), src.geo_transform().unwrap());
     assert_eq!(ds.spatial_ref().unwrap().auth_code().unwrap(), 32631);
-    assert_eq!(ds.raster_count(), 6);
+    assert_eq!(ds.raster_count(), PRODUCT_BANDS);
     let names = [
         "class",
         "confidence",
@@ -241,7 +241,7 @@ fn product_follows_the_contract_and_passes_gdal_cog_validation() {
             .iter()
             .all(|&v| v <= 250.0 || v == 255.0));
     }
-    let modal = band_values(&tif, 6);
+    let modal = named_band(&tif, "modalities");
     assert!(
         modal.contains(&1.0),
         "cloud-free SAR gaps give optical-only pixels"

@@ -56,7 +56,7 @@ fn scene_pair(methods: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
 /// Every band's pixels of a product (the metadata differs: it names the pipeline's hash).
 fn pixels(path: PathBuf) -> Vec<Vec<f64>> {
     assert!(path.exists(), "{}", path.display());
-    (1..=6).map(|b| band_values(&path, b)).collect()
+    (1..=PRODUCT_BANDS).map(|b| band_values(&path, b)).collect()
 }
 
 fn assert_same_pixels(a: PathBuf, b: PathBuf) {

@@ -373,7 +373,10 @@ fn suggest_writes_points_outside_the_reference_that_a_later_run_reads_back() {
     assert_eq!(ds.raster_count(), 7);
     let d = ds.rasterband(7).unwrap().description().unwrap();
     assert!(d.starts_with("margin:"), "{d}");
-    let (margin, confidence) = (band_values(&product, 7), band_values(&product, 2));
+    let (margin, confidence) = (
+        named_band(&product, "margin"),
+        named_band(&product, "confidence"),
+    );
     assert!(margin
         .iter()
         .zip(&confidence)

@@ -583,7 +583,7 @@ fn a_pixel_without_any_clear_date_is_predicted_from_sar_alone() {
     let prod = out.join("season/handcrafted.tif");
     let (class, modal, obs) = (
         band_values(&prod, 1),
-        band_values(&prod, 6),
+        named_band(&prod, "modalities"),
         band_values(&prod, 7),
     );
     for r in 0..32 {

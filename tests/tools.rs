@@ -143,7 +143,7 @@ fn classify_tool_learns_the_labels_and_is_deterministic() {
     let said = run(&a, "512");
     assert!(said.contains("train") && said.contains("predict"), "{said}");
     run(&b, "40");
-    for band in 1..=6 {
+    for band in 1..=PRODUCT_BANDS {
         assert_eq!(band_values(&a, band), band_values(&b, band), "band {band}");
     }
     // Optical bands alone separate most classes of the synthetic scene (not grassland from
@@ -163,9 +163,11 @@ fn classify_tool_learns_the_labels_and_is_deterministic() {
         ok as f64 / n as f64
     );
     // Uncertainty bands: on the 0..250 scale, not all zero.
-    assert!(band_values(&a, 5).iter().any(|&v| v > 0.0 && v <= 250.0));
+    assert!(named_band(&a, "total")
+        .iter()
+        .any(|&v| v > 0.0 && v <= 250.0));
     // The product contract's sixth band: 3 (inputs present) wherever a class was written.
-    let m = band_values(&a, 6);
+    let m = named_band(&a, "modalities");
     assert!(classes
         .iter()
         .zip(&m)

@@ -104,6 +104,27 @@ pub fn band_values(path: &Path, band: usize) -> Vec<f64> {
     buf.data().to_vec()
 }
 
+/// Number of bands of a single-date product.
+pub const PRODUCT_BANDS: usize = geofuse::product::ProductBand::ALL.len();
+
+/// The 1-based index of the product band named `name` (its description, or the description's
+/// first word before a colon).
+pub fn band_index(path: &Path, name: &str) -> usize {
+    use gdal::Metadata;
+    let ds = Dataset::open(path).unwrap();
+    (1..=ds.raster_count())
+        .find(|&b| {
+            let d = ds.rasterband(b).unwrap().description().unwrap_or_default();
+            d == name || d.starts_with(&format!("{name}:"))
+        })
+        .unwrap_or_else(|| panic!("{} has no band `{name}`", path.display()))
+}
+
+/// All pixels of the product band named `name`, as f64.
+pub fn named_band(path: &Path, name: &str) -> Vec<f64> {
+    band_values(path, band_index(path, name))
+}
+
 /// Every file under `dir`, recursively.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
