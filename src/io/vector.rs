@@ -66,18 +66,7 @@ pub fn read_reference(
         if !g.is_valid() {
             return Err(Error::input(path, format!("feature {fid} has an invalid geometry (self-intersecting or unclosed ring); repair it (QGIS: Vector > Geometry Tools > Fix Geometries, or ogr2ogr -makevalid)")));
         }
-        let g = match &transform {
-            Some(t) => g.transform(t).map_err(|e| {
-                Error::input(
-                    path,
-                    format!("feature {fid} cannot be reprojected to the scene's CRS ({e})"),
-                )
-            })?,
-            None => g.clone(),
-        };
-        let geometry = g.to_geo().map_err(|e| {
-            Error::input(path, format!("feature {fid}: unsupported geometry ({e})"))
-        })?;
+        let geometry = in_scene_crs(g, transform.as_ref(), path, fid)?;
         out.push(ReferenceFeature {
             fid,
             class,
@@ -102,20 +91,30 @@ pub fn read_geometries(path: &Path, crs_wkt: &str) -> Result<Vec<geo::Geometry<f
     for f in layer.features() {
         let fid = f.fid().unwrap_or(out.len() as u64);
         let Some(g) = f.geometry() else { continue };
-        let g = match &transform {
-            Some(t) => g.transform(t).map_err(|e| {
-                Error::input(
-                    path,
-                    format!("feature {fid} cannot be reprojected to the scene's CRS ({e})"),
-                )
-            })?,
-            None => g.clone(),
-        };
-        out.push(g.to_geo().map_err(|e| {
-            Error::input(path, format!("feature {fid}: unsupported geometry ({e})"))
-        })?);
+        out.push(in_scene_crs(g, transform.as_ref(), path, fid)?);
     }
     Ok(out)
+}
+
+/// Feature `fid`'s geometry reprojected with `transform` (None: already in the scene's CRS),
+/// as a `geo` geometry.
+fn in_scene_crs(
+    g: &gdal::vector::Geometry,
+    transform: Option<&CoordTransform>,
+    path: &Path,
+    fid: u64,
+) -> Result<geo::Geometry<f64>> {
+    let g = match transform {
+        Some(t) => g.transform(t).map_err(|e| {
+            Error::input(
+                path,
+                format!("feature {fid} cannot be reprojected to the scene's CRS ({e})"),
+            )
+        })?,
+        None => g.clone(),
+    };
+    g.to_geo()
+        .map_err(|e| Error::input(path, format!("feature {fid}: unsupported geometry ({e})")))
 }
 
 fn no_features(r: &ReferenceDef) -> Error {

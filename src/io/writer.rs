@@ -146,8 +146,8 @@ impl ProductWriter {
         })
     }
 
-    /// Writes the bands `[band, row, col]` of one tile core at `win`.
-    pub fn write_core(&self, win: Window, data: &Array3<u8>) -> Result<()> {
+    /// Runs `f` on the staging dataset (under the writer's lock).
+    fn with_staging<T>(&self, f: impl FnOnce(&mut Dataset) -> Result<T>) -> Result<T> {
         let mut guard = self
             .staging
             .lock()
@@ -155,64 +155,55 @@ impl ProductWriter {
         let ds = guard
             .as_mut()
             .ok_or_else(|| Error::Internal("writer already finished".into()))?;
+        f(ds)
+    }
+
+    /// Reads (or, with `write`, writes) the 1-based `bands` of the staging file over `win`,
+    /// `buf` band-sequential.
+    fn staging_io(&self, write: bool, win: Window, bands: &[usize], buf: &mut [u8]) -> Result<()> {
+        let what = if write { "write" } else { "read" };
+        self.with_staging(|ds| {
+            super::dataset_raster_io(ds, write, win, bands, buf, false).map_err(|e| match e {
+                super::RasterIoError::Arguments(m) => Error::Internal(format!("{what} {win}: {m}")),
+                super::RasterIoError::Gdal(m) => {
+                    Error::gdal(&self.tmp_dir, format!("{what} {win}"), m)
+                }
+            })
+        })
+    }
+
+    /// Writes the bands `[band, row, col]` of one tile core at `win`.
+    pub fn write_core(&self, win: Window, data: &Array3<u8>) -> Result<()> {
         let bands: Vec<usize> = (1..=data.shape()[0]).collect();
         let mut buf: Vec<u8> = data.iter().copied().collect();
-        super::dataset_raster_io(ds, true, win, &bands, &mut buf, false).map_err(|e| match e {
-            super::RasterIoError::Arguments(m) => Error::Internal(format!("write {win}: {m}")),
-            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("write {win}"), m),
-        })?;
-        Ok(())
+        self.staging_io(true, win, &bands, &mut buf)
     }
 
     /// Writes one 1-based `band` of the staging file over `win`.
     pub fn write_band(&self, win: Window, band: usize, data: &ndarray::Array2<u8>) -> Result<()> {
-        let guard = self
-            .staging
-            .lock()
-            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
-        let ds = guard
-            .as_ref()
-            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
         let mut buf: Vec<u8> = data.iter().copied().collect();
-        super::dataset_raster_io(ds, true, win, &[band], &mut buf, false).map_err(|e| match e {
-            super::RasterIoError::Arguments(m) => Error::Internal(format!("write {win}: {m}")),
-            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("write {win}"), m),
-        })
+        self.staging_io(true, win, &[band], &mut buf)
     }
 
     /// Reads every band of the staging file over `win`, `[band, row, col]`.
     pub fn read_core(&self, win: Window) -> Result<Array3<u8>> {
-        let guard = self
-            .staging
-            .lock()
-            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
-        let ds = guard
-            .as_ref()
-            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
-        let bands: Vec<usize> = (1..=ds.raster_count()).collect();
-        let mut buf = vec![0u8; bands.len() * win.height * win.width];
-        super::dataset_raster_io(ds, false, win, &bands, &mut buf, false).map_err(|e| match e {
-            super::RasterIoError::Arguments(m) => Error::Internal(format!("read {win}: {m}")),
-            super::RasterIoError::Gdal(m) => Error::gdal(&self.tmp_dir, format!("read {win}"), m),
-        })?;
-        Array3::from_shape_vec((bands.len(), win.height, win.width), buf)
+        let n = self.with_staging(|ds| Ok(ds.raster_count()))?;
+        let bands: Vec<usize> = (1..=n).collect();
+        let mut buf = vec![0u8; n * win.height * win.width];
+        self.staging_io(false, win, &bands, &mut buf)?;
+        Array3::from_shape_vec((n, win.height, win.width), buf)
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
     /// Sieves the class band (band 1) in place: patches of fewer than `threshold` pixels
     /// (`connectedness` 4 or 8) take the class of their largest neighbour; nodata stays.
     pub fn sieve_classes(&self, threshold: usize, connectedness: u8) -> Result<()> {
-        let mut guard = self
-            .staging
-            .lock()
-            .map_err(|_| Error::Internal("writer lock poisoned".into()))?;
-        let ds = guard
-            .as_mut()
-            .ok_or_else(|| Error::Internal("writer already finished".into()))?;
-        ds.flush_cache()
-            .map_err(|e| Error::gdal(&self.tmp_dir, "flush before sieve", e))?;
-        super::sieve::sieve_band(ds, 1, threshold, connectedness)
-            .map_err(|m| Error::gdal(&self.tmp_dir, "sieve the class band", m))
+        self.with_staging(|ds| {
+            ds.flush_cache()
+                .map_err(|e| Error::gdal(&self.tmp_dir, "flush before sieve", e))?;
+            super::sieve::sieve_band(ds, 1, threshold, connectedness)
+                .map_err(|m| Error::gdal(&self.tmp_dir, "sieve the class band", m))
+        })
     }
 
     /// Converts the staging file to a COG (deflate, internal tiles, nearest overviews), sets
