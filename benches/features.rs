@@ -1,8 +1,9 @@
 //! Feature stack of one 256 x 256 tile (indices, Lee-filtered SAR, GLCM on B08 and VV).
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use geofuse::config::Pipeline;
-use geofuse::features::{FeaturePlan, TileInputs};
+use geofuse::features::TileInputs;
 use geofuse::rng::Rng;
+use geofuse::scene::FeaturePlan;
 use ndarray::Array3;
 
 fn bench(c: &mut Criterion) {

@@ -2,7 +2,8 @@
 # The walls of the layout, checked on the source (comment lines ignored); `make lint` runs it.
 #   - only src/io/ calls GDAL, only src/learned/ uses burn;
 #   - nothing the runner stands on (methods, classifiers, networks, scene reading, kernels,
-#     products, evaluation) imports crate::pipeline: the runner calls them, never the reverse.
+#     products, evaluation) imports crate::pipeline: the runner calls them, never the reverse;
+#   - no cycle between the top-level modules (scripts/module_cycles.py over `crate::` paths).
 set -euo pipefail
 cd "$(dirname "$0")/../src"
 status=0
@@ -16,7 +17,8 @@ check() { # what, pattern, files...
 outside() { find . -name '*.rs' | sed 's|^\./||' | grep -vE "^($1)" ; }
 check "GDAL outside src/io/" '\bgdal(_sys)?::|use gdal' $(outside 'io/')
 check "burn outside src/learned/" '\bburn(_[a-z]+)?::|use burn' $(outside 'learned/')
-below="method classic learned scene features temporal tiler io eval uncertainty postprocess plot reference.rs product.rs raster.rs suggest.rs log.rs stop.rs rng.rs time.rs error.rs"
+below="registry.rs method classic learned scene features temporal tiler io eval uncertainty postprocess plot reference.rs product.rs raster.rs suggest.rs log.rs stop.rs rng.rs time.rs error.rs"
 check "crate::pipeline imported below the runner" 'crate::pipeline|super::super::pipeline' $below
+python3 ../scripts/module_cycles.py || status=1
 [ $status -eq 0 ] && echo "layers: every wall holds"
 exit $status

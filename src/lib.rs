@@ -14,6 +14,7 @@
 //!   (the layer the runner and the methods both stand on).
 //! - [`stop`]: a requested stop (SIGINT/SIGTERM) checked between tiles.
 //! - [`method`]: the one interface every method kind implements, and its registry.
+//! - [`registry`]: the implementation behind each method kind.
 //! - [`classic`]: hand-crafted classifiers over the feature stack (random forest, boosted trees).
 //! - [`learned`]: CNN encoders and fusion strategies (burn; CPU or wgpu).
 //! - [`uncertainty`]: confidence, aleatoric, epistemic and total uncertainty.
@@ -45,6 +46,7 @@ pub mod postprocess;
 pub mod product;
 pub mod raster;
 pub mod reference;
+pub mod registry;
 pub mod rng;
 pub mod scene;
 pub mod stop;

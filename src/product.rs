@@ -4,7 +4,6 @@
 
 use ndarray::{Array2, Array3};
 
-use crate::eval::calibration::UncertaintyStats;
 use crate::io::writer::ByteBand;
 use crate::uncertainty::summarise;
 
@@ -324,18 +323,6 @@ impl ProductTile {
     #[inline]
     pub fn set_class(&mut self, r: usize, c: usize, id: u8) {
         self.0[[ProductBand::Class.index(), r, c]] = id;
-    }
-
-    /// Adds pixel (`r`, `c`) to held-out uncertainty statistics.
-    pub fn add_to_stats(&self, stats: &mut UncertaintyStats, r: usize, c: usize, correct: bool) {
-        let confidence = (self.get(ProductBand::Confidence, r, c) as f64 * BYTE_SCALE) as f32;
-        stats.add(
-            confidence,
-            correct,
-            self.get(ProductBand::Total, r, c),
-            self.get(ProductBand::Epistemic, r, c),
-            self.get(ProductBand::Modalities, r, c),
-        );
     }
 }
 

@@ -21,16 +21,32 @@ pub fn rfc3339_from_epoch(secs: i64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (civil calendar), or None when invalid.
+pub fn day_number(d: &str) -> Option<i64> {
+    let y: i64 = d.get(0..4)?.parse().ok()?;
+    let m: i64 = d.get(5..7)?.parse().ok()?;
+    let day: i64 = d.get(8..10)?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::rfc3339_from_epoch;
+    use super::{day_number, rfc3339_from_epoch};
 
     #[test]
     fn epoch_seconds_become_civil_times() {
         assert_eq!(rfc3339_from_epoch(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_from_epoch(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_from_epoch(-1), "1969-12-31T23:59:59Z");
-        let d = crate::config::scene_set::day_number("2018-04-19").unwrap();
+        let d = day_number("2018-04-19").unwrap();
         assert_eq!(rfc3339_from_epoch(d * 86400 + 3661), "2018-04-19T01:01:01Z");
     }
 }

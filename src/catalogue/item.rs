@@ -109,7 +109,7 @@ impl Item {
     pub fn band_asset(&self, name: &str) -> Option<&Asset> {
         let names = std::iter::once(name).chain(s2_alias(name));
         for want in names {
-            let same = |a: &str| crate::config::scene::same_band_name(a, want);
+            let same = |a: &str| crate::features::indices::same_band_name(a, want);
             let found = self
                 .assets
                 .iter()
@@ -155,7 +155,7 @@ const S2_COMMON_NAMES: [(&str, &str); 13] = [
 /// The other name of a Sentinel-2 band: its common name for a band id, its id for a common
 /// name.
 fn s2_alias(name: &str) -> Option<&'static str> {
-    let same = |a: &str| crate::config::scene::same_band_name(a, name);
+    let same = |a: &str| crate::features::indices::same_band_name(a, name);
     S2_COMMON_NAMES.iter().find_map(|(id, common)| {
         if same(id) {
             Some(*common)
@@ -263,19 +263,7 @@ pub fn resolve_href(base: &str, href: &str) -> String {
     format!("{root}{joined}")
 }
 
-/// The path GDAL opens for an href: `/vsicurl/` for http(s), the path for `file://`, the
-/// href itself otherwise (a local path).
-pub fn gdal_path(href: &str) -> String {
-    if href.starts_with("http://") || href.starts_with("https://") {
-        format!("/vsicurl/{href}")
-    } else if let Some(p) = href.strip_prefix("file://") {
-        p.to_string()
-    } else if let Some(p) = href.strip_prefix("s3://") {
-        format!("/vsis3/{p}")
-    } else {
-        href.to_string()
-    }
-}
+pub use crate::io::stack::gdal_path;
 
 #[cfg(test)]
 mod tests {

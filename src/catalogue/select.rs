@@ -3,7 +3,7 @@
 //! each optical Item declares.
 
 use super::item::Item;
-use crate::config::scene_set::day_number;
+use crate::time::day_number;
 
 /// Whether `item` carries SAR backscatter: an asset for one of `pols` (key or band name).
 pub fn is_sar(item: &Item, pols: &[String]) -> bool {

@@ -13,45 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::{mix64, Rng};
 
-/// Random forest settings (`kind = "handcrafted"`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForestSettings {
-    /// Trees in the forest.
-    #[serde(default = "default_trees")]
-    pub trees: usize,
-    /// Maximum tree depth.
-    #[serde(default = "default_depth")]
-    pub max_depth: usize,
-    /// Minimum samples in a leaf.
-    #[serde(default = "default_min_leaf")]
-    pub min_samples_leaf: usize,
-    /// Features tried per split (default: sqrt of the feature count).
-    #[serde(default)]
-    pub features_per_split: Option<usize>,
-}
-
-fn default_trees() -> usize {
-    100
-}
-fn default_depth() -> usize {
-    18
-}
-fn default_min_leaf() -> usize {
-    2
-}
-
-impl ForestSettings {
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        if self.trees == 0 || self.max_depth == 0 || self.min_samples_leaf == 0 {
-            return Err("trees, max_depth and min_samples_leaf must be positive".into());
-        }
-        if self.features_per_split == Some(0) {
-            return Err("features_per_split must be positive".into());
-        }
-        Ok(())
-    }
-}
+pub use crate::config::trees::ForestSettings;
 
 /// Training parameters.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,11 +10,11 @@ use super::sampling::{training_set, TrainingScene};
 use super::stack::{HandcraftedModel, StackClassifier};
 use crate::config::Pipeline;
 use crate::error::{Error, Result};
-use crate::features::FeaturePlan;
 use crate::log::Log;
 use crate::method::{Method, Model, SceneContext, TilePrediction, TilePredictor};
 use crate::product::{BandMeanings, TileProbabilities};
 use crate::scene::plan::{glcm_ranges, plan_with, tile_features, CoreFeatures};
+use crate::scene::FeaturePlan;
 use crate::scene::SceneReader;
 use crate::tiler::Tile;
 

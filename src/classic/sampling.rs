@@ -9,9 +9,9 @@ use super::stack::TrainingSet;
 use crate::error::{Error, Result};
 use crate::eval::class_index;
 use crate::eval::split::sampled;
-use crate::features::FeaturePlan;
 use crate::method::SceneContext;
 use crate::scene::plan::tile_features;
+use crate::scene::FeaturePlan;
 use crate::scene::SceneReader;
 use crate::tiler::{tiles, Tile};
 

@@ -8,10 +8,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use crate::classic::boosted::BoostedSettings;
-pub use crate::classic::forest::ForestSettings;
-pub use crate::learned::method::NetworkSettings;
-use crate::learned::Fusion;
+use super::fusion::Fusion;
+pub use super::network::NetworkSettings;
+pub use super::trees::{BoostedSettings, ForestSettings};
 
 use super::postprocess::{PostProcess, REGULARISED_SUFFIX};
 

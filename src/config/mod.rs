@@ -13,15 +13,17 @@
 //! - [`training`] reads `[training]` and `[evaluation]` (training and held-out scenes).
 
 pub mod catalogue;
-mod catalogue_scenes;
 pub mod features;
+pub mod fusion;
 pub mod method;
+pub mod network;
 pub mod postprocess;
 pub mod scene;
 pub mod scene_set;
 pub mod season;
 pub mod tiling;
 pub mod training;
+pub mod trees;
 
 use std::path::{Path, PathBuf};
 
@@ -188,37 +190,6 @@ pub use tiling::{Coregistration, SplitBy, SplitConfig, Tiling};
 pub use training::{EvaluationConfig, SceneRoles, TrainingConfig};
 
 impl Pipeline {
-    /// Reads, parses, resolves relative paths and validates a pipeline file.
-    pub fn load(path: &Path) -> Result<Pipeline> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config(
-                path,
-                format!("cannot read the pipeline file ({e}); check the path"),
-            )
-        })?;
-        // A UTF-8 byte-order mark (Windows editors write one) is not part of the TOML.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let mut p: Pipeline = toml::from_str(text)
-            .map_err(|e| Error::config(path, e.to_string().trim_end().to_string()))?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        p.resolve_paths(&base);
-        for set in &p.scene_sets {
-            let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
-            p.scenes.extend(found);
-        }
-        for set in &p.catalogue {
-            let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
-            p.scenes.extend(found);
-        }
-        p.resolve_seasons().map_err(|m| Error::config(path, m))?;
-        p.apply_postprocess();
-        p.validate(path)?;
-        Ok(p)
-    }
-
     /// Gives the `[postprocess]` table to every method that sets no `postprocess` of its own.
     pub fn apply_postprocess(&mut self) {
         if let Some(pp) = &self.postprocess {
@@ -633,11 +604,11 @@ name = "handcrafted"
         let n = p.methods[2].network().unwrap();
         assert_eq!(
             (n.fusion, n.width),
-            (crate::learned::Fusion::LearnedKernel, 4)
+            (super::fusion::Fusion::LearnedKernel, 4)
         );
         assert_eq!(
             p.methods[3].network().unwrap().fusion,
-            crate::learned::Fusion::Concat
+            super::fusion::Fusion::Concat
         );
     }
 

@@ -251,15 +251,4 @@ impl SceneDef {
     }
 }
 
-/// Sentinel-2 band names compare without case and without a leading zero (`B2` = `B02`,
-/// `b8a` = `B8A`).
-pub fn same_band_name(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        let u = s.trim().to_ascii_uppercase();
-        match u.strip_prefix("B0") {
-            Some(rest) if !rest.is_empty() => format!("B{rest}"),
-            _ => u,
-        }
-    };
-    norm(a) == norm(b)
-}
+pub use crate::features::indices::same_band_name;

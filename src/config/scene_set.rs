@@ -293,21 +293,7 @@ pub fn find_date(s: &str) -> Option<String> {
     None
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date (civil calendar), or None when invalid.
-pub fn day_number(d: &str) -> Option<i64> {
-    let y: i64 = d.get(0..4)?.parse().ok()?;
-    let m: i64 = d.get(5..7)?.parse().ok()?;
-    let day: i64 = d.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Some(era * 146_097 + doe - 719_468)
-}
+pub use crate::time::day_number;
 
 /// The file matching `pattern` whose date is nearest `date`, within `max_days`; without a
 /// match, `pattern` itself (the scene then fails alone, naming it).

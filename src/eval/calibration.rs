@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::product::{ProductBand, ProductTile, BYTE_SCALE};
+
 /// ECE bins.
 pub const ECE_BINS: usize = 15;
 const LEVELS: usize = 251; // byte values 0..=250 of the product's uncertainty bands
@@ -121,6 +123,19 @@ fn median(h: &[u64]) -> Option<f64> {
 }
 
 impl UncertaintyStats {
+    /// Adds pixel (`r`, `c`) of a product tile: its confidence, total and epistemic bands and
+    /// modalities, and whether its class is right.
+    pub fn add_product_pixel(&mut self, t: &ProductTile, r: usize, c: usize, correct: bool) {
+        let confidence = (t.get(ProductBand::Confidence, r, c) as f64 * BYTE_SCALE) as f32;
+        self.add(
+            confidence,
+            correct,
+            t.get(ProductBand::Total, r, c),
+            t.get(ProductBand::Epistemic, r, c),
+            t.get(ProductBand::Modalities, r, c),
+        );
+    }
+
     /// Adds a held-out pixel: its confidence (0..1), whether the prediction is right, its
     /// total and epistemic uncertainty as product bytes (0..=250), and the modalities present
     /// there (the product's `modalities` code: bit 1 optical, bit 2 SAR; masked = not both).
@@ -243,8 +258,8 @@ impl UncertaintyStats {
             "clear_accuracy": acc(self.clear),
             "masked_pixels": self.masked.0,
             "masked_epistemic_ratio": ratio,
-            "epistemic_median_masked": med_m.map(|v| v * crate::product::BYTE_SCALE),
-            "epistemic_median_clear": med_c.map(|v| v * crate::product::BYTE_SCALE),
+            "epistemic_median_masked": med_m.map(|v| v * BYTE_SCALE),
+            "epistemic_median_clear": med_c.map(|v| v * BYTE_SCALE),
             "sar_gap_accuracy": acc(self.by_modalities[1]),
             "sar_gap_pixels": self.by_modalities[1].0,
             "cloud_accuracy": acc(self.by_modalities[2]),

@@ -86,11 +86,7 @@ pub fn index_bands(name: &str) -> Option<&'static [&'static str]> {
 /// without B08 uses B8A for it (20 m archives hold B8A, not B08). `Err` names the band
 /// missing. Unknown indices need nothing.
 pub fn index_band_positions(name: &str, bands: &[String]) -> Result<Vec<usize>, &'static str> {
-    let find = |b: &str| {
-        bands
-            .iter()
-            .position(|x| crate::config::scene::same_band_name(x, b))
-    };
+    let find = |b: &str| bands.iter().position(|x| same_band_name(x, b));
     index_bands(name)
         .unwrap_or(&[])
         .iter()
@@ -135,6 +131,19 @@ pub fn spectral_index(name: &str, inputs: &[ArrayView2<f32>]) -> Option<Array2<f
         }),
     };
     Some(out)
+}
+
+/// Sentinel-2 band names compare without case and without a leading zero (`B2` = `B02`,
+/// `b8a` = `B8A`).
+pub fn same_band_name(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let u = s.trim().to_ascii_uppercase();
+        match u.strip_prefix("B0") {
+            Some(rest) if !rest.is_empty() => format!("B{rest}"),
+            _ => u,
+        }
+    };
+    norm(a) == norm(b)
 }
 
 #[cfg(test)]

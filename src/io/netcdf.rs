@@ -166,7 +166,7 @@ fn cf_units(units: &str) -> Option<(f64, i64)> {
         _ => return None,
     };
     let t = since.trim();
-    let day = crate::config::scene_set::day_number(t.get(..10)?)?;
+    let day = crate::time::day_number(t.get(..10)?)?;
     let hms: Vec<i64> = t
         .get(11..19)
         .unwrap_or("")

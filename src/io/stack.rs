@@ -12,7 +12,6 @@ use gdal::Dataset;
 
 use super::reader::{grid_of, same_crs};
 use super::warp::xml_escape;
-use crate::catalogue::gdal_path;
 use crate::config::catalogue::{AssetRef, BandResampling, CatalogueScene, GridDef};
 use crate::error::{Error, Result};
 use crate::raster::Grid;
@@ -359,4 +358,17 @@ fn band_xml(b: usize, l: &Layer, grid: &Grid) -> String {
     }
     x.push_str("  </VRTRasterBand>\n");
     x
+}
+/// The path GDAL opens for an href: `/vsicurl/` for http(s), the path for `file://`, the
+/// href itself otherwise (a local path).
+pub fn gdal_path(href: &str) -> String {
+    if href.starts_with("http://") || href.starts_with("https://") {
+        format!("/vsicurl/{href}")
+    } else if let Some(p) = href.strip_prefix("file://") {
+        p.to_string()
+    } else if let Some(p) = href.strip_prefix("s3://") {
+        format!("/vsis3/{p}")
+    } else {
+        href.to_string()
+    }
 }

@@ -17,7 +17,7 @@
 
 pub mod align;
 mod calibrate;
-pub mod fusion;
+pub use crate::config::fusion;
 mod input;
 pub mod method;
 pub mod model;

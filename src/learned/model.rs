@@ -14,10 +14,12 @@ use burn::tensor::activation::{log_softmax, relu, sigmoid, softmax};
 use burn::tensor::ops::PadMode;
 use serde::{Deserialize, Serialize};
 
-pub use super::fusion::Fusion;
 pub use super::temporal::TemporalSpec;
 use super::temporal::{Ltae, Temporal};
 use super::unet::UNet;
+pub(crate) use crate::config::network::is_off;
+use crate::config::network::{is_no, is_yes, is_zero, yes};
+pub use crate::config::network::{EncoderKind, Fusion};
 
 /// Optical bands of a network unless its spec says otherwise (Sentinel-2's 10 m and 20 m
 /// bands); saved models of that shape do not record the count, so their files and hashes
@@ -46,18 +48,6 @@ fn is_default_sar(n: &usize) -> bool {
 /// Receptive radius of the small encoder (3x3, 3x3, 3x3 dilated by 2).
 pub const ENCODER_RADIUS: usize = 4;
 
-/// The encoder of each modality branch (the pipeline's `encoder`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EncoderKind {
-    /// Three convolutions, receptive radius [`ENCODER_RADIUS`] (9 x 9 pixels).
-    #[default]
-    Small,
-    /// The multi-scale encoder-decoder of [`super::unet`] (receptive radius
-    /// [`super::unet::UNET_RADIUS`]).
-    Unet,
-}
-
 impl EncoderKind {
     /// Receptive radius in pixels.
     pub fn radius(self) -> usize {
@@ -73,11 +63,6 @@ impl EncoderKind {
             EncoderKind::Small => 1,
             EncoderKind::Unet => super::unet::UNET_STRIDE,
         }
-    }
-
-    /// Whether this is the small encoder (the default).
-    pub fn is_small(&self) -> bool {
-        *self == EncoderKind::Small
     }
 }
 
@@ -132,31 +117,6 @@ pub struct NetSpec {
     /// (omitted from the model file): the steps are plain channels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal: Option<TemporalSpec>,
-}
-
-/// Serde helper shared with the pipeline settings and the training configuration: a rate that is off.
-pub(crate) fn is_off(rate: &f64) -> bool {
-    *rate == 0.0
-}
-
-/// Serde helper shared with the pipeline settings (`method`).
-pub(crate) fn is_zero(n: &usize) -> bool {
-    *n == 0
-}
-
-/// Serde helper shared with the pipeline settings (`method`).
-pub(crate) fn is_no(b: &bool) -> bool {
-    !*b
-}
-
-/// Serde helper shared with the pipeline settings (`method`).
-pub(crate) fn yes() -> bool {
-    true
-}
-
-/// Serde helper shared with the pipeline settings (`method`).
-pub(crate) fn is_yes(b: &bool) -> bool {
-    *b
 }
 
 impl NetSpec {

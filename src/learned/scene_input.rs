@@ -7,10 +7,11 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::eval::split::BlockSplit;
 use crate::features::sar::linear_to_db;
-use crate::features::{FeaturePlan, Polarisation};
+use crate::features::Polarisation;
 use crate::learned::Patch;
 use crate::raster::Window;
 use crate::rng::{hash4, unit, Rng};
+use crate::scene::FeaturePlan;
 use crate::scene::{SceneReader, SceneSources};
 
 /// A window of a learned model's inputs.

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use super::scene_input::{raw_window, RawWindow};
 use crate::error::Result;
-use crate::features::FeaturePlan;
 use crate::raster::Window;
+use crate::scene::FeaturePlan;
 use crate::scene::{SceneReader, SceneSources};
 
 /// Largest scene kept whole (bytes of raw bands).

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+pub use crate::config::network::Schedule;
 use crate::config::ClassDef;
 use crate::error::{Error, Result};
 
@@ -45,17 +46,6 @@ pub struct TrainConfig {
     pub mc_passes: usize,
     /// Seed.
     pub seed: u64,
-}
-
-/// The learning rate over the epochs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Schedule {
-    /// The same rate every epoch.
-    #[default]
-    Constant,
-    /// Cosine decay from the peak rate at the first epoch to 1 % of it at the last.
-    Cosine,
 }
 
 impl Schedule {

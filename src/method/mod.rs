@@ -3,13 +3,13 @@
 //! probabilities and the uncertainty parts the product needs. The scene loop, products,
 //! metrics, manifest and STAC (in [`crate::pipeline`]) only see these traits.
 //!
-//! [`for_def`] is the registry: it maps the pipeline's `kind` to an implementation.
+//! [`crate::registry::for_def`] maps the pipeline's `kind` to an implementation.
 
 use std::path::Path;
 
 use ndarray::Array2;
 
-use crate::config::{MethodDef, MethodSettings, Pipeline};
+use crate::config::Pipeline;
 use crate::error::Result;
 use crate::eval::split::BlockSplit;
 use crate::log::Log;
@@ -105,21 +105,4 @@ pub trait TilePredictor: Sync {
 
     /// Predicts the core of `tile`.
     fn predict(&self, reader: &SceneReader, tile: &Tile) -> Result<TilePrediction>;
-}
-
-/// The registry: the implementation of a method's kind.
-pub fn for_def(def: &MethodDef, device: &str) -> Box<dyn Method> {
-    match &def.settings {
-        MethodSettings::Handcrafted(s) => Box::new(crate::classic::StackMethod::<
-            crate::classic::Forest,
-        >::new(&def.name, s.clone())),
-        MethodSettings::Boosted(s) => Box::new(crate::classic::StackMethod::<
-            crate::classic::Boosted,
-        >::new(&def.name, s.clone())),
-        MethodSettings::Learned(s) => Box::new(crate::learned::NetworkMethod::new(
-            &def.name,
-            s.clone(),
-            device,
-        )),
-    }
 }

@@ -458,7 +458,7 @@ fn evaluate(
             continue;
         }
         ev.confusion.add(ci, b);
-        bands.add_to_stats(&mut ev.uncertainty, r, c, ci == b);
+        ev.uncertainty.add_product_pixel(bands, r, c, ci == b);
         if let (Some(u), Some(f)) = (uncal.as_mut(), uncalibrated) {
             let up = f(r, c);
             let uk = (0..up.len())

@@ -367,7 +367,7 @@ impl SceneRun<'_> {
             metrics,
             skipped,
         };
-        let method = crate::method::for_def(m, &self.opts.device);
+        let method = crate::registry::for_def(m, &self.opts.device);
         let up_to_date = |name: &String| {
             man.products.get(name).is_some_and(|e| {
                 e.config_hash == config_hash

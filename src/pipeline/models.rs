@@ -16,7 +16,8 @@ use super::scene::{prepare_scene, SceneSources};
 use super::{read_json, scene_split, write_json, Log};
 use crate::config::{hex_sha256, MethodDef, Pipeline, SceneRoles};
 use crate::error::{Error, Result};
-use crate::method::{for_def, Method, Model, SceneContext};
+use crate::method::{Method, Model, SceneContext};
+use crate::registry::for_def;
 
 /// A method's model for this run.
 pub struct RunModel {

@@ -43,7 +43,7 @@ pub fn parse_time(s: &str) -> Option<String> {
     let date = crate::config::scene_set::find_date(
         &t.replace(':', "-").chars().take(10).collect::<String>(),
     )?;
-    crate::config::scene_set::day_number(&date)?;
+    crate::time::day_number(&date)?;
     let rest = t.get(10..).unwrap_or("").trim_start_matches(['T', ' ']);
     let hms: Vec<u32> = rest
         .get(..8)

@@ -5,6 +5,9 @@
 //! - [`reference_input`]: vector reference data rasterised onto a scene's grid.
 //! - [`plan`]: the hand-crafted feature plan and per-tile features.
 
+mod catalogue_scenes;
+pub mod feature_plan;
+mod load;
 pub mod plan;
 pub mod reference_input;
 pub mod season;
@@ -22,6 +25,7 @@ use crate::io::warp::{warp_to_grid, Resampling};
 use crate::raster::{Grid, Window};
 
 pub use crate::config::scene::same_band_name;
+pub use feature_plan::{halo_for, FeaturePlan, GlcmBlock};
 
 /// A scene whose rasters are known to share the optical grid.
 #[derive(Debug, Clone, Serialize)]

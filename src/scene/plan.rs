@@ -10,8 +10,9 @@ use super::{SceneReader, SceneSources};
 use crate::config::{GlcmConfig, Pipeline, SarUnit};
 use crate::error::{lock, Error, Result};
 use crate::features::glcm::Quantisation;
-use crate::features::{FeaturePlan, GlcmSource};
+use crate::features::GlcmSource;
 use crate::io::reader::{percentile, RasterReader};
+use crate::scene::FeaturePlan;
 use crate::tiler::{tiles, Tile};
 
 /// A sample of the values of a GLCM block's source band in one scene (dB for SAR).

@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::{
     check_optical, prepare_single, read_optical, read_sar, sar_bands, Aligner, SceneSources,
 };
-use crate::config::scene_set::day_number;
 use crate::config::{Pipeline, SarUnit, SceneDef, Season, SeasonScene};
 use crate::error::Result;
 use crate::features::{Polarisation, TileInputs};
@@ -17,6 +16,7 @@ use crate::io::reader::RasterReader;
 use crate::io::warp::Resampling;
 use crate::raster::Window;
 use crate::temporal::{SeasonInputs, StepAccumulator};
+use crate::time::day_number;
 
 /// One dated raster on the scene grid.
 #[derive(Debug, Clone, Serialize)]

@@ -14,11 +14,11 @@ use ndarray::Array3;
 use rayon::prelude::*;
 
 use super::{cloud_alpha, fbm, land_cover, value_noise, LOOKS, SIGMA0, SPECTRA};
-use crate::config::scene_set::day_number;
 use crate::error::{Error, Result};
 use crate::io::writer::{epsg_wkt, Compression, StreamWriter};
 use crate::raster::Grid;
 use crate::rng::{hash4, unit, Rng};
+use crate::time::day_number;
 
 /// Class ids, names and colours of synthetic seasons (the ids of [`super::CLASSES`]).
 pub const SEASON_CLASSES: [(u8, &str, &str); 7] = [

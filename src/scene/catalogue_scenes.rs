@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::catalogue::{AssetRef, CatalogueScene, CatalogueSetDef, SourceItem};
-use super::scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
 use crate::catalogue::{select, Item};
+use crate::config::catalogue::{AssetRef, CatalogueScene, CatalogueSetDef, SourceItem};
+use crate::config::scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
 
 impl CatalogueSetDef {
     /// The scenes of this table; `base` is the pipeline's folder. `Err` is the message.
@@ -68,17 +68,24 @@ impl CatalogueSetDef {
         } else {
             "{collection}_{date}"
         };
-        let name = super::scene_set::fill(self.name.as_deref().unwrap_or(default_name), &fields)
-            .map_err(|f| format!("`catalogue.name` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"))?;
+        let name = crate::config::scene_set::fill(
+            self.name.as_deref().unwrap_or(default_name),
+            &fields,
+        )
+        .map_err(|f| {
+            format!(
+                "`catalogue.name` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"
+            )
+        })?;
         let file = |t: &String| -> Result<Option<PathBuf>, String> {
-            let f = super::scene_set::fill(t, &fields)
+            let f = crate::config::scene_set::fill(t, &fields)
                 .map_err(|f| format!("`catalogue.labels` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"))?;
-            let p = super::normalize(&base.join(f));
+            let p = crate::config::normalize(&base.join(f));
             Ok(p.exists().then_some(p))
         };
         let labels = self.labels.as_ref().map(file).transpose()?.flatten();
         let reference = self.reference.as_ref().map(|r| ReferenceDef {
-            path: super::normalize(&base.join(&r.path)),
+            path: crate::config::normalize(&base.join(&r.path)),
             ..r.clone()
         });
         let sar_items = select::nearest_sar(
@@ -156,7 +163,14 @@ impl CatalogueSetDef {
     fn band_assets(
         &self,
         group: &[Item],
-    ) -> Result<Vec<(String, super::catalogue::BandResampling, Vec<AssetRef>)>, String> {
+    ) -> Result<
+        Vec<(
+            String,
+            crate::config::catalogue::BandResampling,
+            Vec<AssetRef>,
+        )>,
+        String,
+    > {
         let mut out = Vec::new();
         for b in &self.bands {
             let mut refs = Vec::new();
@@ -173,7 +187,7 @@ impl CatalogueSetDef {
             let r = self
                 .band_resampling
                 .iter()
-                .find(|(k, _)| super::scene::same_band_name(k, b))
+                .find(|(k, _)| crate::features::indices::same_band_name(k, b))
                 .map_or(self.resampling, |(_, r)| *r);
             out.push((b.clone(), r, refs));
         }
@@ -241,7 +255,7 @@ impl CatalogueSetDef {
 /// Reads the Items of `items` (a path relative to `base`, or an href) or of a search.
 fn read_source(
     items: Option<&str>,
-    search: Option<&super::catalogue::SearchDef>,
+    search: Option<&crate::config::catalogue::SearchDef>,
     base: &Path,
     key: &str,
 ) -> Result<Vec<Item>, String> {
@@ -250,7 +264,7 @@ fn read_source(
             let h = if href.contains("://") {
                 href.to_string()
             } else {
-                super::normalize(&base.join(href))
+                crate::config::normalize(&base.join(href))
                     .to_string_lossy()
                     .to_string()
             };
