@@ -17,7 +17,7 @@ check() { # what, pattern, files...
 outside() { find . -name '*.rs' | sed 's|^\./||' | grep -vE "^($1)" ; }
 check "GDAL outside src/io/" '\bgdal(_sys)?::|use gdal' $(outside 'io/')
 check "burn outside src/learned/" '\bburn(_[a-z]+)?::|use burn' $(outside 'learned/')
-below="registry.rs method classic learned scene features temporal tiler io eval uncertainty postprocess plot reference.rs product.rs raster.rs suggest.rs log.rs stop.rs rng.rs time.rs error.rs"
+below="report registry.rs method classic learned scene features temporal tiler io eval uncertainty postprocess plot reference.rs product.rs raster.rs suggest.rs log.rs stop.rs rng.rs time.rs error.rs"
 check "crate::pipeline imported below the runner" 'crate::pipeline|super::super::pipeline' $below
 python3 ../scripts/module_cycles.py || status=1
 [ $status -eq 0 ] && echo "layers: every wall holds"

@@ -2,9 +2,14 @@
 //! descriptions, scale and offset, the modality bits, and how a pixel's class probabilities
 //! become bytes. Writers, readers of products, metrics, STAC and the tools all go through it.
 
+use std::path::Path;
+
 use ndarray::{Array2, Array3};
 
+use crate::error::{Error, Result};
+use crate::io::reader::RasterReader;
 use crate::io::writer::ByteBand;
+use crate::raster::Window;
 use crate::uncertainty::summarise;
 
 /// Value of every band where a pixel has no prediction.
@@ -73,6 +78,52 @@ impl ProductBand {
     pub fn offset(self) -> f64 {
         0.0
     }
+}
+
+/// Reads the band named `name` of a product COG: `class`, `confidence`, `aleatoric`,
+/// `epistemic`, `total`, `modalities`, and where present `observations_optical`,
+/// `observations_sar` (seasons) or `margin` (the band's description, or its first word before a
+/// colon). Values as stored, `[row, col]`: class ids and modality codes as they are, the
+/// uncertainty bands as bytes (physical value = byte x [`ProductBand::scale`], 0..1); nodata
+/// pixels are NaN.
+///
+/// ```no_run
+/// use geofuse::product::{read_band, ProductBand};
+/// let path = std::path::Path::new("out/demo/demo/handcrafted.tif");
+/// let class = read_band(path, "class")?;
+/// let epistemic = read_band(path, ProductBand::Epistemic.name())?
+///     .mapv(|b| b as f64 * ProductBand::Epistemic.scale());
+/// println!("{} pixels, largest epistemic {:?}", class.len(), epistemic.iter().copied().fold(f64::NAN, f64::max));
+/// # Ok::<(), geofuse::Error>(())
+/// ```
+pub fn read_band(path: &Path, name: &str) -> Result<Array2<f32>> {
+    let r = RasterReader::open(path)?;
+    let described = |b: usize| {
+        let d = r.band_description(b);
+        d == name || d.starts_with(&format!("{name}:"))
+    };
+    let band = (1..=r.band_count())
+        .find(|&b| described(b))
+        .ok_or_else(|| {
+            let names: Vec<String> = (1..=r.band_count())
+                .map(|b| {
+                    r.band_description(b)
+                        .split(':')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+                .collect();
+            Error::input(
+                path,
+                format!(
+                    "no band `{name}`; this product's bands are {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    let g = r.grid()?;
+    r.read_band(band, Window::full(g.width, g.height))
 }
 
 /// What a method's uncertainty bands mean (written into the band descriptions), for K classes.

@@ -393,7 +393,7 @@ fn stack_samples(
 /// modalities), like Orfeo ToolBox's TrainImagesClassifier + ImageClassifier with
 /// `-confmap`. Training pixels are drawn per class by the pipeline's coordinate hash
 /// (deterministic), with its class weights; prediction is the pipeline's hand-crafted
-/// prediction ([`crate::classic::method::predict_stack`]). A plain stack has no optical/SAR
+/// prediction (`crate::classic::method::predict_stack`). A plain stack has no optical/SAR
 /// split: `modalities` is 3 where any band holds a value, 0 (nodata) elsewhere.
 pub fn classify(
     stack: &Path,

@@ -50,8 +50,8 @@ fn cpu_run(pipe: &Path, out: &Path) {
 /// Raw bands of the whole scene, read through the pipeline.
 fn scene_raw(pipe: &Path, dir: &Path) -> ndarray::Array3<f32> {
     let p = geofuse::pipeline::load_pipeline(pipe, None).unwrap();
-    let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
-    let reader = geofuse::pipeline::scene::SceneReader::open(&src).unwrap();
+    let src = geofuse::scene::prepare_scene(&p, &p.scenes[0], &dir.join("c")).unwrap();
+    let reader = geofuse::scene::SceneReader::open(&src).unwrap();
     let full = geofuse::raster::Window::full(src.grid.width, src.grid.height);
     geofuse::learned::scene_input::raw_window(&reader, &src, full, &src.sar_pols, (None, false))
         .unwrap()
@@ -521,12 +521,12 @@ fn sigterm_during_training_stops_at_the_next_epoch() {
 
 /// Share of each class among the training pixels of `wins`.
 fn class_shares(
-    src: &geofuse::pipeline::scene::SceneSources,
+    src: &geofuse::scene::SceneSources,
     split: &geofuse::eval::split::BlockSplit,
     ids: &[u8],
     wins: &[geofuse::raster::Window],
 ) -> Vec<f64> {
-    let reader = geofuse::pipeline::scene::SceneReader::open(src).unwrap();
+    let reader = geofuse::scene::SceneReader::open(src).unwrap();
     let mut c = vec![0f64; ids.len()];
     for w in wins {
         let l = reader.read_labels(*w).unwrap().unwrap();
@@ -548,8 +548,7 @@ fn class_balanced_sampling_draws_rare_classes_more_often() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = scene_with_pipeline(dir.path(), 192, 12, 192);
     let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
-    let src =
-        geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
+    let src = geofuse::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
     let split = geofuse::eval::split::BlockSplit::new(192, 192, 32, 0.3, 42);
     let ids: Vec<u8> = p.classes.iter().map(|c| c.id).collect();
     let (n, patch) = (64, 16);

@@ -38,12 +38,11 @@ fn tiled_equals_untiled_for_features_and_products() {
     let pipe = scene_with_pipeline(dir.path(), 150, 3, 150);
     add_boosted(&pipe);
     let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
-    let src = geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("coreg"))
-        .unwrap();
+    let src = geofuse::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("coreg")).unwrap();
     // Features: bit-identical for the untiled scene and three tile sizes (37 and 64 do not divide 150).
-    let (_, full) = geofuse::pipeline::features::scene_features(&p, &src, 150).unwrap();
+    let (_, full) = geofuse::scene::plan::scene_features(&p, &src, 150).unwrap();
     for ts in [37, 64, 100] {
-        let (_, tiled) = geofuse::pipeline::features::scene_features(&p, &src, ts).unwrap();
+        let (_, tiled) = geofuse::scene::plan::scene_features(&p, &src, ts).unwrap();
         let same = full
             .iter()
             .zip(tiled.iter())
@@ -450,9 +449,8 @@ fn features_command_streams_the_stack_with_named_bands() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let p = geofuse::pipeline::load_pipeline(&pipe, None).unwrap();
-    let src =
-        geofuse::pipeline::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
-    let (names, stack) = geofuse::pipeline::features::scene_features(&p, &src, 80).unwrap();
+    let src = geofuse::scene::prepare_scene(&p, &p.scenes[0], &dir.path().join("c")).unwrap();
+    let (names, stack) = geofuse::scene::plan::scene_features(&p, &src, 80).unwrap();
     let ds = Dataset::open(&out).unwrap();
     assert_eq!(ds.raster_count(), names.len());
     for (i, name) in names.iter().enumerate() {

@@ -122,7 +122,7 @@ fn flanders_reference_polygons_give_the_same_training_pixels_as_the_label_raster
             filter: None,
             layer: Some("lc".into()),
         });
-        let src = geofuse::pipeline::scene::prepare_scene(&p, &s, &dir.path().join(chip)).unwrap();
+        let src = geofuse::scene::prepare_scene(&p, &s, &dir.path().join(chip)).unwrap();
         let got = band_values(src.labels.as_ref().unwrap(), 1);
         let want: Vec<f64> = band_values(&labels, 1)
             .into_iter()

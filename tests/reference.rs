@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{band_values, edit, geofuse, scene_with_pipeline};
-use geofuse::pipeline::{load_pipeline, scene::prepare_scene, scene_split};
+use geofuse::pipeline::{load_pipeline, scene_split};
+use geofuse::scene::prepare_scene;
 
 /// Runs a GDAL command-line tool (gdal-bin, python3-gdal: installed by scripts/setup.sh).
 fn tool(cmd: &str, args: &[&str]) {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use gdal::{Dataset, Metadata};
 use geofuse::config::Pipeline;
-use geofuse::pipeline::features::scene_features;
-use geofuse::pipeline::scene::prepare_scene;
+use geofuse::scene::plan::scene_features;
+use geofuse::scene::prepare_scene;
 
 /// `synth --dates N` of one scene of `size`, trimmed to a fast forest and boosted trees.
 fn season(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
@@ -611,9 +611,9 @@ fn a_pixel_without_any_clear_date_is_predicted_from_sar_alone() {
 fn a_window_cut_from_the_whole_season_equals_the_window_read_alone() {
     // Season networks train on patches cut from the scene's whole raw bands, read once.
     use geofuse::learned::scene_input::raw_window;
-    use geofuse::pipeline::features::scene_plan;
-    use geofuse::pipeline::scene::SceneReader;
     use geofuse::raster::Window;
+    use geofuse::scene::plan::scene_plan;
+    use geofuse::scene::SceneReader;
     let dir = tempfile::tempdir().unwrap();
     let pipe = season(dir.path(), 40, 6, 0.5);
     let p = Pipeline::load(&pipe).unwrap();

@@ -263,11 +263,10 @@ pub fn resolve_href(base: &str, href: &str) -> String {
     format!("{root}{joined}")
 }
 
-pub use crate::io::stack::gdal_path;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::stack::gdal_path;
     use serde_json::json;
 
     fn item() -> Value {

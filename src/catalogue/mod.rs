@@ -16,4 +16,4 @@ pub mod search;
 pub mod select;
 
 pub use document::read_items;
-pub use item::{gdal_path, Asset, Item};
+pub use item::{Asset, Item};

@@ -256,13 +256,6 @@ impl FlatTop {
     }
 }
 
-/// Per-sample prediction summary.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TreeVote {
-    /// Sum over trees of leaf entropies (nats).
-    pub entropy_sum: f32,
-}
-
 const MAX_BINS: usize = 64;
 
 #[inline]

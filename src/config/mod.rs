@@ -5,25 +5,25 @@
 //! a raster. Every vocabulary is a serde enum owned by the stage that uses it, so nothing
 //! matches strings after parsing.
 //!
-//! - [`scene`] reads the `[[scenes]]` tables, [`scene_set`] the `[[scene_sets]]` (scenes found
+//! - `scene` reads the `[[scenes]]` tables, [`scene_set`] the `[[scene_sets]]` (scenes found
 //!   by a glob and a rule).
-//! - [`features`] reads `[features]`.
-//! - [`tiling`] reads `[tiling]`, `[coregistration]` and `[split]`.
-//! - [`method`] reads `[[methods]]`, with settings by kind.
-//! - [`training`] reads `[training]` and `[evaluation]` (training and held-out scenes).
+//! - `features` reads `[features]`.
+//! - `tiling` reads `[tiling]`, `[coregistration]` and `[split]`.
+//! - `method` reads `[[methods]]`, with settings by kind.
+//! - `training` reads `[training]` and `[evaluation]` (training and held-out scenes).
 
-pub mod catalogue;
-pub mod features;
-pub mod fusion;
-pub mod method;
-pub mod network;
-pub mod postprocess;
-pub mod scene;
+pub(crate) mod catalogue;
+pub(crate) mod features;
+pub(crate) mod fusion;
+pub(crate) mod method;
+pub(crate) mod network;
+pub(crate) mod postprocess;
+pub(crate) mod scene;
 pub mod scene_set;
-pub mod season;
-pub mod tiling;
-pub mod training;
-pub mod trees;
+pub(crate) mod season;
+pub(crate) mod tiling;
+pub(crate) mod training;
+pub(crate) mod trees;
 
 use std::path::{Path, PathBuf};
 

@@ -13,11 +13,11 @@ pub const MAX_ALIGN: usize = 32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EncoderKind {
-    /// Three convolutions, receptive radius [`crate::learned::model::ENCODER_RADIUS`] (9 x 9 pixels).
+    /// Three convolutions, receptive radius `crate::learned::model::ENCODER_RADIUS` (9 x 9 pixels).
     #[default]
     Small,
-    /// The multi-scale encoder-decoder of [`crate::learned::unet`] (receptive radius
-    /// [`crate::learned::unet::UNET_RADIUS`]).
+    /// The multi-scale encoder-decoder of `crate::learned::unet` (receptive radius
+    /// `crate::learned::unet::UNET_RADIUS`).
     Unet,
 }
 
@@ -147,7 +147,7 @@ pub struct NetworkSettings {
     #[serde(default, skip_serializing_if = "EncoderKind::is_small")]
     pub encoder: EncoderKind,
     /// Learned kernel only: window radius in pixels of the registration cue (the optical/SAR
-    /// edge cross-correlation at each kernel offset, [`crate::learned::align`]) by which the SAR latent
+    /// edge cross-correlation at each kernel offset, `crate::learned::align`) by which the SAR latent
     /// is resampled onto the optical grid, for residual S1/S2 misregistration; 0 (the
     /// default, left out of the hash) for none.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -53,11 +53,6 @@ impl Confusion {
         Confusion { k, m }
     }
 
-    /// The counts (reference-major).
-    pub fn counts(&self) -> &[u64] {
-        &self.m
-    }
-
     /// Counts `n` pixels of one (reference, predicted) pair.
     pub fn add_n(&mut self, reference: usize, predicted: usize, n: u64) {
         self.m[reference * self.k + predicted] += n;

@@ -1,12 +1,12 @@
 //! Evaluation: the spatial block split and accuracy metrics.
 //!
 //! - [`split`]: disjoint train/test blocks and deterministic per-class sampling.
-//! - [`metrics`]: confusion matrix, OA, kappa, per-class F1, mIoU.
-//! - [`calibration`]: ECE, reliability, AUROC of uncertainty, masked-pixel statistics.
+//! - `metrics`: confusion matrix, OA, kappa, per-class F1, mIoU.
+//! - `calibration`: ECE, reliability, AUROC of uncertainty, masked-pixel statistics.
 
-pub mod calibration;
-pub mod metrics;
-pub mod record;
+pub(crate) mod calibration;
+pub(crate) mod metrics;
+pub(crate) mod record;
 pub mod split;
 pub mod stats;
 

@@ -2,14 +2,14 @@
 //! plan that stacks them is [`crate::scene::FeaturePlan`]).
 //!
 //! - [`indices`]: spectral indices from named bands.
-//! - [`sar`]: SAR conversions, ratios and speckle filters.
+//! - `sar`: SAR conversions, ratios and speckle filters.
 //! - [`glcm`]: sliding-window GLCM (Haralick) texture.
-//! - [`temporal`]: indices and SAR features of a season, step by step, and their statistics.
+//! - `temporal`: indices and SAR features of a season, step by step, and their statistics.
 
 pub mod glcm;
 pub mod indices;
-pub mod sar;
-pub mod temporal;
+pub(crate) mod sar;
+pub(crate) mod temporal;
 
 use ndarray::{s, Array2, Array3, ArrayView2, Axis};
 

@@ -8,15 +8,16 @@
 //! an input error (exit 2) whichever thread reads it. A `Dataset` is `Send` but not `Sync`: each worker opens
 //! its own reader.
 
-pub mod http;
-pub mod netcdf;
-pub mod points;
+pub(crate) mod http;
+pub(crate) mod json;
+pub(crate) mod netcdf;
+pub(crate) mod points;
 pub mod reader;
-pub mod sieve;
+pub(crate) mod sieve;
 pub mod stack;
 pub mod vector;
-pub mod vrt;
-pub mod warp;
+pub(crate) mod vrt;
+pub(crate) mod warp;
 pub mod writer;
 
 /// Silences GDAL's default stderr error printer; errors still reach us through return values

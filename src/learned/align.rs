@@ -31,8 +31,6 @@ use rayon::prelude::*;
 /// starting at 1, so the optimiser moves them at a useful rate.
 pub const ALIGN_SCALE: f32 = 10.0;
 
-pub use crate::config::network::MAX_ALIGN;
-
 /// Extra receptive radius of the registration beyond the kernel's own: the window, the edge
 /// pair and the k x k resampling of the SAR latent.
 pub fn extra_radius(align: usize, k: usize) -> usize {

@@ -66,7 +66,7 @@ pub fn assemble(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> Arra
     .expect("planes of the assembled map")
 }
 
-/// [`assemble`] in pixel-major layout (`[h][w][in_ch]`), what [`native`] computes on.
+/// [`assemble`] in pixel-major layout (`[h][w][in_ch]`), what `native` computes on.
 pub fn assemble_pixels(raw: &Array3<f32>, norm: &Normalisation, spec: &NetSpec) -> native::Map {
     use rayon::prelude::*;
     let (_, h, w) = raw.dim();

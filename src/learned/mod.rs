@@ -1,27 +1,27 @@
 //! Learned encoders and fusion (burn). The only module that uses burn types; the rest of
 //! geofuse talks to it through ndarray arrays.
 //!
-//! - [`fusion`]: the fusion strategies (the pipeline's `fusion` vocabulary).
-//! - [`align`]: registration of the SAR latent onto the optical grid (the learned kernel's
+//! - `fusion`: the fusion strategies (the pipeline's `fusion` vocabulary).
+//! - `align`: registration of the SAR latent onto the optical grid (the learned kernel's
 //!   `align`).
-//! - [`model`]: encoders, fusion operators, heteroscedastic heads (burn modules).
+//! - `model`: encoders, fusion operators, heteroscedastic heads (burn modules).
 //! - [`LearnedModel`]: a trained network with its metadata; by concern: `input`
 //!   (normalisation, input assembly, patches, batches), `train` (loss, modality dropout,
 //!   early stopping), `predict` (Monte Carlo dropout passes, predictive distribution),
 //!   `calibrate` (temperature scaling), `store` (saving, loading, hashes).
-//! - [`native`]: CPU inference on geofuse's own kernels (the weights copied from burn).
-//! - [`runtime`]: the compute device (`cpu` = burn's Flex backend for training and [`native`]
+//! - `native`: CPU inference on geofuse's own kernels (the weights copied from burn).
+//! - [`runtime`]: the compute device (`cpu` = burn's Flex backend for training and `native`
 //!   for inference, `wgpu` = GPU through wgpu).
 //! - [`scene_input`]: raw band windows and training patches from a scene.
-//! - [`method`]: [`NetworkMethod`], the learned kind behind [`crate::method`].
+//! - `method`: [`NetworkMethod`], the learned kind behind `crate::method`.
 
-pub mod align;
+pub(crate) mod align;
 mod calibrate;
-pub use crate::config::fusion;
+pub(crate) use crate::config::fusion;
 mod input;
-pub mod method;
-pub mod model;
-pub mod native;
+pub(crate) mod method;
+pub(crate) mod model;
+pub(crate) mod native;
 mod native_temporal;
 mod native_unet;
 mod predict;
@@ -31,7 +31,7 @@ mod season_cache;
 mod store;
 pub mod temporal;
 mod train;
-pub mod unet;
+pub(crate) mod unet;
 
 pub use method::NetworkMethod;
 pub use runtime::Runtime;
@@ -54,7 +54,7 @@ pub use model::{EncoderKind, Fusion, NetSpec};
 /// Serialises seeding + parameter initialisation (burn's generator is global to a backend).
 static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Raw input bands of a default network ([`model::DEFAULT_OPTICAL`] reflectances, then VV, VH
+/// Raw input bands of a default network (`model::DEFAULT_OPTICAL` reflectances, then VV, VH
 /// in dB; a network's own count is [`NetSpec::raw_bands`]). Hybrid models append their optical
 /// features, then their SAR features.
 pub const RAW_BANDS: usize = model::DEFAULT_OPTICAL + 2;

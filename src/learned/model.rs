@@ -107,7 +107,7 @@ pub struct NetSpec {
     /// neighbourhood (parcel edges). Omitted from the model file when false.
     #[serde(default, skip_serializing_if = "is_no")]
     pub pixel_path: bool,
-    /// Learned kernel: window radius of the registration cue ([`super::align`]) that resamples
+    /// Learned kernel: window radius of the registration cue (`super::align`) that resamples
     /// the SAR latent onto the optical grid, with a learned scale; 0 (the default, omitted
     /// from the model file) for none.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -241,7 +241,7 @@ fn pixel_of(g: &Grid, x: f64, y: f64) -> (usize, usize) {
 /// pooled, scenes labelled by seed): McNemar and block tests with Holm, as the report's.
 fn last_round_tests(p: &Pipeline, roles: &SceneRoles, o: &ActiveOptions) -> Value {
     let method = &p.methods[0].name;
-    let mut recs: super::compare::Records = Vec::new();
+    let mut recs: crate::report::compare::Records = Vec::new();
     for rank in &o.strategies {
         let mut rs = Vec::new();
         for seed in 0..o.seeds {
@@ -260,7 +260,7 @@ fn last_round_tests(p: &Pipeline, roles: &SceneRoles, o: &ActiveOptions) -> Valu
         }
         recs.push(((rank.name().to_string(), "held-out scene".to_string()), rs));
     }
-    let tests: Vec<Value> = super::compare::pair_tests(&recs, p.seed)
+    let tests: Vec<Value> = crate::report::compare::pair_tests(&recs, p.seed)
         .iter()
         .map(|t| {
             json!({"a": t.a, "b": t.b, "blocks": t.blocks,

@@ -13,7 +13,7 @@ use crate::eval::class_index;
 use crate::eval::metrics::Confusion;
 use crate::io::writer::{ProductSpec, ProductWriter};
 use crate::method::{Model, SceneContext, TilePredictor};
-use crate::product::{BandMeanings, ProductBand, ProductTile, NODATA};
+use crate::product::{ProductBand, ProductTile, NODATA};
 use crate::scene::SceneReader;
 use crate::tiler::{tiles, Tile};
 
@@ -26,8 +26,6 @@ pub struct MethodOutcome {
     pub model: PathBuf,
     /// Model hash.
     pub model_hash: String,
-    /// What the product's uncertainty bands mean.
-    pub band_meanings: BandMeanings,
     /// The product's bands (names, descriptions, scale).
     pub bands: Vec<crate::io::writer::ByteBand>,
     /// The post-process of a regularised product, in words.
@@ -120,7 +118,6 @@ pub fn run_method(
         product,
         model: model.path().to_path_buf(),
         model_hash: model.hash().to_string(),
-        band_meanings: band_meanings.clone(),
         bands,
         postprocess,
         evaluation: src.labels.as_ref().map(|_| evaluation),

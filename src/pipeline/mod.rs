@@ -1,32 +1,27 @@
 //! Batch runner: scenes → tiles → methods → products, metrics, manifest, report.
 //!
-//! - [`scene`]: checks and co-registration, per-worker tile reading.
-//! - [`features`]: the hand-crafted feature stack of a scene, tile by tile.
-//! - [`method_run`]: one method on one scene through [`crate::method`]: model, product,
+//! Public entry points: [`run`] (`geofuse run`), [`load_pipeline`], [`train_models`],
+//! [`predict`], [`scene_split`]. Inside:
+//! - `method_run`: one method on one scene through the method interface: model, product,
 //!   held-out evaluation.
-//! - [`models`]: one model per method, trained once on the training scenes (or reused).
-//! - [`manifest`]: product hashes for resumable, idempotent runs.
-//! - [`stac`]: STAC Item beside every product.
-//! - [`report`]: Markdown and HTML comparison report.
-//! - [`lock`], [`shared`]: shards running at once into one folder; the files they share.
+//! - `models`: one model per method, trained once on the training scenes (or reused).
+//! - `manifest`: product hashes for resumable, idempotent runs.
+//! - `stac`, `qml`: the STAC Item and QGIS style beside every product.
+//! - `lock`, `shared`: shards running at once into one folder; the files they share (the
+//!   report itself is rendered by the `report` module).
+//! - `compare`, `study`, `suggest`, `active`: the commands built on runs.
 
-pub mod active;
-pub mod compare;
-pub mod lock;
-pub mod manifest;
-pub mod method_run;
-pub mod models;
-pub mod pooled;
-pub mod qml;
-pub mod report;
-pub mod report_active;
-pub mod report_figures;
-pub mod report_stats;
-pub mod report_verdict;
-pub mod shared;
-pub mod stac;
-pub mod study;
-pub mod suggest;
+pub(crate) mod active;
+pub(crate) mod compare;
+pub(crate) mod lock;
+pub(crate) mod manifest;
+pub(crate) mod method_run;
+pub(crate) mod models;
+pub(crate) mod qml;
+pub(crate) mod shared;
+pub(crate) mod stac;
+pub(crate) mod study;
+pub(crate) mod suggest;
 
 use std::path::{Path, PathBuf};
 
@@ -36,11 +31,12 @@ use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use manifest::{fingerprint, Manifest, ProductEntry};
 
-// The layer below the runner, re-exported under its older paths.
-pub use crate::log::{Log, Progress};
-pub use crate::scene::plan as features;
-pub use crate::scene::{self, reference_input, season};
-pub use crate::stop;
+// The layer below the runner, under the paths the runner's files use.
+pub(crate) use crate::io::json::{read_json, write_json};
+pub(crate) use crate::log::Log;
+pub(crate) use crate::scene;
+pub(crate) use crate::scene::plan as features;
+use crate::stop;
 
 /// Options of `geofuse run`.
 #[derive(Debug, Clone)]
@@ -109,7 +105,17 @@ pub fn scene_split(p: &Pipeline, src: &scene::SceneSources) -> crate::eval::spli
     .with_training_fraction(p.split.training_fraction, p.seed)
 }
 
-/// Loads a pipeline and applies the `--out` override.
+/// Loads a pipeline file (parsed, paths resolved, scene sets and catalogue tables expanded,
+/// validated; a bad file is an [`Error::Config`] naming it) and applies the `--out` override.
+///
+/// ```no_run
+/// let p = geofuse::pipeline::load_pipeline("pipelines/demo.toml".as_ref(), None)?;
+/// for s in &p.scenes {
+///     println!("{}: {}", s.name, s.optical.path.display());
+/// }
+/// println!("methods: {:?}", p.product_names());
+/// # Ok::<(), geofuse::Error>(())
+/// ```
 pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
     let mut p = Pipeline::load(path)?;
     if let Some(o) = out {
@@ -122,7 +128,17 @@ pub fn load_pipeline(path: &Path, out: Option<&Path>) -> Result<Pipeline> {
     Ok(p)
 }
 
-/// Runs a pipeline file: every scene of this shard, every method.
+/// Runs a pipeline file: every scene of this shard, every method (what `geofuse run` does).
+///
+/// ```no_run
+/// use geofuse::pipeline::{run, RunOptions};
+/// let summary = run("pipelines/demo.toml".as_ref(), &RunOptions::default())?;
+/// for p in &summary.products {
+///     println!("{} {} -> {} (OA {})", p.scene, p.method, p.product.display(), p.metrics["oa"]);
+/// }
+/// println!("report: {}", summary.report.display());
+/// # Ok::<(), geofuse::Error>(())
+/// ```
 pub fn run(pipeline_path: &Path, opts: &RunOptions) -> Result<RunSummary> {
     let p = load_pipeline(pipeline_path, opts.out.as_deref())?;
     run_pipeline(p, pipeline_path, opts)
@@ -622,22 +638,5 @@ pub fn predict(
             force: true,
             ..opts.clone()
         },
-    )
-}
-
-/// Reads a JSON file if it exists and parses.
-pub fn read_json(path: &Path) -> Option<Value> {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-}
-
-/// Writes pretty JSON atomically (temporary name, then rename).
-pub fn write_json(path: &Path, v: &Value) -> Result<()> {
-    crate::io::writer::write_atomic(
-        path,
-        serde_json::to_string_pretty(v)
-            .unwrap_or_default()
-            .as_bytes(),
     )
 }

@@ -16,8 +16,8 @@ pub fn style(classes: &[ClassDef]) -> String {
             s,
             "        <paletteEntry value=\"{}\" color=\"{}\" label=\"{}\" alpha=\"255\"/>",
             c.id,
-            super::report::html_escape(&c.color.to_lowercase()),
-            super::report::html_escape(&c.name)
+            crate::report::html_escape(&c.color.to_lowercase()),
+            crate::report::html_escape(&c.name)
         );
     }
     s.push_str("      </colorPalette>\n    </rasterrenderer>\n  </pipe>\n</qgis>\n");

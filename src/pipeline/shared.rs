@@ -32,11 +32,11 @@ pub fn finish(out: &Path, p: &Pipeline, log: &Log) -> Result<PathBuf> {
     sweep_temporary(out);
     let mosaics = write_mosaics(out, p, log)?;
     super::manifest::write_top_level(out, p, &mosaics)?;
-    let mut pooled = super::pooled::pooled(out, p);
-    let comparison = super::compare::compare(&[(out.to_path_buf(), p.clone())]);
+    let mut pooled = crate::report::pooled::pooled(out, p);
+    let comparison = crate::report::compare::compare(&[(out.to_path_buf(), p.clone())]);
     pooled["comparison"] = comparison.to_json();
     write_json(&out.join("metrics.json"), &pooled)?;
-    super::report::write(out, p, &pooled, &comparison)
+    crate::report::write(out, p, &pooled, &comparison)
 }
 
 /// `geofuse merge OUT`: rewrites the top-level manifest, mosaics and report of an output

@@ -68,15 +68,13 @@ impl CatalogueSetDef {
         } else {
             "{collection}_{date}"
         };
-        let name = crate::config::scene_set::fill(
-            self.name.as_deref().unwrap_or(default_name),
-            &fields,
-        )
-        .map_err(|f| {
-            format!(
+        let name =
+            crate::config::scene_set::fill(self.name.as_deref().unwrap_or(default_name), &fields)
+                .map_err(|f| {
+                format!(
                 "`catalogue.name` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"
             )
-        })?;
+            })?;
         let file = |t: &String| -> Result<Option<PathBuf>, String> {
             let f = crate::config::scene_set::fill(t, &fields)
                 .map_err(|f| format!("`catalogue.labels` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"))?;

@@ -1,16 +1,16 @@
 //! Scene preparation (checks, co-registration, warping) and per-worker tile reading: the
 //! layer below the runner and the methods, which both read scenes through it.
 //!
-//! - [`season`]: a scene that is a season of dated rasters.
-//! - [`reference_input`]: vector reference data rasterised onto a scene's grid.
+//! - `season`: a scene that is a season of dated rasters.
+//! - `reference_input`: vector reference data rasterised onto a scene's grid.
 //! - [`plan`]: the hand-crafted feature plan and per-tile features.
 
 mod catalogue_scenes;
-pub mod feature_plan;
+pub(crate) mod feature_plan;
 mod load;
 pub mod plan;
-pub mod reference_input;
-pub mod season;
+pub(crate) mod reference_input;
+pub(crate) mod season;
 
 use std::path::{Path, PathBuf};
 

@@ -15,7 +15,7 @@
 //! SAR: VV, VH sigma0 in dB (Float32, nodata NaN) with 4.4-look gamma speckle, bright urban
 //! scatterers and nodata swath gaps. Cloud mask: 0 clear, 1 cloud, 2 shadow.
 
-pub mod season;
+pub(crate) mod season;
 
 use std::path::{Path, PathBuf};
 

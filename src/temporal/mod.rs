@@ -11,7 +11,7 @@ pub mod stats;
 
 use ndarray::{Array2, Array3, Array4};
 
-pub use regularise::{Regular, StepAccumulator};
+pub use regularise::StepAccumulator;
 
 /// The regularised inputs of one tile of a season scene (halo included).
 #[derive(Debug, Clone)]

@@ -127,14 +127,15 @@ impl StepAccumulator {
 /// One pixel's band on the grid: `sums` / `counts` where a step has observations, linear
 /// interpolation between the centres of the nearest such steps, ends held. At least one
 /// count must be positive.
-pub fn fill_series(sums: &[f32], counts: &[u16], centres: &[f64]) -> Vec<f32> {
+#[cfg(test)]
+fn fill_series(sums: &[f32], counts: &[u16], centres: &[f64]) -> Vec<f32> {
     let known: Vec<usize> = (0..counts.len()).filter(|&k| counts[k] > 0).collect();
     let mut out = vec![0f32; counts.len()];
     fill_into(sums, counts, centres, &known, &mut out);
     out
 }
 
-/// [`fill_series`] into `out`, given the steps that have observations (`known`, increasing).
+/// One pixel's band filled on the grid (see `fill_series`) into `out`, given the steps that have observations (`known`, increasing).
 fn fill_into(sums: &[f32], counts: &[u16], centres: &[f64], known: &[usize], out: &mut [f32]) {
     let at = |k: usize| sums[k] / f32::from(counts[k]);
     let mut i = 0;

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::compare::{with_ci, Comparison, MethodStats};
-use super::report::{html_escape, md_cell};
+use super::{html_escape, md_cell};
 
 /// A table: header and rows of cells (already formatted, not yet escaped).
 struct Table {
@@ -269,7 +269,7 @@ pub fn html(c: &Comparison) -> String {
         s,
         "<h2>Pairwise tests</h2>\n<p>{}</p>\n{}<details><summary>Every pair: McNemar and block tests ({} rows)</summary>\n{}</details>\n",
         html_escape(PAIRS_INTRO),
-        super::report_verdict::matrix_html(c),
+        super::verdict::matrix_html(c),
         pairs.rows.len(),
         pairs.html()
     );

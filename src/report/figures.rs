@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::compare::Comparison;
-use super::report::{html_escape, md_cell};
+use super::{html_escape, md_cell};
 use crate::config::Pipeline;
 use crate::error::Result;
 use crate::eval::calibration::risk_coverage;

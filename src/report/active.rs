@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::report::{html_escape, md_cell};
+use super::{html_escape, md_cell};
 use crate::error::Result;
 use crate::plot::{charts, Figure};
 

@@ -1,4 +1,15 @@
-//! Comparison report (`report.md`, `report.html`) from every scene's `metrics.json`.
+//! The comparison report (`report.md`, `report.html`) of an output folder, from every
+//! scene's `metrics.json` and `.eval.bin` records: the verdict, scores with block-bootstrap
+//! intervals, pairwise tests, areas, figures, the learning curve and the active-learning
+//! section. Reads files and renders; the runner ([`crate::pipeline`]) decides when.
+
+pub mod active;
+pub mod compare;
+pub mod figures;
+pub mod pooled;
+pub mod stats;
+pub mod study;
+pub mod verdict;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -45,7 +56,7 @@ fn num(v: &Value, k: &str) -> String {
 fn rows(out: &Path, p: &Pipeline) -> Vec<(String, String, Value)> {
     let mut r = Vec::new();
     for s in &p.scenes {
-        if let Some(m) = super::read_json(&out.join(&s.name).join("metrics.json")) {
+        if let Some(m) = crate::io::json::read_json(&out.join(&s.name).join("metrics.json")) {
             if let Some(obj) = m.get("methods").and_then(Value::as_object) {
                 for (name, v) in obj {
                     r.push((s.name.clone(), name.clone(), v.clone()));
@@ -154,22 +165,16 @@ type Snippets = (Vec<(String, String)>, Vec<(String, String)>);
 fn report_figures(
     out: &Path,
     p: &Pipeline,
-    comparison: &super::compare::Comparison,
+    comparison: &compare::Comparison,
     (study, active): (Option<&Value>, Option<&Value>),
 ) -> Result<Snippets> {
-    let mut figs: Vec<crate::plot::Figure> = super::report_verdict::figure(comparison)?
-        .into_iter()
-        .collect();
+    let mut figs: Vec<crate::plot::Figure> = verdict::figure(comparison)?.into_iter().collect();
     let top = figs.len();
-    figs.extend(super::report_figures::figures(
-        comparison,
-        study,
-        Some((out, p)),
-    )?);
+    figs.extend(figures::figures(comparison, study, Some((out, p)))?);
     if let Some(a) = active {
-        figs.extend(super::report_active::figure(a)?);
+        figs.extend(active::figure(a)?);
     }
-    let mut all = super::report_figures::write_each(out, &figs)?;
+    let mut all = figures::write_each(out, &figs)?;
     let rest = all.split_off(top);
     Ok((all, rest))
 }
@@ -181,26 +186,23 @@ pub fn write(
     out: &Path,
     p: &Pipeline,
     pooled: &Value,
-    comparison: &super::compare::Comparison,
+    comparison: &compare::Comparison,
 ) -> Result<PathBuf> {
     let rows = rows(out, p);
     let classes: Vec<&str> = p.classes.iter().map(|c| c.name.as_str()).collect();
-    let study = super::read_json(&out.join("study.json"));
-    let active = super::read_json(&out.join("active.json"));
+    let study = crate::io::json::read_json(&out.join("study.json"));
+    let active = crate::io::json::read_json(&out.join("active.json"));
     let (top, rest) = report_figures(out, p, comparison, (study.as_ref(), active.as_ref()))?;
-    let (study_md, study_html) = study.as_ref().map(super::study::tables).unwrap_or_default();
-    let (active_md, active_html) = active
-        .as_ref()
-        .map(super::report_active::section)
-        .unwrap_or_default();
-    let (verdict_md, verdict_html) = super::report_verdict::section(comparison);
+    let (study_md, study_html) = study.as_ref().map(study::tables).unwrap_or_default();
+    let (active_md, active_html) = active.as_ref().map(active::section).unwrap_or_default();
+    let (verdict_md, verdict_html) = verdict::section(comparison);
     let intro = format!("Held-out metrics: on training scenes, spatial blocks disjoint from the training blocks (block {} px, {:.0}% held out, seed {}); on held-out scenes (`[evaluation] scenes`), every labelled pixel, the scene having given no training sample.", p.split.block_size, 100.0 * p.split.test_fraction, p.seed);
     let mut md = format!("# geofuse report\n{verdict_md}\n");
     top.iter().for_each(|t| md.push_str(&t.0));
     let _ = writeln!(md, "{intro}\n");
     md.push_str(&scenes_md(&rows));
     md.push_str(&pooled_md(pooled));
-    md.push_str(&super::report_stats::markdown(comparison));
+    md.push_str(&stats::markdown(comparison));
     if study.is_some() {
         let _ = write!(md, "\n## Learning curve\n\n{STUDY_INTRO}\n{study_md}");
     }
@@ -217,7 +219,7 @@ pub fn write(
     let _ = writeln!(html, "<p>{}</p>", html_escape(&intro));
     html.push_str(&scenes_html(&rows));
     html.push_str(&pooled_html(pooled));
-    html.push_str(&super::report_stats::html(comparison));
+    html.push_str(&stats::html(comparison));
     if study.is_some() {
         let _ = write!(
             html,

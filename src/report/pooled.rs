@@ -24,7 +24,8 @@ pub fn pooled(out: &Path, p: &Pipeline) -> Value {
         for kind in KINDS {
             let (mut c, mut scenes) = (Confusion::new(k), Vec::new());
             for s in &p.scenes {
-                let Some(v) = super::read_json(&out.join(&s.name).join("metrics.json")) else {
+                let Some(v) = crate::io::json::read_json(&out.join(&s.name).join("metrics.json"))
+                else {
                     continue;
                 };
                 let mv = &v["methods"][&name];

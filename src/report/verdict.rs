@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::compare::{Comparison, MethodStats, PairTest};
-use super::report::html_escape;
+use super::html_escape;
 use crate::error::Result;
 use crate::plot::{charts, Figure};
 
