@@ -35,16 +35,45 @@ pub enum ProductBand {
     Modalities,
 }
 
+/// One row per band, in file order: the band, its name (the description's first word), its
+/// scale (physical = byte x scale), and what it holds (`None`: what the method's uncertainty
+/// bands mean, [`BandMeanings`]). Adding a band is a variant above, a row here, and the code
+/// that computes it.
+const TABLE: [(ProductBand, &str, f64, Option<&str>); 6] = [
+    (
+        ProductBand::Class,
+        "class",
+        1.0,
+        Some("class id (see category names); 255 = nodata"),
+    ),
+    (
+        ProductBand::Confidence,
+        "confidence",
+        BYTE_SCALE,
+        Some("max class probability"),
+    ),
+    (ProductBand::Aleatoric, "aleatoric", BYTE_SCALE, None),
+    (ProductBand::Epistemic, "epistemic", BYTE_SCALE, None),
+    (ProductBand::Total, "total", BYTE_SCALE, None),
+    (
+        ProductBand::Modalities,
+        "modalities",
+        1.0,
+        Some("bit 1 optical present, bit 2 SAR present"),
+    ),
+];
+
 impl ProductBand {
     /// Every band in file order.
-    pub const ALL: [ProductBand; 6] = [
-        ProductBand::Class,
-        ProductBand::Confidence,
-        ProductBand::Aleatoric,
-        ProductBand::Epistemic,
-        ProductBand::Total,
-        ProductBand::Modalities,
-    ];
+    pub const ALL: [ProductBand; TABLE.len()] = {
+        let mut all = [ProductBand::Class; TABLE.len()];
+        let mut i = 0;
+        while i < TABLE.len() {
+            all[i] = TABLE[i].0;
+            i += 1;
+        }
+        all
+    };
 
     /// Number of bands.
     pub const COUNT: usize = ProductBand::ALL.len();
@@ -56,22 +85,12 @@ impl ProductBand {
 
     /// Band name (the description's first word).
     pub fn name(self) -> &'static str {
-        match self {
-            ProductBand::Class => "class",
-            ProductBand::Confidence => "confidence",
-            ProductBand::Aleatoric => "aleatoric",
-            ProductBand::Epistemic => "epistemic",
-            ProductBand::Total => "total",
-            ProductBand::Modalities => "modalities",
-        }
+        TABLE[self.index()].1
     }
 
     /// Physical = byte x scale + offset.
     pub fn scale(self) -> f64 {
-        match self {
-            ProductBand::Class | ProductBand::Modalities => 1.0,
-            _ => BYTE_SCALE,
-        }
+        TABLE[self.index()].2
     }
 
     /// Offset of the physical value.
@@ -154,23 +173,18 @@ pub fn bands(m: &BandMeanings) -> Vec<ByteBand> {
     ProductBand::ALL
         .iter()
         .map(|&b| {
-            let description = match b {
-                ProductBand::Class => "class: class id (see category names); 255 = nodata".into(),
-                ProductBand::Modalities => {
-                    "modalities: bit 1 optical present, bit 2 SAR present".into()
-                }
-                _ => {
-                    let what = match b {
-                        ProductBand::Confidence => "max class probability",
-                        ProductBand::Aleatoric => &m.aleatoric,
-                        ProductBand::Epistemic => &m.epistemic,
-                        _ => &m.total,
-                    };
-                    format!(
-                        "{}: {what}; physical = value x {BYTE_SCALE}, 0..1",
-                        b.name()
-                    )
-                }
+            let what = TABLE[b.index()].3.unwrap_or(match b {
+                ProductBand::Aleatoric => &m.aleatoric,
+                ProductBand::Epistemic => &m.epistemic,
+                _ => &m.total,
+            });
+            let description = if b.scale() == 1.0 {
+                format!("{}: {what}", b.name())
+            } else {
+                format!(
+                    "{}: {what}; physical = value x {BYTE_SCALE}, 0..1",
+                    b.name()
+                )
             };
             ByteBand {
                 name: b.name().into(),
@@ -473,6 +487,34 @@ impl TileProbabilities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_band_table_is_in_file_order_with_unique_names() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert_eq!(row.0.index(), i, "{}", row.1);
+            assert_eq!(ProductBand::ALL[i], row.0);
+        }
+        let mut names: Vec<&str> = TABLE.iter().map(|r| r.1).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ProductBand::COUNT);
+        let d = bands(&BandMeanings::ensemble(7));
+        assert_eq!(
+            d[0].description,
+            "class: class id (see category names); 255 = nodata"
+        );
+        assert_eq!(
+            d[1].description,
+            "confidence: max class probability; physical = value x 0.004, 0..1"
+        );
+        assert!(d[3]
+            .description
+            .starts_with("epistemic: epistemic uncertainty, mutual"));
+        assert_eq!(
+            d[5].description,
+            "modalities: bit 1 optical present, bit 2 SAR present"
+        );
+    }
 
     #[test]
     fn band_layout_matches_the_design_contract() {

@@ -4,8 +4,9 @@
 #   bash benches/peers/run.sh [SIZE]        # SIZE default 2048; RUNS=3 repetitions (medians)
 #
 # Installs what is missing (Debian: otb-bin, libotb-apps, gdal-bin, python3-gdal,
-# python3-numpy, python3-torch, python3-venv; PyTorch from PyPI into a virtual environment under
-# ~/.cache/geofuse/torch-venv, about 5 GB with its CUDA libraries, unused on the CPU), builds
+# python3-numpy, python3-torch, python3-venv; PyTorch and LightGBM from PyPI into a virtual
+# environment under ~/.cache/geofuse/torch-venv, about 5 GB with PyTorch's CUDA libraries, unused
+# on the CPU), builds
 # geofuse (release), generates the scene with
 # ../shared/peers/make_data.py (the script the OTB figures were measured with), runs each
 # operation with both tools, checks that the outputs agree, and prints a table. The last lines
@@ -32,10 +33,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 venv=${TORCH_VENV:-$HOME/.cache/geofuse/torch-venv}
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
-  /usr/bin/python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import torch, lightgbm" 2>/dev/null; then
+  [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q torch numpy
+  "$venv/bin/pip" install -q torch numpy lightgbm
 fi
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/geofuse/target}
 (cd "$root" && cargo build --release --locked -q)
@@ -123,6 +124,13 @@ for _ in $(seq "$runs"); do
   T[gf_gb_train]=$(echo "$line" | sed -n 's/.*train \([0-9.]*\) s.*/\1/p' | awk '{printf "%d", $1 * 1000}')
 done
 T[gf_gb_predict]=$(median "${gf_gb[@]}")
+# The same training design through LightGBM 4.x (rounds, depth, bins, learning rate, L2,
+# samples per class, 2 threads), timed inside Python with the data in memory.
+"$py" "$here/lightgbm_export.py" "$work"
+lgb_out=$("$venv/bin/python" "$here/lightgbm_peer.py" "$work" "$runs")
+echo "$lgb_out" | grep -v '^ms_'
+T[lgb_train]=$(echo "$lgb_out" | sed -n 's/^ms_train \([0-9]*\)$/\1/p')
+T[lgb_predict]=$(echo "$lgb_out" | sed -n 's/^ms_predict \([0-9]*\)$/\1/p')
 
 # --- whole chain: scene to classified raster ------------------------------------------------
 chain_otb() {
@@ -183,6 +191,8 @@ printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees predict + confidence" "${T[otb
 printf '%-34s %9s ms %9s ms %10s\n' "RF 100 trees train" "${T[otb_rf_train]}" "${T[gf_rf_train]}" "$(r "${T[otb_rf_train]}" "${T[gf_rf_train]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "boosted 100 rounds predict (OTB RF)" "${T[otb_rf_predict]}" "${T[gf_gb_predict]}" "$(r "${T[otb_rf_predict]}" "${T[gf_gb_predict]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "boosted 100 rounds train (OTB RF)" "${T[otb_rf_train]}" "${T[gf_gb_train]}" "$(r "${T[otb_rf_train]}" "${T[gf_gb_train]}")"
+printf '%-34s %9s ms %9s ms %10s\n' "boosted predict (LightGBM)" "${T[lgb_predict]}" "${T[gf_gb_predict]}" "$(r "${T[lgb_predict]}" "${T[gf_gb_predict]}")"
+printf '%-34s %9s ms %9s ms %10s\n' "boosted train (LightGBM)" "${T[lgb_train]}" "${T[gf_gb_train]}" "$(r "${T[lgb_train]}" "${T[gf_gb_train]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "chain: scene to classes" "${T[otb_chain]}" "${T[gf_chain]}" "$(r "${T[otb_chain]}" "${T[gf_chain]}")"
 printf '%-34s %9s ms %9s ms %10s\n' "learned-kernel net, ${tile}^2 (torch)" "${T[torch]}" "${T[gf_net]}" "$(r "${T[torch]}" "${T[gf_net]}")"
 printf '  PyTorch %s from PyPI; Debian PyTorch %s: %s ms; geofuse through burn Flex: %s ms\n' \
@@ -196,6 +206,8 @@ echo "ratio glcm $(r "${T[otb_glcm]}" "${T[gf_glcm]}")"
 echo "ratio indices_vs_copy $(r "${T[copy]}" "${T[gf_ri]}")"
 echo "ratio rf_predict $(r "${T[otb_rf_predict]}" "${T[gf_rf_predict]}")"
 echo "ratio boosted_predict_vs_otb_rf $(r "${T[otb_rf_predict]}" "${T[gf_gb_predict]}")"
+echo "ratio boosted_predict_vs_lightgbm $(r "${T[lgb_predict]}" "${T[gf_gb_predict]}")"
+echo "ratio boosted_train_vs_lightgbm $(r "${T[lgb_train]}" "${T[gf_gb_train]}")"
 echo "ratio chain $(r "${T[otb_chain]}" "${T[gf_chain]}")"
 echo "ratio learned_cpu_vs_torch $(r "${T[torch]}" "${T[gf_net]}")"
 echo "ratio learned_train_cpu_vs_torch $(r "${T[torch_train_small]}" "${T[gf_train_small]}")"
