@@ -39,7 +39,7 @@ pub enum ProductBand {
 /// scale (physical = byte x scale), and what it holds (`None`: what the method's uncertainty
 /// bands mean, [`BandMeanings`]). Adding a band is a variant above, a row here, and the code
 /// that computes it.
-const TABLE: [(ProductBand, &str, f64, Option<&str>); 6] = [
+const TABLE: &[(ProductBand, &str, f64, Option<&str>)] = &[
     (
         ProductBand::Class,
         "class",
