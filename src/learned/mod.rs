@@ -198,6 +198,25 @@ mod tests {
     use ndarray::{s, Array3};
 
     #[test]
+    fn a_saved_model_is_the_same_bytes_for_the_same_weights() {
+        // burn numbers parameters at random; the saved file must not carry that.
+        let rt = Runtime::new("cpu").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spec = NetSpec::raw(Fusion::LearnedKernel, 4, 3);
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let ha = LearnedModel::random(&rt, spec, 0.5, 2, 1).save(&a).unwrap();
+        let hb = LearnedModel::random(&rt, spec, 0.5, 2, 1).save(&b).unwrap();
+        let bytes = |p: &std::path::Path| std::fs::read(p.with_extension("bpk")).unwrap();
+        assert_eq!(bytes(&a), bytes(&b));
+        assert_eq!(ha, hb);
+        let other = dir.path().join("c");
+        LearnedModel::random(&rt, spec, 0.5, 2, 2)
+            .save(&other)
+            .unwrap();
+        assert_ne!(bytes(&a), bytes(&other), "another seed, other weights");
+    }
+
+    #[test]
     fn temperature_scaling_recovers_an_overconfidence_factor() {
         // Samples drawn from softmax(z), reported as log_softmax(3 z): over-confident by 3.
         let mut r = Rng::new(4);

@@ -364,6 +364,19 @@ pub fn precision_weights(outs: &[HeadOut], presence: &[Option<Tensor<4>>]) -> Ve
     pis.into_iter().map(|p| p / total.clone()).collect()
 }
 
+/// Numbers a network's parameters 1, 2, 3, ... in module order instead of burn's random ids,
+/// so that a saved model (`.bpk`, which stores each parameter's id) is the same bytes for the
+/// same weights. The ids only key the optimiser's state; the arithmetic never sees them.
+struct SequentialIds(u64);
+
+impl burn::module::ModuleMapper for SequentialIds {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.id = burn::module::ParamId::from(self.0);
+        self.0 += 1;
+        param
+    }
+}
+
 impl FusionNet {
     /// A freshly initialised network.
     pub fn new(full: NetSpec, device: &Device) -> Self {
@@ -443,6 +456,7 @@ impl FusionNet {
             temporal,
             spec: full,
         }
+        .map(&mut SequentialIds(1))
     }
 
     /// The network's shape.
