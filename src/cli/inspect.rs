@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::pipeline::{self, scene};
+use crate::pipeline;
+use crate::scene;
 
 #[derive(clap::Args)]
 pub(super) struct InspectArgs {

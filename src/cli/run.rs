@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use super::args::{parse_shard, StageOptions};
-use crate::pipeline::{self, scene, RunOptions};
+use crate::pipeline::{self, RunOptions};
+use crate::scene;
 
 #[derive(clap::Args)]
 pub(super) struct RunArgs {
@@ -154,7 +155,7 @@ pub(super) fn cmd_features(a: FeaturesArgs) -> crate::Result<()> {
     };
     let work = std::env::temp_dir().join(format!("geofuse-coreg-{}", std::process::id()));
     let src = scene::prepare_scene(&p, s, &work)?;
-    let names = pipeline::features::write_scene_features(&p, &src, out, -9999.0)?;
+    let names = scene::plan::write_scene_features(&p, &src, out, -9999.0)?;
     let _ = std::fs::remove_dir_all(&work);
     println!("{} features -> {}", names.len(), out.display());
     Ok(())

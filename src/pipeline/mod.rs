@@ -35,7 +35,6 @@ use manifest::{fingerprint, Manifest, ProductEntry};
 pub(crate) use crate::io::json::{read_json, write_json};
 pub(crate) use crate::log::Log;
 pub(crate) use crate::scene;
-pub(crate) use crate::scene::plan as features;
 use crate::stop;
 
 /// Options of `geofuse run`.
