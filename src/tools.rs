@@ -5,12 +5,11 @@
 //! ([`crate::features`]); tiles carry a halo, so any tile size gives the same values.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use ndarray::{s, Array3, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use crate::error::{lock, Error, Result};
+use crate::error::{Error, Result};
 use crate::features::glcm::{glcm_features, quantise, Definitions, GlcmParams, FEATURE_NAMES};
 use crate::features::indices::{index_bands, spectral_index};
 use crate::io::reader::RasterReader;
@@ -34,7 +33,9 @@ pub struct OutputOptions {
 
 /// Runs `tile_fn` on every tile of `grid` in parallel (each worker with its own reader of
 /// `input`) and streams the returned core arrays `[band, row, col]` into one GeoTIFF at `out`,
-/// which appears under its name only once complete.
+/// which appears under its name only once complete. Tiles are computed in batches and written
+/// in tile order while the next batch is computed, so the file's layout (where each block
+/// lies) does not depend on which worker finished first: the same inputs give the same bytes.
 #[allow(clippy::too_many_arguments)]
 fn stream_tiles<T, F>(
     input: &Path,
@@ -50,28 +51,44 @@ where
     T: crate::io::writer::Pixel + Send,
     F: Fn(&RasterReader, &crate::tiler::Tile) -> Result<Array3<T>> + Sync,
 {
-    let writer = Mutex::new(StreamWriter::create_with::<T>(
-        out,
-        grid,
-        names,
-        Some(nodata),
-        output.compression,
-    )?);
-    tiles(grid.width, grid.height, output.tile, halo)
-        .par_iter()
-        .map_init(
-            || RasterReader::open(input),
-            |reader, t| -> Result<()> {
-                let reader = reader.as_ref().map_err(Clone::clone)?;
-                let data = tile_fn(reader, t)?;
-                lock(&writer)?.write(t.core.row, t.core.col, &data)
+    let mut writer =
+        StreamWriter::create_with::<T>(out, grid, names, Some(nodata), output.compression)?;
+    let all = tiles(grid.width, grid.height, output.tile, halo);
+    let batch = 4 * rayon::current_num_threads().max(1);
+    let mut pending: Vec<(&crate::tiler::Tile, Array3<T>)> = Vec::new();
+    for chunk in all.chunks(batch) {
+        let done = std::mem::take(&mut pending);
+        let (written, computed) = rayon::join(
+            || write_in_order(&mut writer, done),
+            || {
+                chunk
+                    .par_iter()
+                    .map_init(
+                        || RasterReader::open_direct(input),
+                        |reader, t| {
+                            let reader = reader.as_ref().map_err(Clone::clone)?;
+                            Ok((t, tile_fn(reader, t)?))
+                        },
+                    )
+                    .collect::<Result<Vec<_>>>()
             },
-        )
-        .collect::<Result<Vec<()>>>()?;
-    writer
-        .into_inner()
-        .map_err(|_| Error::Internal("lock poisoned".into()))?
-        .finish()?;
+        );
+        written?;
+        pending = computed?;
+    }
+    write_in_order(&mut writer, pending)?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// Writes computed tiles, in the order given, into `writer`.
+fn write_in_order<T: crate::io::writer::Pixel>(
+    writer: &mut StreamWriter,
+    tiles: Vec<(&crate::tiler::Tile, Array3<T>)>,
+) -> Result<()> {
+    for (t, data) in tiles {
+        writer.write(t.core.row, t.core.col, &data)?;
+    }
     Ok(())
 }
 
@@ -476,13 +493,14 @@ fn write_classified<C: crate::classic::StackClassifier>(
         o.output,
         0,
         |reader, t| {
-            let x = reader.read(&bands, t.read)?;
+            let x = reader.read_interleaved(&bands, t.read)?;
             let (h, w) = (t.read.height, t.read.width);
             let m = ndarray::Array2::from_shape_fn((h, w), |(r, c)| {
-                let any = (0..nf).any(|j| !x[[j, r, c]].is_nan());
+                let px = &x[(r * w + c) * nf..(r * w + c + 1) * nf];
+                let any = px.iter().any(|v| !v.is_nan());
                 modality_bits(any, any)
             });
-            let p = crate::classic::method::predict_stack(model, classes.len(), &x, m);
+            let p = crate::classic::method::predict_interleaved(model, classes.len(), &x, nf, m);
             Ok(p.to_tile(classes).0 .0)
         },
     )

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::{mix64, Rng};
 
+mod predict;
+
 pub use crate::config::trees::ForestSettings;
 
 /// Training parameters.
@@ -97,163 +99,10 @@ pub struct Forest {
     /// Parameters it was trained with.
     pub params: ForestParams,
     trees: Vec<Tree>,
-    /// The trees' top levels laid out for branch-free traversal, built on first use.
+    /// The trees laid out for binned prediction, built on first use (`None`: thresholds
+    /// that do not bin in a byte; such a forest predicts sample by sample).
     #[serde(skip)]
-    flat: std::sync::OnceLock<Vec<FlatTop>>,
-}
-
-/// Whether [`FlatTop`] can descend 16 samples with AVX-512 gathers on this CPU.
-fn gathers_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Samples descended together in [`Forest::predict_block`].
-const GROUP: usize = 64;
-
-/// Levels of a tree laid out as a complete binary tree for [`Forest::predict_block`].
-const FLAT_LEVELS: usize = 10;
-
-/// The top `depth` levels of a tree as a complete binary tree (node i has children 2i + 1 and
-/// 2i + 2): descending it is `i = 2i + 1 + (x[feature[i]] > threshold[i])`, with no branch to
-/// mispredict. A leaf above the last level is padded with always-left nodes (threshold +inf;
-/// NaN and +inf compare false, so they go left too, as in [`Tree::leaf`]). Each of the 2^depth
-/// slots names the original node reached there: a leaf, or a deeper subtree that the pointer
-/// walk finishes.
-#[derive(Debug, Clone)]
-struct FlatTop {
-    depth: usize,
-    feature: Vec<u32>,
-    threshold: Vec<f32>,
-    slot: Vec<u32>,
-    /// Per slot: the leaf index when the slot's node is a leaf, else `u32::MAX`.
-    slot_leaf: Vec<u32>,
-    /// Per leaf: its K class probabilities, its entropy, zero padding to [`ROW`] lanes.
-    rows: Vec<f32>,
-}
-
-/// Lanes of a leaf row in [`FlatTop::rows`] (K + 1 rounded up to a multiple of 8).
-fn row_lanes(k: usize) -> usize {
-    (k + 1).div_ceil(8) * 8
-}
-
-impl FlatTop {
-    /// Flat index reached by each of `idx.len()` consecutive samples of `x` (`nf` features
-    /// each).
-    fn descend(&self, x: &[f32], nf: usize, idx: &mut [usize]) {
-        for _ in 0..self.depth {
-            for (s, i) in idx.iter_mut().enumerate() {
-                let v = x[s * nf + self.feature[*i] as usize];
-                *i = 2 * *i + 1 + (v > self.threshold[*i]) as usize;
-            }
-        }
-    }
-
-    /// [`descend`](Self::descend) for 16 samples in the lanes of AVX-512 registers: per level,
-    /// three gathers (feature, threshold, the sample's value) and an ordered greater-than, so
-    /// NaN goes left as in the scalar loop.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; `x` holds 16 samples of `nf` features.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn descend_avx512(&self, x: &[f32], nf: usize, idx: &mut [usize; GROUP]) {
-        use std::arch::x86_64::*;
-        const R: usize = GROUP / 16;
-        debug_assert!(x.len() >= GROUP * nf);
-        let base = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(nf as i32),
-        );
-        let mut lane = [base; R];
-        for (g, l) in lane.iter_mut().enumerate() {
-            *l = _mm512_add_epi32(base, _mm512_set1_epi32((g * 16 * nf) as i32));
-        }
-        let one = _mm512_set1_epi32(1);
-        // Independent registers of 16 samples each: their gathers overlap.
-        let mut i = [_mm512_setzero_si512(); R];
-        for _ in 0..self.depth {
-            for g in 0..R {
-                let f = _mm512_i32gather_epi32::<4>(i[g], self.feature.as_ptr() as *const i32);
-                let thr = _mm512_i32gather_ps::<4>(i[g], self.threshold.as_ptr());
-                let v = _mm512_i32gather_ps::<4>(_mm512_add_epi32(lane[g], f), x.as_ptr());
-                let right = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, thr);
-                let next = _mm512_add_epi32(_mm512_add_epi32(i[g], i[g]), one);
-                i[g] = _mm512_mask_add_epi32(next, right, next, one);
-            }
-        }
-        let mut out = [0u32; GROUP];
-        for (g, v) in i.iter().enumerate() {
-            _mm512_storeu_si512(out.as_mut_ptr().add(16 * g) as *mut __m512i, *v);
-        }
-        for (o, &v) in idx.iter_mut().zip(&out) {
-            *o = v as usize;
-        }
-    }
-
-    fn new(tree: &Tree, k: usize) -> FlatTop {
-        fn height(t: &Tree, i: usize) -> usize {
-            let nd = &t.nodes[i];
-            if nd.feature == u32::MAX {
-                0
-            } else {
-                1 + height(t, nd.left as usize).max(height(t, nd.right as usize))
-            }
-        }
-        let depth = height(tree, 0).min(FLAT_LEVELS);
-        let inner = (1usize << depth) - 1;
-        let mut f = FlatTop {
-            depth,
-            feature: vec![0; inner],
-            threshold: vec![f32::INFINITY; inner],
-            slot: vec![0; 1 << depth],
-            slot_leaf: Vec::new(),
-            rows: Vec::new(),
-        };
-        // (flat index, original node, level)
-        let mut stack = vec![(0usize, 0u32, 0usize)];
-        while let Some((fi, node, level)) = stack.pop() {
-            if level == depth {
-                f.slot[fi - inner] = node;
-                continue;
-            }
-            let nd = &tree.nodes[node as usize];
-            let (l, r) = if nd.feature == u32::MAX {
-                (node, node) // padding: both children carry the leaf
-            } else {
-                f.feature[fi] = nd.feature;
-                f.threshold[fi] = nd.threshold;
-                (nd.left, nd.right)
-            };
-            stack.push((2 * fi + 1, l, level + 1));
-            stack.push((2 * fi + 2, r, level + 1));
-        }
-        f.slot_leaf = f
-            .slot
-            .iter()
-            .map(|&node| {
-                let nd = &tree.nodes[node as usize];
-                if nd.feature == u32::MAX {
-                    nd.left
-                } else {
-                    u32::MAX
-                }
-            })
-            .collect();
-        let kp = row_lanes(k);
-        f.rows = vec![0.0; tree.leaf_entropy.len() * kp];
-        for (leaf, row) in f.rows.chunks_exact_mut(kp).enumerate() {
-            row[..k].copy_from_slice(&tree.leaf_probs[leaf * k..leaf * k + k]);
-            row[k] = tree.leaf_entropy[leaf];
-        }
-        f
-    }
+    flat: std::sync::OnceLock<Option<predict::Compiled>>,
 }
 
 const MAX_BINS: usize = 64;
@@ -375,19 +224,17 @@ impl Forest {
         ent / nt
     }
 
-    /// Predicts `n` samples (row-major `x`, `n` x `n_features`) tree by tree, so each tree
-    /// stays in cache while it visits the whole block. Writes mean class probabilities to
+    /// Predicts `n` samples (row-major `x`, `n` x `n_features`): mean class probabilities to
     /// `probs` (`n` x K) and mean per-tree entropies (nats) to `entropy` (`n`). Same result,
-    /// bit for bit, as [`predict_into`](Self::predict_into) per sample (its slow twin): the same
-    /// leaves, summed in the same tree order. The top levels of every tree are descended
-    /// branch-free for 16 samples at a time (a flat top); deeper trees finish with the
-    /// pointer walk.
+    /// bit for bit, as [`predict_into`](Self::predict_into) per sample (its slow twin): the
+    /// same leaves, summed in the same tree order, reached on binned features (see
+    /// [`predict`]).
     pub fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], entropy: &mut [f32]) {
-        self.predict_block_with(x, n, probs, entropy, gathers_available());
+        self.predict_block_with(x, n, probs, entropy, predict::simd_available());
     }
 
-    /// [`predict_block`](Self::predict_block); `simd` (callers check [`gathers_available`])
-    /// descends full groups of 16 samples with AVX-512 gathers.
+    /// [`predict_block`](Self::predict_block); `simd` (callers check
+    /// [`predict::simd_available`]) descends sixteen trees per AVX-512 register.
     fn predict_block_with(
         &self,
         x: &[f32],
@@ -396,60 +243,18 @@ impl Forest {
         entropy: &mut [f32],
         simd: bool,
     ) {
-        const G: usize = GROUP;
         let k = self.n_classes;
         let nf = self.n_features;
-        let kp = row_lanes(k);
-        let mut acc = vec![0f32; n * kp];
-        let flat = self
-            .flat
-            .get_or_init(|| self.trees.iter().map(|t| FlatTop::new(t, k)).collect());
-        let simd = simd && G * nf < i32::MAX as usize;
-        for (t, ft) in self.trees.iter().zip(flat) {
-            let inner = (1usize << ft.depth) - 1;
-            for g0 in (0..n).step_by(G) {
-                let m = G.min(n - g0);
-                let mut idx = [0usize; G];
-                #[cfg(target_arch = "x86_64")]
-                if simd && m == G {
-                    // SAFETY: AVX-512F was detected; the group's 16 samples lie in `x`.
-                    unsafe { ft.descend_avx512(&x[g0 * nf..(g0 + G) * nf], nf, &mut idx) };
-                } else {
-                    ft.descend(&x[g0 * nf..], nf, &mut idx[..m]);
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                {
-                    let _ = simd;
-                    ft.descend(&x[g0 * nf..], nf, &mut idx[..m]);
-                }
-                for (s, &i) in idx.iter().enumerate().take(m) {
-                    let smp = g0 + s;
-                    let leaf = match ft.slot_leaf[i - inner] {
-                        u32::MAX => {
-                            let node = ft.slot[i - inner] as usize;
-                            t.leaf_from(node, &x[smp * nf..smp * nf + nf])
-                        }
-                        l => l as usize,
-                    };
-                    // Probabilities and entropy in one padded row: whole-register adds.
-                    for (a, l) in acc[smp * kp..smp * kp + kp]
-                        .chunks_exact_mut(8)
-                        .zip(ft.rows[leaf * kp..leaf * kp + kp].chunks_exact(8))
-                    {
-                        for (a, l) in a.iter_mut().zip(l) {
-                            *a += l;
-                        }
-                    }
+        match self.flat.get_or_init(|| predict::Compiled::new(self)) {
+            Some(c) => c.predict(self, x, n, probs, entropy, simd),
+            None => {
+                for s in 0..n {
+                    let p = &mut probs[s * k..s * k + k];
+                    p.fill(0.0);
+                    entropy[s] = self.predict_into(&x[s * nf..s * nf + nf], p);
                 }
             }
         }
-        for (s, a) in acc.chunks_exact(kp).enumerate() {
-            probs[s * k..s * k + k].copy_from_slice(&a[..k]);
-            entropy[s] = a[k];
-        }
-        let nt = self.trees.len() as f32;
-        probs[..n * k].iter_mut().for_each(|p| *p /= nt);
-        entropy[..n].iter_mut().for_each(|e| *e /= nt);
     }
 
     /// Number of trees.
@@ -757,14 +562,15 @@ mod tests {
     #[test]
     fn flat_top_traversal_equals_the_pointer_walk_at_every_depth() {
         // Noise labels grow full trees (deeper than the flat levels), shallow limits pad leaves
-        // above the last flat level; NaN and infinities take the missing-value path; 301
-        // samples leave a partial group of 16.
+        // above the last flat level; NaN and infinities take the missing-value path; 21 trees
+        // leave a partial group of sixteen, 1101 samples a partial sub-block and group of four.
         let mut r = Rng::new(11);
         let n = 1200;
         let nf = 5;
         let x: Vec<f32> = (0..n * nf).map(|_| r.f64() as f32).collect();
         let y: Vec<u8> = (0..n).map(|_| r.below(4) as u8).collect();
-        let mut xt: Vec<f32> = (0..301 * nf).map(|_| r.f64() as f32).collect();
+        let nt = 1101;
+        let mut xt: Vec<f32> = (0..nt * nf).map(|_| r.f64() as f32).collect();
         for (i, v) in xt.iter_mut().enumerate() {
             match i % 23 {
                 0 => *v = f32::NAN,
@@ -781,25 +587,75 @@ mod tests {
                 4,
                 &[1.0; 4],
                 &ForestParams {
-                    trees: 7,
+                    trees: 21,
                     max_depth: depth,
                     min_samples_leaf: 1,
                     mtry: 2,
                     seed: depth as u64,
                 },
             );
-            // The scalar descent, and the AVX-512 one where the CPU has it.
-            for simd in [false, gathers_available()] {
-                let mut probs = vec![0f32; 301 * 4];
-                let mut ent = vec![0f32; 301];
-                f.predict_block_with(&xt, 301, &mut probs, &mut ent, simd);
-                for s in 0..301 {
+            // The scalar descent, and the sixteen-tree AVX-512 one where the CPU has it.
+            for simd in [false, predict::simd_available()] {
+                let mut probs = vec![0f32; nt * 4];
+                let mut ent = vec![0f32; nt];
+                f.predict_block_with(&xt, nt, &mut probs, &mut ent, simd);
+                for s in 0..nt {
                     let mut p = [0f32; 4];
                     let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
                     let at = format!("depth {depth}, sample {s}, simd {simd}");
                     assert_eq!(&probs[s * 4..s * 4 + 4], &p, "{at}");
                     assert_eq!(ent[s].to_bits(), e.to_bits(), "{at}");
                 }
+            }
+        }
+    }
+
+    /// A chain of `n` splits on one feature: leaf i is reached for x in (i - 1, i].
+    fn chain(n: usize) -> Forest {
+        let mut t = Tree {
+            nodes: Vec::new(),
+            leaf_probs: Vec::new(),
+            leaf_entropy: Vec::new(),
+        };
+        for i in 0..n {
+            t.nodes.push(Node {
+                feature: 0,
+                threshold: i as f32,
+                left: (n + i) as u32,
+                right: (i + 1) as u32,
+            });
+        }
+        for i in 0..=n {
+            t.nodes.push(Node::EMPTY);
+            let p = (i % 2) as f64;
+            t.make_leaf(n + i, &[p, 1.0 - p], 1.0);
+        }
+        t.nodes[n - 1].right = (2 * n) as u32;
+        Forest {
+            n_features: 1,
+            n_classes: 2,
+            params: params(1),
+            trees: vec![t],
+            flat: std::sync::OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn forests_with_many_thresholds_per_feature_predict_like_the_pointer_walk() {
+        // 100 thresholds: binned without the register table, a tree far deeper than the flat
+        // levels; 300: more than a byte holds, so the forest predicts sample by sample.
+        for (n, binned) in [(100, true), (300, false)] {
+            let f = chain(n);
+            assert_eq!(predict::Compiled::new(&f).is_some(), binned, "{n}");
+            let xt: Vec<f32> = (0..700).map(|i| i as f32 * 0.5 - 20.0).collect();
+            let mut probs = vec![0f32; 700 * 2];
+            let mut ent = vec![0f32; 700];
+            f.predict_block(&xt, 700, &mut probs, &mut ent);
+            for (s, &x) in xt.iter().enumerate() {
+                let mut p = [0f32; 2];
+                let e = f.predict_into(&[x], &mut p);
+                assert_eq!(&probs[s * 2..s * 2 + 2], &p, "{n} thresholds, sample {s}");
+                assert_eq!(ent[s].to_bits(), e.to_bits());
             }
         }
     }

@@ -189,8 +189,41 @@ pub fn predict_stack<C: StackClassifier>(
     features: &Array3<f32>,
     modalities: Array2<u8>,
 ) -> TileProbabilities {
-    const BLOCK: usize = 1024;
-    let (nf, h, w) = features.dim();
+    let nf = features.dim().0;
+    predict_pixels(classifier, k, nf, modalities, |r, c, dst| {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = features[[j, r, c]];
+        }
+    })
+}
+
+/// [`predict_stack`] of a pixel-interleaved stack: `x` holds `[row][col][feature]`, `nf`
+/// features per pixel, on the grid of `modalities`.
+pub fn predict_interleaved<C: StackClassifier>(
+    classifier: &C,
+    k: usize,
+    x: &[f32],
+    nf: usize,
+    modalities: Array2<u8>,
+) -> TileProbabilities {
+    let w = modalities.ncols();
+    assert_eq!(x.len(), modalities.len() * nf);
+    predict_pixels(classifier, k, nf, modalities, |r, c, dst| {
+        dst.copy_from_slice(&x[(r * w + c) * nf..(r * w + c + 1) * nf]);
+    })
+}
+
+/// Class probabilities of every pixel with a modality, `fill(row, col, dst)` writing its `nf`
+/// features, predicted in blocks of samples.
+fn predict_pixels<C: StackClassifier>(
+    classifier: &C,
+    k: usize,
+    nf: usize,
+    modalities: Array2<u8>,
+    fill: impl Fn(usize, usize, &mut [f32]),
+) -> TileProbabilities {
+    const BLOCK: usize = 4096;
+    let (h, w) = modalities.dim();
     let pixels: Vec<(usize, usize)> = modalities
         .indexed_iter()
         .filter(|(_, &m)| m != 0)
@@ -207,9 +240,7 @@ pub fn predict_stack<C: StackClassifier>(
     let mut ent = vec![0f32; BLOCK];
     for chunk in pixels.chunks(BLOCK) {
         for (s, &(r, c)) in chunk.iter().enumerate() {
-            for j in 0..nf {
-                x[s * nf + j] = features[[j, r, c]];
-            }
+            fill(r, c, &mut x[s * nf..(s + 1) * nf]);
         }
         let n = chunk.len();
         classifier.predict_block(&x[..n * nf], n, &mut probs[..n * k], &mut ent[..n]);

@@ -156,6 +156,17 @@ impl RasterReader {
         })
     }
 
+    /// [`open`](Self::open) with GDAL's direct reads of uncompressed GeoTIFFs
+    /// (`GTIFF_DIRECT_IO`): a window is read from the file into the caller's buffer without
+    /// passing through the block cache, which for a pixel-interleaved stack read whole saves
+    /// splitting every block into per-band cache blocks and joining them again. Same values.
+    pub fn open_direct(path: &Path) -> Result<Self> {
+        let _ = gdal::config::set_thread_local_config_option("GTIFF_DIRECT_IO", "YES");
+        let r = Self::open(path);
+        let _ = gdal::config::clear_thread_local_config_option("GTIFF_DIRECT_IO");
+        r
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
