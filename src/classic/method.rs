@@ -222,7 +222,7 @@ fn predict_pixels<C: StackClassifier>(
     modalities: Array2<u8>,
     fill: impl Fn(usize, usize, &mut [f32]),
 ) -> TileProbabilities {
-    const BLOCK: usize = 4096;
+    const BLOCK: usize = 1024;
     let (h, w) = modalities.dim();
     let pixels: Vec<(usize, usize)> = modalities
         .indexed_iter()

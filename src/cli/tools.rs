@@ -207,9 +207,10 @@ pub(super) fn cmd_classify(a: ClassifyArgs) -> crate::Result<()> {
         },
     )?;
     println!(
-        "classes {:?}, training pixels {:?}; train {:.2} s, predict {:.2} s -> {}",
+        "classes {:?}, training pixels {:?}; sample {:.2} s, train {:.2} s, predict {:.2} s -> {}",
         r.classes,
         r.samples,
+        r.sample_seconds,
         r.train_seconds,
         r.predict_seconds,
         out.display()
