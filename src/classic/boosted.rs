@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::stack::{StackClassifier, TrainingSet};
 
+mod grow;
+use grow::Grower;
+
 use crate::product::BandMeanings;
 use crate::uncertainty::entropy;
 
@@ -125,11 +128,14 @@ fn bin_edges(column: &[f32], bins: usize) -> Vec<f32> {
     edges
 }
 
-/// Binned features, column-major: `bins[f][i]` is sample i's bin of feature f; the missing
-/// bin of feature f is `edges[f].len() + 1`.
+/// Binned features: `bins[f][i]` is sample i's bin of feature f (column-major, for
+/// partitioning a node on one feature) and `rows[i * nf + f]` the same bin row-major (for
+/// histograms: one sample's gradient and hessian are loaded once for all its features); the
+/// missing bin of feature f is `edges[f].len() + 1`.
 struct Binned {
     edges: Vec<Vec<f32>>,
     bins: Vec<Vec<u8>>,
+    rows: Vec<u8>,
 }
 
 impl Binned {
@@ -154,182 +160,19 @@ impl Binned {
                 (edges, b)
             })
             .collect();
-        let (edges, bins) = cols.into_iter().unzip();
-        Binned { edges, bins }
+        let (edges, bins): (Vec<Vec<f32>>, Vec<Vec<u8>>) = cols.into_iter().unzip();
+        let mut rows = vec![0u8; n * nf];
+        for (f, col) in bins.iter().enumerate() {
+            for (i, &b) in col.iter().enumerate() {
+                rows[i * nf + f] = b;
+            }
+        }
+        Binned { edges, bins, rows }
     }
 
     /// Histogram slots of feature f: value bins, then the missing bin.
     fn slots(&self, f: usize) -> usize {
         self.edges[f].len() + 2
-    }
-}
-
-/// (gradient, hessian, count) sums.
-#[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    g: f64,
-    h: f64,
-    n: u32,
-}
-
-impl Sums {
-    fn add(&mut self, g: f32, h: f32) {
-        self.g += g as f64;
-        self.h += h as f64;
-        self.n += 1;
-    }
-
-    fn minus(self, o: Sums) -> Sums {
-        Sums {
-            g: self.g - o.g,
-            h: self.h - o.h,
-            n: self.n - o.n,
-        }
-    }
-
-    fn plus(self, o: Sums) -> Sums {
-        Sums {
-            g: self.g + o.g,
-            h: self.h + o.h,
-            n: self.n + o.n,
-        }
-    }
-
-    fn score(self, l2: f64) -> f64 {
-        self.g * self.g / (self.h + l2)
-    }
-}
-
-/// The best split of a node: feature, last bin going left, missing side, gain.
-#[derive(Debug, Clone, Copy)]
-struct Split {
-    feature: usize,
-    bin: usize,
-    missing_left: bool,
-    gain: f64,
-}
-
-/// Grows one class's tree on fixed gradients and hessians.
-struct Grower<'a> {
-    data: &'a Binned,
-    g: &'a [f32],
-    h: &'a [f32],
-    s: &'a BoostedSettings,
-    /// Offset of each feature's slots in a node histogram.
-    offsets: Vec<usize>,
-}
-
-impl Grower<'_> {
-    fn histogram(&self, idx: &[u32]) -> Vec<Sums> {
-        let total = *self.offsets.last().unwrap_or(&0);
-        let mut hist = vec![Sums::default(); total];
-        for (f, col) in self.data.bins.iter().enumerate() {
-            let hf = &mut hist[self.offsets[f]..self.offsets[f + 1]];
-            for &i in idx {
-                let i = i as usize;
-                hf[col[i] as usize].add(self.g[i], self.h[i]);
-            }
-        }
-        hist
-    }
-
-    fn best_split(&self, hist: &[Sums], node: Sums) -> Option<Split> {
-        let (l2, min_leaf) = (self.s.l2, self.s.min_samples_leaf as u32);
-        let parent = node.score(l2);
-        let mut best: Option<Split> = None;
-        for f in 0..self.data.edges.len() {
-            let hf = &hist[self.offsets[f]..self.offsets[f + 1]];
-            let (values, missing) = hf.split_at(hf.len() - 1);
-            let mut left = Sums::default();
-            // The last value bin cannot split (nothing would go right but missing values).
-            for (b, sums) in values
-                .iter()
-                .enumerate()
-                .take(values.len().saturating_sub(1))
-            {
-                left = left.plus(*sums);
-                for missing_left in [true, false] {
-                    let l = if missing_left {
-                        left.plus(missing[0])
-                    } else {
-                        left
-                    };
-                    let r = node.minus(l);
-                    if l.n < min_leaf || r.n < min_leaf {
-                        continue;
-                    }
-                    let gain = l.score(l2) + r.score(l2) - parent;
-                    if gain > 1e-12 && best.is_none_or(|s| gain > s.gain) {
-                        best = Some(Split {
-                            feature: f,
-                            bin: b,
-                            missing_left,
-                            gain,
-                        });
-                    }
-                }
-            }
-        }
-        best
-    }
-
-    /// Splits node `pos` (heap index, at `depth`) holding samples `idx` with histogram
-    /// `hist`; writes leaf values and the samples' raw-score updates into `update`.
-    fn grow(
-        &self,
-        tree: &mut HeapTree,
-        pos: usize,
-        depth: usize,
-        idx: Vec<u32>,
-        hist: Vec<Sums>,
-        update: &mut [f32],
-    ) {
-        let node = hist[..self.offsets[1]]
-            .iter()
-            .fold(Sums::default(), |a, &b| a.plus(b));
-        let split = (depth < self.s.max_depth)
-            .then(|| self.best_split(&hist, node))
-            .flatten();
-        let Some(sp) = split else {
-            let v = (-node.g / (node.h + self.s.l2) * self.s.learning_rate) as f32;
-            // A leaf above the maximum depth fills its leftmost descendant leaf.
-            let leaf = ((pos + 1) << (self.s.max_depth - depth)) - 1 - tree.feature.len();
-            tree.values[leaf] = v;
-            idx.iter().for_each(|&i| update[i as usize] = v);
-            return;
-        };
-        tree.feature[pos] = sp.feature as u32;
-        tree.threshold[pos] = self.data.edges[sp.feature][sp.bin];
-        tree.missing_left[pos] = sp.missing_left;
-        let col = &self.data.bins[sp.feature];
-        let missing_bin = self.data.edges[sp.feature].len() + 1;
-        let (l, r): (Vec<u32>, Vec<u32>) = idx.iter().partition(|&&i| {
-            let b = col[i as usize] as usize;
-            if b == missing_bin {
-                sp.missing_left
-            } else {
-                b <= sp.bin
-            }
-        });
-        drop(idx);
-        let (small, small_left) = if l.len() <= r.len() {
-            (&l, true)
-        } else {
-            (&r, false)
-        };
-        let hs = self.histogram(small);
-        let hb: Vec<Sums> = hist.iter().zip(&hs).map(|(p, s)| p.minus(*s)).collect();
-        let (hl, hr) = if small_left { (hs, hb) } else { (hb, hs) };
-        self.grow(tree, 2 * pos + 1, depth + 1, l, hl, update);
-        self.grow(tree, 2 * pos + 2, depth + 1, r, hr, update);
-    }
-
-    fn tree(&self, update: &mut [f32]) -> HeapTree {
-        let mut tree = HeapTree::new(self.s.max_depth);
-        let idx: Vec<u32> = (0..self.g.len() as u32).collect();
-        let hist = self.histogram(&idx);
-        self.grow(&mut tree, 0, 0, idx, hist, update);
-        tree
     }
 }
 
