@@ -33,9 +33,10 @@ pub struct OutputOptions {
 
 /// Runs `tile_fn` on every tile of `grid` in parallel (each worker with its own reader of
 /// `input`) and streams the returned core arrays `[band, row, col]` into one GeoTIFF at `out`,
-/// which appears under its name only once complete. Tiles are computed in batches and written
-/// in tile order while the next batch is computed, so the file's layout (where each block
-/// lies) does not depend on which worker finished first: the same inputs give the same bytes.
+/// which appears under its name only once complete. Tiles are written in tile order as they
+/// complete ([`crate::tiler::ordered`]) and their blocks flushed after each
+/// ([`StreamWriter::flush`]), so the file's layout (where each block lies) depends neither on
+/// which worker finished first nor on GDAL's cache: the same inputs give the same bytes.
 #[allow(clippy::too_many_arguments)]
 fn stream_tiles<T, F>(
     input: &Path,
@@ -54,41 +55,16 @@ where
     let mut writer =
         StreamWriter::create_with::<T>(out, grid, names, Some(nodata), output.compression)?;
     let all = tiles(grid.width, grid.height, output.tile, halo);
-    let batch = 4 * rayon::current_num_threads().max(1);
-    let mut pending: Vec<(&crate::tiler::Tile, Array3<T>)> = Vec::new();
-    for chunk in all.chunks(batch) {
-        let done = std::mem::take(&mut pending);
-        let (written, computed) = rayon::join(
-            || write_in_order(&mut writer, done),
-            || {
-                chunk
-                    .par_iter()
-                    .map_init(
-                        || RasterReader::open_direct(input),
-                        |reader, t| {
-                            let reader = reader.as_ref().map_err(Clone::clone)?;
-                            Ok((t, tile_fn(reader, t)?))
-                        },
-                    )
-                    .collect::<Result<Vec<_>>>()
-            },
-        );
-        written?;
-        pending = computed?;
-    }
-    write_in_order(&mut writer, pending)?;
+    crate::tiler::ordered::in_order(
+        all.len(),
+        || RasterReader::open_direct(input),
+        |reader, k| tile_fn(reader, &all[k]),
+        |k, data| {
+            writer.write(all[k].core.row, all[k].core.col, &data)?;
+            writer.flush()
+        },
+    )?;
     writer.finish()?;
-    Ok(())
-}
-
-/// Writes computed tiles, in the order given, into `writer`.
-fn write_in_order<T: crate::io::writer::Pixel>(
-    writer: &mut StreamWriter,
-    tiles: Vec<(&crate::tiler::Tile, Array3<T>)>,
-) -> Result<()> {
-    for (t, data) in tiles {
-        writer.write(t.core.row, t.core.col, &data)?;
-    }
     Ok(())
 }
 

@@ -210,11 +210,13 @@ fn classify_tool_learns_the_labels_and_is_deterministic() {
 
 #[test]
 fn tool_outputs_are_the_same_bytes_whatever_the_thread_count() {
-    // Many small tiles finish in a different order on one, two and three threads, and a tiny
-    // block cache makes GDAL write each block out soon after it is filled; the blocks are
-    // still written in tile order, so the bytes do not change.
+    // Nine 256 px tiles (whole output blocks) finish in a different order on one, two and
+    // three threads, and a block cache smaller than the outputs makes GDAL write blocks out
+    // while the run goes on; blocks are still written in tile order, so the bytes do not
+    // change. (A cache smaller than one input block would also flush a block in the middle
+    // of a write, at a moment that depends on the other threads: not a setting to run with.)
     let dir = tempfile::tempdir().unwrap();
-    synth(dir.path(), 96);
+    synth(dir.path(), 768);
     let (opt, lab) = (
         dir.path().join("optical.tif"),
         dir.path().join("labels.tif"),
@@ -223,9 +225,9 @@ fn tool_outputs_are_the_same_bytes_whatever_the_thread_count() {
         let out = dir.path().join(format!("{}-{threads}.tif", args[0]));
         let o = std::process::Command::new(bin())
             .args(args)
-            .args(["--tile", "24", "--out", out.to_str().unwrap()])
+            .args(["--tile", "256", "--out", out.to_str().unwrap()])
             .env("RAYON_NUM_THREADS", threads)
-            .env("GDAL_CACHEMAX", "1")
+            .env("GDAL_CACHEMAX", "6")
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

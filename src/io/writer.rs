@@ -534,6 +534,20 @@ impl StreamWriter {
         Ok(())
     }
 
+    /// Writes every block GDAL holds for the file now. Called after each tile written in
+    /// order, it makes the file's layout (where each block lies) follow the order of the
+    /// writes instead of when GDAL's shared block cache evicts blocks, which depends on what
+    /// other threads read meanwhile. A tile that fills whole blocks (a multiple of 256 px)
+    /// writes each block once; a block shared by tiles is rewritten as they complete it.
+    pub fn flush(&mut self) -> Result<()> {
+        match self.ds.as_mut() {
+            Some(ds) => ds
+                .flush_cache()
+                .map_err(|e| Error::gdal(&self.tmp, "flush blocks", e)),
+            None => Ok(()),
+        }
+    }
+
     /// Closes the file and moves it into place.
     pub fn finish(mut self) -> Result<PathBuf> {
         if let Some(ds) = self.ds.take() {

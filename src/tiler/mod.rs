@@ -2,6 +2,8 @@
 
 use crate::raster::Window;
 
+pub mod ordered;
+
 /// One tile: the core it writes and the (larger) window it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tile {
