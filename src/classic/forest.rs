@@ -227,8 +227,9 @@ impl Forest {
     /// Predicts `n` samples (row-major `x`, `n` x `n_features`): mean class probabilities to
     /// `probs` (`n` x K) and mean per-tree entropies (nats) to `entropy` (`n`). Same result,
     /// bit for bit, as [`predict_into`](Self::predict_into) per sample (its slow twin): the
-    /// same leaves, summed in the same tree order, reached on binned features (see
-    /// [`predict`]).
+    /// same leaves, summed in the same tree order, reached by comparing each feature's bin
+    /// with the split's bin (exact, since every split is at a bin edge) sixteen trees at a
+    /// time.
     pub fn predict_block(&self, x: &[f32], n: usize, probs: &mut [f32], entropy: &mut [f32]) {
         self.predict_block_with(x, n, probs, entropy, predict::simd_available());
     }

@@ -2,7 +2,7 @@
 
 use crate::raster::Window;
 
-pub mod ordered;
+pub(crate) mod ordered;
 
 /// One tile: the core it writes and the (larger) window it reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
