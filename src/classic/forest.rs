@@ -564,12 +564,12 @@ mod tests {
     fn flat_top_traversal_equals_the_pointer_walk_at_every_depth() {
         // Noise labels grow full trees (deeper than the flat levels), shallow limits pad leaves
         // above the last flat level; NaN and infinities take the missing-value path; 21 trees
-        // leave a partial group of sixteen, 1101 samples a partial sub-block and group of four.
+        // leave a partial group of sixteen, 1101 samples a partial sub-block and group of four;
+        // 4 classes fill one 8-lane leaf row, 10 classes two.
         let mut r = Rng::new(11);
         let n = 1200;
         let nf = 5;
         let x: Vec<f32> = (0..n * nf).map(|_| r.f64() as f32).collect();
-        let y: Vec<u8> = (0..n).map(|_| r.below(4) as u8).collect();
         let nt = 1101;
         let mut xt: Vec<f32> = (0..nt * nf).map(|_| r.f64() as f32).collect();
         for (i, v) in xt.iter_mut().enumerate() {
@@ -580,32 +580,35 @@ mod tests {
                 _ => {}
             }
         }
-        for depth in [1, 3, 10, 11, 30] {
-            let f = Forest::train(
-                &x,
-                &y,
-                nf,
-                4,
-                &[1.0; 4],
-                &ForestParams {
-                    trees: 21,
-                    max_depth: depth,
-                    min_samples_leaf: 1,
-                    mtry: 2,
-                    seed: depth as u64,
-                },
-            );
-            // The scalar descent, and the sixteen-tree AVX-512 one where the CPU has it.
-            for simd in [false, predict::simd_available()] {
-                let mut probs = vec![0f32; nt * 4];
-                let mut ent = vec![0f32; nt];
-                f.predict_block_with(&xt, nt, &mut probs, &mut ent, simd);
-                for s in 0..nt {
-                    let mut p = [0f32; 4];
-                    let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
-                    let at = format!("depth {depth}, sample {s}, simd {simd}");
-                    assert_eq!(&probs[s * 4..s * 4 + 4], &p, "{at}");
-                    assert_eq!(ent[s].to_bits(), e.to_bits(), "{at}");
+        for k in [4, 10] {
+            let y: Vec<u8> = (0..n).map(|_| r.below(k) as u8).collect();
+            for depth in [1, 3, 10, 11, 30] {
+                let f = Forest::train(
+                    &x,
+                    &y,
+                    nf,
+                    k,
+                    &vec![1.0; k],
+                    &ForestParams {
+                        trees: 21,
+                        max_depth: depth,
+                        min_samples_leaf: 1,
+                        mtry: 2,
+                        seed: depth as u64,
+                    },
+                );
+                // The scalar descent, and the sixteen-tree AVX-512 one where the CPU has it.
+                for simd in [false, predict::simd_available()] {
+                    let mut probs = vec![0f32; nt * k];
+                    let mut ent = vec![0f32; nt];
+                    f.predict_block_with(&xt, nt, &mut probs, &mut ent, simd);
+                    for s in 0..nt {
+                        let mut p = vec![0f32; k];
+                        let e = f.predict_into(&xt[s * nf..s * nf + nf], &mut p);
+                        let at = format!("{k} classes, depth {depth}, sample {s}, simd {simd}");
+                        assert_eq!(&probs[s * k..s * k + k], &p[..], "{at}");
+                        assert_eq!(ent[s].to_bits(), e.to_bits(), "{at}");
+                    }
                 }
             }
         }

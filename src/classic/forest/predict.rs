@@ -265,11 +265,7 @@ impl Compiled {
                 chunk.descend(b, nf, m, &mut leaves, simd);
                 let xs = &x[s0 * nf..(s0 + m) * nf];
                 let a = &mut acc[s0 * kp..(s0 + m) * kp];
-                match kp {
-                    8 => chunk.accumulate::<8>(forest, xs, nf, &leaves, a),
-                    16 => chunk.accumulate::<16>(forest, xs, nf, &leaves, a),
-                    _ => chunk.accumulate_any(forest, xs, nf, &leaves, a, kp),
-                }
+                chunk.accumulate(forest, xs, nf, &leaves, a, kp);
             }
         }
         let nt = forest.trees.len() as f32;
@@ -421,31 +417,9 @@ impl Chunk {
         }
     }
 
-    /// Adds each sample's leaf rows to `acc` (`KP` lanes per sample), tree by tree in the
-    /// forest's order.
-    fn accumulate<const KP: usize>(
-        &self,
-        forest: &Forest,
-        x: &[f32],
-        nf: usize,
-        leaves: &[u32],
-        acc: &mut [f32],
-    ) {
-        let (acc, _) = acc.as_chunks_mut::<KP>();
-        for lane in 0..self.trees {
-            let (rows, _) = self.rows[lane].as_chunks::<KP>();
-            for (s, a) in acc.iter_mut().enumerate() {
-                let leaf = self.leaf(forest, lane, leaves[s * LANES + lane], x, nf, s);
-                let r = &rows[leaf];
-                for q in 0..KP {
-                    a[q] += r[q];
-                }
-            }
-        }
-    }
-
-    /// [`accumulate`](Self::accumulate) for any row width.
-    fn accumulate_any(
+    /// Adds each sample's leaf rows to `acc` (`kp` lanes per sample, a multiple of 8), tree
+    /// by tree in the forest's order, eight lanes at a time.
+    fn accumulate(
         &self,
         forest: &Forest,
         x: &[f32],
@@ -454,12 +428,16 @@ impl Chunk {
         acc: &mut [f32],
         kp: usize,
     ) {
+        let w = kp / 8;
+        let (acc, _) = acc.as_chunks_mut::<8>();
         for lane in 0..self.trees {
-            let rows = &self.rows[lane];
-            for (s, a) in acc.chunks_exact_mut(kp).enumerate() {
+            let (rows, _) = self.rows[lane].as_chunks::<8>();
+            for (s, a) in acc.chunks_exact_mut(w).enumerate() {
                 let leaf = self.leaf(forest, lane, leaves[s * LANES + lane], x, nf, s);
-                for (a, r) in a.iter_mut().zip(&rows[leaf * kp..leaf * kp + kp]) {
-                    *a += r;
+                for (a, r) in a.iter_mut().zip(&rows[leaf * w..leaf * w + w]) {
+                    for q in 0..8 {
+                        a[q] += r[q];
+                    }
                 }
             }
         }
