@@ -131,10 +131,27 @@ fn print_season(ss: &crate::config::SeasonScene) {
     );
     println!("    optical: {}", span(&ss.optical));
     println!("    sar: {}", span(&ss.sar));
+    let what = if ss.catalogue.is_some() {
+        "optical Item days"
+    } else {
+        "matched files"
+    };
     if ss.outside > 0 {
         println!(
-            "    {} matched files dated outside the season left out",
+            "    {} {what} dated outside the season left out",
             ss.outside
+        );
+    }
+    if let Some(c) = &ss.catalogue {
+        let n = |v: &[crate::config::catalogue::CatalogueScene]| {
+            v.iter()
+                .map(|c| c.optical_items.len() + c.sar_items.len())
+                .sum::<usize>()
+        };
+        println!(
+            "    from {} optical and {} SAR Items, stacked when the scene runs",
+            n(&c.optical),
+            n(&c.sar)
         );
     }
 }

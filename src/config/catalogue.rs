@@ -14,6 +14,9 @@
 //! resolution into scenes happens when the pipeline is read; what needs the rasters (their
 //! grids, the VRT stacks, the SAR warp) happens when the scene runs, so a bad Item fails its
 //! scene alone.
+//!
+//! With `[time]`, the table's Items make season scenes instead (one per MGRS tile and
+//! season; see `scene::catalogue_season`).
 
 use std::collections::BTreeMap;
 

@@ -250,10 +250,8 @@ impl Pipeline {
             };
         };
         t.validate()?;
-        if !self.catalogue.is_empty() {
-            return Err("`[time]` and `[[catalogue]]` cannot be combined yet: a catalogue table gives one scene per day; split its Items into dated rasters and list them in [[scenes]]".into());
-        }
-        for s in &mut self.scenes {
+        // A `[[catalogue]]` table's seasons come resolved from its Items.
+        for s in self.scenes.iter_mut().filter(|s| s.season.is_none()) {
             s.season = Some(season::resolve(s, t)?);
         }
         let steps = |s: &SceneDef| s.season.as_ref().map_or(0, |x| x.season.steps().len());

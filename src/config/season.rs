@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::catalogue::CatalogueScene;
 use super::scene_set::{day_number, find_date};
 use super::SceneDef;
 
@@ -67,6 +68,20 @@ pub struct SeasonScene {
     pub sar: Vec<DatedFile>,
     /// Files a glob matched whose date lies outside the season (left out).
     pub outside: usize,
+    /// The STAC Items behind each date of a season from a `[[catalogue]]` table (their
+    /// assets are stacked when the scene runs); `None` for dated rasters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalogue: Option<SeasonItems>,
+}
+
+/// The Items of a catalogue season, one [`CatalogueScene`] per date: an optical date's
+/// bands and mask (its SAR lists empty), a SAR date's polarisations (its optical lists empty).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SeasonItems {
+    /// Per optical date, in the order of [`SeasonScene::optical`].
+    pub optical: Vec<CatalogueScene>,
+    /// Per SAR date, in the order of [`SeasonScene::sar`].
+    pub sar: Vec<CatalogueScene>,
 }
 
 fn month_day(s: &str) -> Option<(u32, u32)> {
@@ -103,6 +118,11 @@ impl TimeConfig {
             return Err("`time.step_days` must be at least 1 (30 gives monthly steps)".into());
         }
         Ok(())
+    }
+
+    /// Whether `start` and `end` are month-days (each scene gives its `year`).
+    pub fn is_month_day(&self) -> bool {
+        month_day(&self.start).is_some() && month_day(&self.end).is_some()
     }
 
     /// The season of a scene whose `year` is given (needed with month-days).
@@ -227,7 +247,7 @@ fn dated_files(
 
 /// Dates must increase strictly: a repeated date (two orbits, two tiles) or a list out of
 /// date order is refused, naming both files.
-fn check_order(scene: &str, key: &str, v: &[DatedFile]) -> Result<(), String> {
+pub(crate) fn check_order(scene: &str, key: &str, v: &[DatedFile]) -> Result<(), String> {
     for w in v.windows(2) {
         if w[1].date == w[0].date {
             return Err(format!(
@@ -320,6 +340,7 @@ pub fn resolve(s: &SceneDef, time: &TimeConfig) -> Result<SeasonScene, String> {
         masks,
         sar,
         outside: out_o + out_s,
+        catalogue: None,
     })
 }
 

@@ -38,6 +38,17 @@ struct Source {
 
 /// Builds the scene's VRTs in `dir`.
 pub fn build_stacks(c: &CatalogueScene, dir: &Path) -> Result<Stacks> {
+    let (optical, mask) = build_optical(c, dir)?;
+    Ok(Stacks {
+        optical,
+        mask,
+        sar: stack_sar(c, dir)?,
+    })
+}
+
+/// Builds the optical VRT (and the mask's, when the scene has one) of a catalogue scene in
+/// `dir`: `(optical, mask)`.
+pub fn build_optical(c: &CatalogueScene, dir: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     super::http::configure_network();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create work folder", e))?;
     let bands: Vec<(String, BandResampling, Vec<Source>)> = c
@@ -80,11 +91,7 @@ pub fn build_stacks(c: &CatalogueScene, dir: &Path) -> Result<Stacks> {
         };
         write_vrt(m, &grid, &[l])?;
     }
-    Ok(Stacks {
-        optical,
-        mask: mask_path,
-        sar: stack_sar(c, dir)?,
-    })
+    Ok((optical, mask_path))
 }
 
 /// Writes the optical VRT: one band per `(name, resampling, sources)`, each shifted by
@@ -107,8 +114,10 @@ fn write_bands(
     write_vrt(dst, grid, &layers)
 }
 
-/// The SAR VRT: the polarisations of the SAR Items on their own grid.
-fn stack_sar(c: &CatalogueScene, dir: &Path) -> Result<PathBuf> {
+/// The SAR VRT (`dir/sar.vrt`): the polarisations of the SAR Items on their own grid.
+pub fn stack_sar(c: &CatalogueScene, dir: &Path) -> Result<PathBuf> {
+    super::http::configure_network();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "create work folder", e))?;
     let sar_bands: Vec<(String, BandResampling, Vec<Source>)> = c
         .sar
         .iter()
@@ -180,7 +189,8 @@ fn union_grid(all: &[&Source], c: &CatalogueScene) -> Result<Grid> {
         .iter()
         .find(|s| !same_crs(&s.grid.crs_wkt, &first.grid.crs_wkt))
     {
-        let ids: Vec<&str> = c.optical_items.iter().map(|i| i.id.as_str()).collect();
+        let items = c.optical_items.iter().chain(&c.sar_items);
+        let ids: Vec<&str> = items.map(|i| i.id.as_str()).collect();
         return Err(Error::GridMismatch {
             path: PathBuf::from(&other.path),
             msg: format!(

@@ -13,8 +13,26 @@ use crate::config::catalogue::{AssetRef, CatalogueScene, CatalogueSetDef, Source
 use crate::config::scene::{MaskDef, OpticalDef, ReferenceDef, SarDef, SarUnit, SceneDef};
 
 impl CatalogueSetDef {
-    /// The scenes of this table; `base` is the pipeline's folder. `Err` is the message.
-    pub fn expand(&self, base: &Path) -> Result<Vec<SceneDef>, String> {
+    /// The scenes of this table (with `[time]`, its seasons); `base` is the pipeline's
+    /// folder. `Err` is the message.
+    pub fn expand(
+        &self,
+        base: &Path,
+        time: Option<&crate::config::TimeConfig>,
+    ) -> Result<Vec<SceneDef>, String> {
+        let (optical, sar) = self.items(base)?;
+        if let Some(t) = time {
+            return self.seasons(&optical, &sar, t, base);
+        }
+        let mut scenes = Vec::new();
+        for group in select::day_groups(&optical) {
+            scenes.push(self.scene(&group, &sar, base)?);
+        }
+        Ok(scenes)
+    }
+
+    /// The table's optical and SAR Items.
+    fn items(&self, base: &Path) -> Result<(Vec<Item>, Vec<Item>), String> {
         self.check()?;
         let all = read_source(self.items.as_deref(), self.search.as_ref(), base, "items")?;
         let sar_all = match (&self.sar.items, &self.sar.search) {
@@ -36,11 +54,7 @@ impl CatalogueSetDef {
                         .is_some_and(|c| self.collections.contains(c))
             })
             .collect();
-        let mut scenes = Vec::new();
-        for group in select::day_groups(&optical) {
-            scenes.push(self.scene(&group, &sar, base)?);
-        }
-        Ok(scenes)
+        Ok((optical, sar))
     }
 
     fn check(&self) -> Result<(), String> {
@@ -68,16 +82,64 @@ impl CatalogueSetDef {
         } else {
             "{collection}_{date}"
         };
-        let name =
-            crate::config::scene_set::fill(self.name.as_deref().unwrap_or(default_name), &fields)
-                .map_err(|f| {
-                format!(
-                "`catalogue.name` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"
+        let name = self.fill_name(default_name, &fields)?;
+        let sar_items = select::nearest_sar(
+            sar,
+            &first.day(),
+            self.sar.max_days,
+            self.sar.orbit.as_deref(),
+        );
+        let (mut c, (scale, offset)) = self.optical_date(group);
+        let sar_assets = self.sar_assets(&sar_items, &first.day());
+        if let Err(m) = &sar_assets {
+            c.problem.get_or_insert(m.clone());
+        }
+        c.sar_items = sar_items.iter().map(source_item).collect();
+        c.sar = sar_assets.unwrap_or_default();
+        let sar_source = sar_items.first().unwrap_or(first).source.clone();
+        let mut def = self.scene_def(name, &fields, base, &first.source, (scale, offset))?;
+        def.sar.path = PathBuf::from(sar_source);
+        def.sar.unit = self
+            .sar
+            .unit
+            .unwrap_or_else(|| sar_unit(&sar_items, &self.sar.polarisations));
+        def.datetime = Some(first.datetime.clone());
+        def.catalogue = Some(c);
+        Ok(def)
+    }
+
+    /// The scene name from `catalogue.name` (or `default`) and a scene's template fields.
+    pub(super) fn fill_name(
+        &self,
+        default: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        let t = self.name.as_deref().unwrap_or(default);
+        crate::config::scene_set::fill(t, fields).map_err(|f| {
+            format!(
+                "`catalogue.name` uses `{{{f}}}`; use {}",
+                field_list(fields)
             )
-            })?;
+        })
+    }
+
+    /// A scene of this table with its name, labels, reference and reflectance scaling; its
+    /// rasters are the first optical Item's (the SAR's and the dates' are set by the caller).
+    pub(super) fn scene_def(
+        &self,
+        name: String,
+        fields: &BTreeMap<String, String>,
+        base: &Path,
+        source: &str,
+        (scale, offset): (f64, f64),
+    ) -> Result<SceneDef, String> {
         let file = |t: &String| -> Result<Option<PathBuf>, String> {
-            let f = crate::config::scene_set::fill(t, &fields)
-                .map_err(|f| format!("`catalogue.labels` uses `{{{f}}}`; use {{id}}, {{date}}, {{collection}} or {{tile}}"))?;
+            let f = crate::config::scene_set::fill(t, fields).map_err(|f| {
+                format!(
+                    "`catalogue.labels` uses `{{{f}}}`; use {}",
+                    field_list(fields)
+                )
+            })?;
             let p = crate::config::normalize(&base.join(f));
             Ok(p.exists().then_some(p))
         };
@@ -86,12 +148,40 @@ impl CatalogueSetDef {
             path: crate::config::normalize(&base.join(&r.path)),
             ..r.clone()
         });
-        let sar_items = select::nearest_sar(
-            sar,
-            &first.day(),
-            self.sar.max_days,
-            self.sar.orbit.as_deref(),
-        );
+        let source = PathBuf::from(source);
+        Ok(SceneDef {
+            name,
+            optical: OpticalDef {
+                path: source.clone(),
+                files: Vec::new(),
+                bands: self.bands.clone(),
+                scale,
+                offset,
+            },
+            sar: SarDef {
+                path: source.clone(),
+                files: Vec::new(),
+                polarisations: self.sar.polarisations.clone(),
+                unit: self.sar.unit.unwrap_or(SarUnit::Linear),
+            },
+            labels,
+            reference,
+            mask: self.mask.as_ref().map(|m| MaskDef {
+                path: source.clone(),
+                files: Vec::new(),
+                invalid: m.invalid.clone(),
+            }),
+            datetime: None,
+            year: None,
+            season: None,
+            catalogue: None,
+        })
+    }
+
+    /// The catalogue side of one day's optical Items (bands, mask, reflectance scaling; no
+    /// SAR) and the `(scale, offset)` the scene applies after the DN shift. A problem of an
+    /// Item is kept in the scene, which fails alone when it runs.
+    pub(super) fn optical_date(&self, group: &[Item]) -> (CatalogueScene, (f64, f64)) {
         let mut problem = None;
         let mut note = |r: Result<(), String>| {
             if let Err(m) = r {
@@ -102,63 +192,29 @@ impl CatalogueSetDef {
         note(bands.as_ref().map(|_| ()).map_err(Clone::clone));
         let mask = self.mask_assets(group);
         note(mask.as_ref().map(|_| ()).map_err(Clone::clone));
-        let sar_assets = self.sar_assets(&sar_items, &first.day());
-        note(sar_assets.as_ref().map(|_| ()).map_err(Clone::clone));
-        let scaling = select::reflectance_scaling(first, &self.bands, (self.scale, self.offset));
+        let scaling =
+            select::reflectance_scaling(&group[0], &self.bands, (self.scale, self.offset));
         note(scaling.as_ref().map(|_| ()).map_err(Clone::clone));
         let (scale, item_offset, offset_source) =
             scaling.unwrap_or((self.scale, self.offset, String::new()));
         let (dn_shift, offset) = dn_shift(scale, item_offset);
-        let unit = self
-            .sar
-            .unit
-            .unwrap_or_else(|| sar_unit(&sar_items, &self.sar.polarisations));
-        let source = first.source.clone();
-        let sar_source = sar_items
-            .first()
-            .map_or(source.clone(), |s| s.source.clone());
-        Ok(SceneDef {
-            name,
-            optical: OpticalDef {
-                path: PathBuf::from(&source),
-                files: Vec::new(),
-                bands: self.bands.clone(),
-                scale,
-                offset,
-            },
-            sar: SarDef {
-                path: PathBuf::from(sar_source),
-                files: Vec::new(),
-                polarisations: self.sar.polarisations.clone(),
-                unit,
-            },
-            labels,
-            reference,
-            mask: self.mask.as_ref().map(|m| MaskDef {
-                path: PathBuf::from(&source),
-                files: Vec::new(),
-                invalid: m.invalid.clone(),
-            }),
-            datetime: Some(first.datetime.clone()),
-            year: None,
-            season: None,
-            catalogue: Some(CatalogueScene {
-                optical_items: group.iter().map(source_item).collect(),
-                sar_items: sar_items.iter().map(source_item).collect(),
-                bands: bands.unwrap_or_default(),
-                mask: mask.unwrap_or_default(),
-                sar: sar_assets.unwrap_or_default(),
-                offset_source,
-                dn_shift,
-                item_offset,
-                grid: self.grid.clone(),
-                problem,
-            }),
-        })
+        let c = CatalogueScene {
+            optical_items: group.iter().map(source_item).collect(),
+            sar_items: Vec::new(),
+            bands: bands.unwrap_or_default(),
+            mask: mask.unwrap_or_default(),
+            sar: Vec::new(),
+            offset_source,
+            dn_shift,
+            item_offset,
+            grid: self.grid.clone(),
+            problem,
+        };
+        (c, (scale, offset))
     }
 
     /// Per band: its resampling and its asset in each Item of the day.
-    fn band_assets(
+    pub(super) fn band_assets(
         &self,
         group: &[Item],
     ) -> Result<
@@ -193,7 +249,7 @@ impl CatalogueSetDef {
     }
 
     /// The mask asset of each Item of the day, checked against its declared classes.
-    fn mask_assets(&self, group: &[Item]) -> Result<Vec<AssetRef>, String> {
+    pub(super) fn mask_assets(&self, group: &[Item]) -> Result<Vec<AssetRef>, String> {
         let Some(m) = &self.mask else {
             return Ok(Vec::new());
         };
@@ -222,7 +278,7 @@ impl CatalogueSetDef {
     }
 
     /// Per polarisation: its asset in each SAR Item of the matched day.
-    fn sar_assets(
+    pub(super) fn sar_assets(
         &self,
         items: &[Item],
         day: &str,
@@ -306,7 +362,7 @@ fn raster_asset(it: &Item, a: &crate::catalogue::Asset) -> Result<(), String> {
 }
 
 /// The unit the SAR Items declare (`raster:bands` unit), else linear power.
-fn sar_unit(items: &[Item], pols: &[String]) -> SarUnit {
+pub(super) fn sar_unit(items: &[Item], pols: &[String]) -> SarUnit {
     let declared = items
         .iter()
         .flat_map(|i| pols.iter().filter_map(|p| i.band_asset(p)))
@@ -319,7 +375,7 @@ fn sar_unit(items: &[Item], pols: &[String]) -> SarUnit {
 
 /// `(shift, remaining offset)`: an offset that is a whole number of DN (`offset / scale`)
 /// becomes a DN shift applied in the stack, so reflectance is `(DN + shift) * scale` exactly.
-fn dn_shift(scale: f64, offset: f64) -> (f64, f64) {
+pub(super) fn dn_shift(scale: f64, offset: f64) -> (f64, f64) {
     let k = offset / scale;
     if offset != 0.0 && scale != 0.0 && (k - k.round()).abs() < 1e-6 && k.abs() < 1e6 {
         (k.round(), 0.0)
@@ -328,7 +384,7 @@ fn dn_shift(scale: f64, offset: f64) -> (f64, f64) {
     }
 }
 
-fn source_item(it: &Item) -> SourceItem {
+pub(super) fn source_item(it: &Item) -> SourceItem {
     SourceItem {
         id: it.id.clone(),
         collection: it.collection.clone(),
@@ -340,7 +396,7 @@ fn source_item(it: &Item) -> SourceItem {
 }
 
 /// Template fields of a day's Items.
-fn fields(group: &[Item]) -> BTreeMap<String, String> {
+pub(super) fn fields(group: &[Item]) -> BTreeMap<String, String> {
     let first = &group[0];
     let tile = ["s2:mgrs_tile", "mgrs:tile", "grid:code", "s2:tile_id"]
         .iter()
@@ -355,4 +411,10 @@ fn fields(group: &[Item]) -> BTreeMap<String, String> {
         ),
         ("tile".to_string(), tile),
     ])
+}
+
+/// The template fields a scene's names may use, for messages.
+fn field_list(fields: &BTreeMap<String, String>) -> String {
+    let names: Vec<String> = fields.keys().map(|k| format!("{{{k}}}")).collect();
+    names.join(", ")
 }

@@ -31,7 +31,9 @@ impl Pipeline {
             p.scenes.extend(found);
         }
         for set in &p.catalogue {
-            let found = set.expand(&base).map_err(|m| Error::config(path, m))?;
+            let found = set
+                .expand(&base, p.time.as_ref())
+                .map_err(|m| Error::config(path, m))?;
             p.scenes.extend(found);
         }
         p.resolve_seasons().map_err(|m| Error::config(path, m))?;

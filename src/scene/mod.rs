@@ -6,6 +6,7 @@
 //! - [`plan`]: the hand-crafted feature plan and per-tile features.
 
 mod catalogue_scenes;
+mod catalogue_season;
 pub(crate) mod feature_plan;
 mod load;
 pub mod plan;
@@ -137,6 +138,8 @@ pub(crate) struct Aligner<'a> {
     pub(crate) grid: &'a Grid,
     pub(crate) work_dir: &'a Path,
     pub(crate) verdicts: Vec<String>,
+    /// SAR from a catalogue is on its own grid by nature: always warped.
+    pub(crate) sar_own_grid: bool,
 }
 
 impl Aligner<'_> {
@@ -157,8 +160,7 @@ impl Aligner<'_> {
             }
             Err(why) => why,
         };
-        // A catalogue scene's SAR Items are on their own grid by nature: always warped.
-        let catalogue_sar = what == "sar" && self.s.catalogue.is_some();
+        let catalogue_sar = self.sar_own_grid && (what == "sar" || what.starts_with("sar_"));
         if !self.p.coregistration.allow_warp && !catalogue_sar {
             return Err(Error::GridMismatch {
                 path: path.to_path_buf(),
@@ -287,11 +289,18 @@ pub fn prepare_scene(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<Scen
     if let Some(season) = &s.season {
         return season::prepare_season(p, s, season, work_dir);
     }
-    prepare_single(p, s, work_dir)
+    prepare_single(p, s, work_dir, false)
 }
 
-/// [`prepare_scene`] for a scene of one date.
-pub(crate) fn prepare_single(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Result<SceneSources> {
+/// [`prepare_scene`] for a scene of one date; `sar_own_grid`: its SAR comes from a
+/// catalogue (warped whatever the pipeline allows).
+pub(crate) fn prepare_single(
+    p: &Pipeline,
+    s: &SceneDef,
+    work_dir: &Path,
+    sar_own_grid: bool,
+) -> Result<SceneSources> {
+    let sar_own_grid = sar_own_grid || s.catalogue.is_some();
     let stacked = match &s.catalogue {
         Some(c) => Some(stacked_scene(s, c, work_dir)?),
         None => None,
@@ -308,6 +317,7 @@ pub(crate) fn prepare_single(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Res
             s.optical.path.display(),
             grid.describe()
         )],
+        sar_own_grid,
     };
     let db = s.sar.unit == SarUnit::Db;
     let (sar_path, warped) = al.align(&s.sar.path, "sar", Resampling::Bilinear, db)?;
@@ -364,6 +374,10 @@ pub(crate) fn prepare_single(p: &Pipeline, s: &SceneDef, work_dir: &Path) -> Res
 /// hash covers; its VRTs are rewritten on every run, so only its reference data count here.
 pub(crate) fn input_files(s: &SceneDef) -> Vec<PathBuf> {
     let reference = s.reference_file();
+    let catalogue_season = s.season.as_ref().is_some_and(|x| x.catalogue.is_some());
+    if s.catalogue.is_some() || catalogue_season {
+        return reference.into_iter().collect();
+    }
     if let Some(season) = &s.season {
         let dated = season
             .optical
@@ -374,9 +388,6 @@ pub(crate) fn input_files(s: &SceneDef) -> Vec<PathBuf> {
             .chain(season.masks.iter().cloned())
             .chain(reference)
             .collect();
-    }
-    if s.catalogue.is_some() {
-        return reference.into_iter().collect();
     }
     [s.optical.path.clone(), s.sar.path.clone()]
         .into_iter()

@@ -86,8 +86,16 @@ pub fn prepare_season(
     ss: &SeasonScene,
     work_dir: &Path,
 ) -> Result<SceneSources> {
+    let stacked = match &ss.catalogue {
+        Some(items) => Some(super::catalogue_season::stack_season(
+            s, ss, items, work_dir,
+        )?),
+        None => None,
+    };
+    let ss = stacked.as_ref().unwrap_or(ss);
+    let sar_own_grid = ss.catalogue.is_some();
     let first = date_scene(s, &ss.optical[0].path, &ss.sar[0].path, ss.masks.first());
-    let mut src = prepare_single(p, &first, work_dir)?;
+    let mut src = prepare_single(p, &first, work_dir, sar_own_grid)?;
     let grid = src.grid.clone();
     let mut al = Aligner {
         p,
@@ -95,6 +103,7 @@ pub fn prepare_season(
         grid: &grid,
         work_dir,
         verdicts: Vec::new(),
+        sar_own_grid,
     };
     let mut optical = Vec::new();
     for (i, d) in ss.optical.iter().enumerate() {
@@ -134,6 +143,10 @@ pub fn prepare_season(
     src.name = s.name.clone();
     src.inputs = super::input_files(s);
     src.coregistration.extend(al.verdicts);
+    src.catalogue = ss
+        .catalogue
+        .as_ref()
+        .and_then(super::catalogue_season::provenance);
     src.season = Some(SeasonSources {
         steps: ss.season.steps(),
         season: ss.season.clone(),

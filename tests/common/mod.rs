@@ -289,3 +289,47 @@ pub fn float_tiff_like(src: &Dataset, dst: &Path, bands: usize) -> Dataset {
     out.set_projection(&src.projection()).unwrap();
     out
 }
+
+/// `synth --dates N` of one scene of `size`, trimmed to a fast forest and boosted trees.
+pub fn season(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
+    let pipe = season_all(dir, size, dates, cloudy);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let cut = text
+        .find("\n[[methods]]\nname = \"learned-kernel\"")
+        .unwrap();
+    std::fs::write(&pipe, &text[..cut]).unwrap();
+    pipe
+}
+
+/// `synth --dates N` of one scene of `size`, every method, with small budgets.
+pub fn season_all(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
+    let o = geofuse(&[
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        "5",
+        "--dates",
+        &dates.to_string(),
+        "--cloudy-dates",
+        &cloudy.to_string(),
+        "--sar-every-days",
+        "12",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pipe = dir.join("pipeline.toml");
+    let text = std::fs::read_to_string(&pipe)
+        .unwrap()
+        .replace("tile_size = 256", "tile_size = 64")
+        .replace("block_size = 64", "block_size = 32")
+        .replace("samples_per_class = 2000", "samples_per_class = 300")
+        .replace("trees = 100", "trees = 30")
+        .replace("name = \"boosted\"\n", "name = \"boosted\"\nrounds = 20\n")
+        .replace("epochs = 30", "epochs = 2")
+        .replace("patches = 256", "patches = 16")
+        .replace("mc_passes = 16", "mc_passes = 4");
+    std::fs::write(&pipe, text).unwrap();
+    pipe
+}

@@ -1,0 +1,248 @@
+//! A season from STAC Items (`[time]` with `[[catalogue]]`): a synthetic season's dated
+//! rasters split into per-band Items (half the dates with processing-baseline 04.00 offsets,
+//! one SAR date on another UTM zone) give the products of the same season read from the
+//! dated rasters; the product's STAC Item spans the season and points at every Item; Items
+//! outside the season are left out; a bad Item fails its scene alone with exit 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::stac::*;
+use common::*;
+use serde_json::{json, Value};
+
+/// Dated files `<prefix><date>.tif` in `dir`, in date order.
+fn dated(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            let d = n.strip_prefix(prefix)?.strip_suffix(".tif")?.to_string();
+            Some((d, e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The season's dates as Items under `dir/served`: optical dates alternate between plain DN
+/// and baseline 04.00 (+1000 DN, offset -0.1), the second SAR date is reprojected to UTM
+/// 32N in linear power; plus one optical Item dated outside the season.
+fn season_items(season: &Path, dir: &Path) -> Vec<Value> {
+    let served = dir.join("served");
+    let mut items = Vec::new();
+    let optical = dated(&season.join("s2"), "S2_");
+    for (k, (date, stack)) in optical.iter().enumerate() {
+        let mask = season.join("s2").join(format!("MASK_{date}.tif"));
+        let shift = if k % 2 == 1 { 1000 } else { 0 };
+        let split = OpticalSplit {
+            stack,
+            mask: Some(&mask),
+            common_keys: false,
+            dn_shift: shift,
+            native_20m: false,
+        };
+        let id = format!("S2_{date}");
+        let assets = split_optical(&split, &served.join(&id), &id);
+        let mut props = json!({"s2:mgrs_tile": "31UES"});
+        if shift != 0 {
+            props["s2:processing_baseline"] = json!("04.00");
+        }
+        items.push(item(
+            &id,
+            "sentinel-2-l2a",
+            &format!("{date}T10:30:00Z"),
+            props,
+            assets,
+        ));
+    }
+    let sar = dated(&season.join("s1"), "S1_");
+    for (k, (date, stack)) in sar.iter().enumerate() {
+        let id = format!("S1_{date}");
+        let epsg = (k == 1).then_some(32632);
+        let assets = split_sar(stack, &served.join(&id), &id, epsg);
+        items.push(item(
+            &id,
+            "sentinel-1-rtc",
+            &format!("{date}T17:40:00Z"),
+            json!({"sat:orbit_state": "ascending"}),
+            assets,
+        ));
+    }
+    // Outside the season (March to October): left out.
+    let (d0, s0) = &optical[0];
+    let late = format!("{}-11-20", &d0[..4]);
+    let split = OpticalSplit {
+        stack: s0,
+        mask: None,
+        common_keys: false,
+        dn_shift: 0,
+        native_20m: false,
+    };
+    let assets = split_optical(&split, &served.join("S2_late"), "S2_late");
+    items.push(item(
+        "S2_late",
+        "sentinel-2-l2a",
+        &format!("{late}T10:30:00Z"),
+        json!({"s2:mgrs_tile": "31UES"}),
+        assets,
+    ));
+    items
+}
+
+/// The synthetic season's pipeline with its `[[scenes]]` replaced by a `[[catalogue]]`.
+fn catalogue_pipeline(pipe: &Path, season: &Path, items: &str) -> PathBuf {
+    let text = std::fs::read_to_string(pipe).unwrap();
+    let (a, b) = (
+        text.find("[[scenes]]").unwrap(),
+        text.find("[tiling]").unwrap(),
+    );
+    let cat = format!(
+        "[[catalogue]]\nitems = \"{items}\"\nbands = [\"B02\", \"B03\", \"B04\", \"B05\", \"B06\", \"B07\", \"B08\", \"B8A\", \"B11\", \"B12\"]\nlabels = \"{}\"\nmask = {{ asset = \"SCL\", invalid = [1, 2] }}\nsar = {{ unit = \"db\" }}\n\n",
+        season.join("labels.tif").display()
+    );
+    let p = season.join("catalogue.toml");
+    std::fs::write(&p, format!("{}{cat}{}", &text[..a], &text[b..])).unwrap();
+    p
+}
+
+fn scene_dir(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("handcrafted.tif").exists())
+        .unwrap_or_else(|| panic!("no product under {}", out.display()))
+}
+
+#[test]
+fn a_season_of_stac_items_gives_the_products_of_its_dated_rasters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("season");
+    let pipe = season(&sdir, 96, 6, 0.3);
+    let items = season_items(&sdir, tmp.path());
+    let n_items = items.len();
+    write_items(&tmp.path().join("served/items.json"), items);
+    let cat = catalogue_pipeline(
+        &pipe,
+        &sdir,
+        &tmp.path().join("served/items.json").display().to_string(),
+    );
+
+    // The dated rasters are all on the optical grid; the catalogue's UTM 32N SAR date is
+    // warped back onto it.
+    let files_out = tmp.path().join("files");
+    let (code, err) = cli_run(&pipe, &files_out);
+    assert_eq!(code, Some(0), "{err}");
+    let cat_out = tmp.path().join("catalogue");
+    let (code, err) = cli_run(&cat, &cat_out);
+    assert_eq!(code, Some(0), "{err}");
+
+    let (a, b) = (scene_dir(&files_out), scene_dir(&cat_out));
+    assert_eq!(
+        b.file_name().unwrap(),
+        "31UES_2021",
+        "the default name is {{tile}}_{{year}}"
+    );
+    for m in ["handcrafted", "boosted"] {
+        let (pa, pb) = (a.join(format!("{m}.tif")), b.join(format!("{m}.tif")));
+        let (ca, cb) = (band_values(&pa, 1), band_values(&pb, 1));
+        let same = ca.iter().zip(&cb).filter(|(x, y)| x == y).count() as f64 / ca.len() as f64;
+        // One SAR date of six went through a UTM 32N round trip (bilinear twice): a few
+        // pixels may change class, the rest are the same.
+        eprintln!("{m}: {same:.4} of the pixels in the same class");
+        assert!(same > 0.97, "{m}: {same}");
+        let obs = band_index(&pa, "obs_optical");
+        assert_eq!(
+            band_values(&pa, obs),
+            band_values(&pb, obs),
+            "{m}: optical observations"
+        );
+    }
+
+    let stac: Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("handcrafted.stac.json")).unwrap())
+            .unwrap();
+    let files_stac: Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("handcrafted.stac.json")).unwrap())
+            .unwrap();
+    let p = &stac["properties"];
+    for k in [
+        "start_datetime",
+        "end_datetime",
+        "geofuse:optical_dates",
+        "geofuse:sar_dates",
+    ] {
+        assert_eq!(p[k], files_stac["properties"][k], "{k}");
+    }
+    let links = stac["links"].as_array().unwrap();
+    assert_eq!(
+        links.len(),
+        n_items - 1,
+        "every Item but the one outside the season: {links:?}"
+    );
+    let shifts = p["geofuse:reflectance"]["source"].as_str().unwrap();
+    assert!(
+        shifts.contains("DN shift per date") && shifts.contains("-1000"),
+        "{shifts}"
+    );
+    assert!(!p["geofuse:source_items"].to_string().contains("S2_late"));
+}
+
+#[test]
+fn a_bad_item_fails_its_season_alone_and_an_empty_season_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("season");
+    let pipe = season(&sdir, 96, 6, 0.3);
+    let mut items = season_items(&sdir, tmp.path());
+    // A second tile whose third date lacks band B11: that season fails, the first runs.
+    let mut other: Vec<Value> = items
+        .iter()
+        .filter(|i| i["id"].as_str().unwrap().starts_with("S2_2"))
+        .cloned()
+        .collect();
+    for (k, it) in other.iter_mut().enumerate() {
+        it["id"] = json!(format!("{}_B", it["id"].as_str().unwrap()));
+        it["properties"]["s2:mgrs_tile"] = json!("31UFS");
+        if k == 2 {
+            it["assets"].as_object_mut().unwrap().remove("B11");
+        }
+    }
+    let broken = other[2]["id"].as_str().unwrap().to_string();
+    items.extend(other);
+    write_items(&tmp.path().join("served/items.json"), items);
+    let items_path = tmp.path().join("served/items.json").display().to_string();
+    let cat = catalogue_pipeline(&pipe, &sdir, &items_path);
+    let out = tmp.path().join("out");
+    let (code, err) = cli_run(&cat, &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&broken) && err.contains("B11"), "{err}");
+    assert!(out.join("31UES_2021/handcrafted.tif").exists(), "{err}");
+    assert!(!out.join("31UFS_2021/handcrafted.tif").exists());
+    let partial = files_under(&out.join("31UFS_2021"))
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            n.ends_with(".tif") || n.contains(".partial") || n.contains(".tmp-")
+        });
+    assert_eq!(
+        partial.count(),
+        0,
+        "no partial product of the failed season"
+    );
+
+    // A season in which no Item lies.
+    let text = std::fs::read_to_string(&cat).unwrap();
+    let text = text
+        .replace("start = \"03-01\"", "start = \"2030-03-01\"")
+        .replace("end = \"10-31\"", "end = \"2030-10-31\"");
+    std::fs::write(&cat, text).unwrap();
+    let (code, err) = cli_run(&cat, &tmp.path().join("out2"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no optical Item") && err.contains("widen `[time]`"),
+        "{err}"
+    );
+}
