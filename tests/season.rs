@@ -510,6 +510,57 @@ fn season_networks_take_steps_as_channels_or_through_temporal_attention() {
 }
 
 #[test]
+fn date_dropout_stays_in_the_monte_carlo_passes_unless_mc_dates_is_off() {
+    // A temporal attention network trained with date dropout (its temperature fitted on
+    // passes that drop dates), then the same weights mapped again with every date in each pass.
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = season_all(dir.path(), 64, 6, 0.5);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let ltae = text.find("[[methods]]\nname = \"ltae-kernel\"").unwrap();
+    let start = text.find("[[methods]]\nname = \"handcrafted\"").unwrap();
+    let table = text[ltae..]
+        .replacen(
+            "temporal = \"ltae\"",
+            "temporal = \"ltae\"\ndate_dropout = 0.5",
+            1,
+        )
+        .replacen("epochs = 2", "epochs = 10", 1);
+    std::fs::write(&pipe, format!("{}{table}", &text[..start])).unwrap();
+    let out = dir.path().join("out");
+    let (code, err) = cli_run(&pipe, &out);
+    assert_eq!(code, Some(0), "{err}");
+    let model = out.join("models/ltae-kernel");
+    let reload = table.replacen(
+        "name = \"ltae-kernel\"",
+        &format!(
+            "name = \"ltae-kernel\"\nmodel = \"{}\"\nmc_dates = false",
+            model.display()
+        ),
+        1,
+    );
+    let pipe2 = dir.path().join("every-date.toml");
+    std::fs::write(&pipe2, format!("{}{reload}", &text[..start])).unwrap();
+    let out2 = dir.path().join("out2");
+    let (code, err) = cli_run(&pipe2, &out2);
+    assert_eq!(code, Some(0), "{err}");
+    let (a, b) = (
+        out.join("season/ltae-kernel.tif"),
+        out2.join("season/ltae-kernel.tif"),
+    );
+    let (ea, eb) = (named_band(&a, "epistemic"), named_band(&b, "epistemic"));
+    let differ = ea.iter().zip(&eb).filter(|(x, y)| x != y).count();
+    assert!(
+        differ > ea.len() / 10,
+        "the passes that drop dates change the epistemic band ({differ} pixels)"
+    );
+    assert_eq!(
+        band_values(&a, 7),
+        band_values(&b, 7),
+        "the same observations"
+    );
+}
+
+#[test]
 fn a_pixel_without_any_clear_date_is_predicted_from_sar_alone() {
     let dir = tempfile::tempdir().unwrap();
     let pipe = season(dir.path(), 32, 4, 0.0);

@@ -8,7 +8,8 @@
 #   TASKS="LC CT" BANDS="20m all" BIN=path/to/geofuse
 #   NETS="learned-kernel optical-only sar-only ltae-kernel ltae-optical ltae-sar" (the default;
 #   0: the trees only): the networks beside the trees; ltae-* take the steps through temporal
-#   attention encoders (temporal = "ltae"), the others as channels.
+#   attention encoders (temporal = "ltae"), the others as channels. DATE_DROPOUT=q trains
+#   ltae-kernel with date dropout q (kept in its Monte Carlo passes).
 # Each run's report: OUT/<task>-<bands>-<setting>/report.md; a summary table is printed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -67,7 +68,9 @@ net = "width = 16\nepochs = 30\npatience = 8\npatches = 256\npatch = 32\nmc_pass
 nets = os.environ.get("NETS", "learned-kernel optical-only sar-only ltae-kernel ltae-optical ltae-sar").split()
 nets = [] if nets == ["0"] else nets
 ltae = {"ltae-kernel": "learned-kernel", "ltae-optical": "optical-only", "ltae-sar": "sar-only"}
-net_of = lambda m: f'fusion = "{ltae[m]}"\ntemporal = "ltae"\n{net}' if m in ltae else net
+dd = float(os.environ.get("DATE_DROPOUT", "0"))
+dd_line = lambda m: f"date_dropout = {dd}\n" if dd > 0 and m == "ltae-kernel" else ""
+net_of = lambda m: f'fusion = "{ltae[m]}"\ntemporal = "ltae"\n{dd_line(m)}{net}' if m in ltae else net
 methods = '[[methods]]\nname = "handcrafted"\ntrees = 100\nmax_depth = 14\n\n[[methods]]\nname = "boosted"\n\n' + "".join(f'[[methods]]\nname = "{m}"\n{net_of(m)}\n' for m in nets)
 for task in tasks:
     classes = "".join(f'[[classes]]\nid = {i}\nname = "{n}"\ncolor = "#{(i * 2654435761) % 0xFFFFFF:06x}"\n\n' for i, n in (lc if task == "LC" else ct))

@@ -8,6 +8,7 @@
 # score with its 95 % block-bootstrap interval and the Holm-adjusted block test of every pair.
 #   bash benches/season/study.sh [SIZE] [SCENES] [OUT]   (default 384 6 out/season-study)
 #   CLOUDS="0 0.3 0.7" DATES=12 NETS=1 (0: trees only) EPOCHS=30 BIN=path/to/geofuse
+#   DATE_DROPOUT=0.5 (ltae-kernel's date dropout) METHODS="handcrafted ltae-kernel" (a subset)
 set -euo pipefail
 SIZE=${1:-384}
 SCENES=${2:-6}
@@ -28,6 +29,21 @@ for cloud in ${CLOUDS:-0 0.3 0.7}; do
     done
     sed -i "s/^epochs = 30$/epochs = ${EPOCHS:-30}/" "$D/data/pipeline.toml"
   fi
+  # DATE_DROPOUT=q trains ltae-kernel with date dropout q (kept in its Monte Carlo passes);
+  # METHODS="a b" keeps only those season methods (the single-date trees always run).
+  /usr/bin/python3 - "$D/data/pipeline.toml" "${DATE_DROPOUT:-0}" "${METHODS:-}" <<'PY'
+import re, sys
+path, q, keep = sys.argv[1], float(sys.argv[2]), sys.argv[3].split()
+text = open(path).read()
+head, *tables = text.split("\n[[methods]]\n")
+def name(t):
+    return re.match(r'name = "([^"]+)"', t).group(1)
+if q > 0:
+    tables = [t.replace('temporal = "ltae"', f'temporal = "ltae"\ndate_dropout = {q}', 1) if name(t) == "ltae-kernel" else t for t in tables]
+if keep:
+    tables = [t for t in tables if name(t) in keep]
+open(path, "w").write("\n[[methods]]\n".join([head] + tables))
+PY
   /usr/bin/python3 - "$D/data" <<'PY'
 import glob, os, re, sys
 from osgeo import gdal
@@ -53,8 +69,9 @@ for scene in sorted(glob.glob(f"{d}/scene-*")):
     print(f"{name}: single date {date} ({100 * clear:.0f} % clear), SAR {os.path.basename(sar)}")
 text = re.sub(r"\nyear = \d+", "", text)
 # The single-date run keeps the trees (the best single-date methods on these scenes).
-cut = text.find('\n[[methods]]\nname = "learned-kernel"')
-text = text if cut < 0 else text[:cut] + "\n"
+head, *tables = text.split("\n[[methods]]\n")
+tables = [t for t in tables if t.startswith(('name = "handcrafted"', 'name = "boosted"'))]
+text = "\n[[methods]]\n".join([head] + tables) + "\n"
 for m in ["handcrafted", "boosted"]:
     text = text.replace(f'name = "{m}"', f'name = "{m}-1date"\nkind = "{m}"')
 open(f"{d}/single.toml", "w").write(text)

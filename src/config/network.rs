@@ -109,7 +109,8 @@ pub struct NetworkSettings {
     /// Date dropout (seasons with `temporal = "ltae"`): each observed optical step of a
     /// training patch is hidden, over the whole patch as a cloudy date would be, with this
     /// probability, so the network sees seasons with fewer clear dates than its training
-    /// scenes hold. Default 0 (off).
+    /// scenes hold. Kept in the Monte Carlo passes at inference (each pass hides each step
+    /// with this probability, the same steps for the whole scene). Default 0 (off).
     #[serde(default, skip_serializing_if = "is_off")]
     pub date_dropout: f64,
     /// Dropout rate on the heads' hidden layer, at training and in the Monte Carlo passes
@@ -120,6 +121,12 @@ pub struct NetworkSettings {
     /// it also applies to a model loaded with `model`.
     #[serde(default = "default_mc")]
     pub mc_passes: usize,
+    /// With `date_dropout`: keep it in the Monte Carlo passes (default true). False runs the
+    /// network once on every clear date, `mc_passes` times faster, and the epistemic band
+    /// then no longer says how much a prediction hangs on which dates were clear. An
+    /// inference setting, like `mc_passes`.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub mc_dates: bool,
     /// Kernel fusion: kernel side (odd).
     #[serde(default = "default_kernel")]
     pub kernel: usize,

@@ -34,12 +34,35 @@ pub(crate) fn calibration_samples(
     let hc = net.head_channels();
     let mut rng = Rng::new(cfg.seed ^ 0xCA1B);
     let mut out = Vec::new();
-    for vb in val_batches(net, norm, val, 0, device) {
+    let dates = super::predict::drops_dates(cfg);
+    // One batch of patches (at most 16, as `val_batches` cuts them).
+    let one = |chunk: &[Patch]| val_batches(net, norm, chunk, 0, device).next();
+    for chunk in val.chunks(16) {
+        let Some(vb) = one(chunk) else { continue };
         let (b, p) = (vb.b, vb.p);
         let hidden = net.hidden(&vb.latent);
         let mut mus = Vec::with_capacity(passes);
         let mut lvs = Vec::with_capacity(passes);
-        for _ in 0..passes {
+        for t in 0..passes {
+            // The passes drop the dates inference drops (the same steps per pass).
+            let own = dates
+                .then(|| {
+                    let hidden: Vec<Patch> = chunk
+                        .iter()
+                        .map(|x| {
+                            let mut x = x.clone();
+                            super::predict::hide_pass_dates(cfg, &mut x.raw, t);
+                            x
+                        })
+                        .collect();
+                    one(&hidden)
+                })
+                .flatten()
+                .map(|v| (net.hidden(&v.latent), v.latent));
+            let (hidden, latent) = match &own {
+                Some((h, l)) => (h, l),
+                None => (&hidden, &vb.latent),
+            };
             let mask = (cfg.dropout > 0.0).then(|| {
                 to_tensor(
                     dropout_mask(&mut rng, b * hc * p * p, keep),
@@ -47,10 +70,8 @@ pub(crate) fn calibration_samples(
                     device,
                 )
             });
-            let f = model::precision_fuse(
-                &net.expert_outputs(&hidden, mask.as_ref()),
-                &vb.latent.presence,
-            );
+            let f =
+                model::precision_fuse(&net.expert_outputs(hidden, mask.as_ref()), &latent.presence);
             mus.push(to_vec(f.mu));
             lvs.push(to_vec(f.logvar));
         }

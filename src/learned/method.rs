@@ -87,6 +87,7 @@ impl NetworkMethod {
             date_dropout: n.date_dropout,
             dropout: n.dropout,
             mc_passes: n.mc_passes,
+            mc_dates: n.mc_dates,
             seed: ctx.pipeline.seed,
         }
     }
@@ -196,9 +197,11 @@ impl NetworkMethod {
     }
 
     fn finish(&self, mut model: LearnedModel, path: PathBuf, hash: String) -> Box<dyn Model> {
-        // Monte Carlo passes are an inference setting: the pipeline's value applies to a loaded
-        // model too (its temperature was fitted with the passes it was trained with).
+        // Monte Carlo passes (and whether they drop dates) are inference settings: the
+        // pipeline's values apply to a loaded model too (its temperature was fitted with the
+        // passes it was trained with).
         model.meta.config.mc_passes = self.settings.mc_passes;
+        model.meta.config.mc_dates = self.settings.mc_dates;
         Box::new(NetModel { model, path, hash })
     }
 }

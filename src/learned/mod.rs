@@ -173,6 +173,7 @@ impl LearnedModel {
             date_dropout: 0.0,
             dropout,
             mc_passes: passes.max(1),
+            mc_dates: true,
             seed,
         };
         let classes: Vec<ClassDef> = (1..=spec.classes)
@@ -437,6 +438,77 @@ mod tests {
                 assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
             }
         }
+    }
+
+    #[test]
+    fn passes_that_drop_dates_see_the_dates_they_keep_and_native_equals_burn() {
+        let (mut model, raw) = temporal_model_and_window(Fusion::LearnedKernel);
+        // Head dropout off: whatever differs between passes comes from the dates.
+        model.meta.config.dropout = 0.0;
+        model.meta.config.mc_passes = 6;
+        let keep_all = model.passes_native(&native::NativeNet::from_burn(&model.net), &raw, (0, 0));
+        assert_eq!(keep_all.0.len(), 1, "no dropout of either kind: one pass");
+        model.meta.config.date_dropout = 0.5;
+        let net = native::NativeNet::from_burn(&model.net);
+        let (bm, bl) = model.passes_burn(&raw, (16, 24));
+        let (nm, nl) = model.passes_native(&net, &raw, (16, 24));
+        assert_eq!(nm.len(), 6);
+        for t in 0..6 {
+            let what = format!("date-dropout pass {t}");
+            assert_close(&nm[t], &bm[t], 2e-4, &format!("{what} logits"));
+            assert_close(&nl[t], &bl[t], 2e-4, &format!("{what} logvar"));
+            // Slow twin: pass t is the deterministic network on the window with the pass's
+            // steps hidden by hand from the same rule.
+            let mut hidden = raw.clone();
+            predict::hide_pass_dates(&model.meta.config, &mut hidden, t);
+            let (mu, lv) = model.forward(&hidden);
+            assert_close(
+                &nm[t],
+                mu.as_slice().unwrap(),
+                2e-4,
+                &format!("{what} by hand"),
+            );
+            assert_close(
+                &nl[t],
+                lv.as_slice().unwrap(),
+                2e-4,
+                &format!("{what} logvar by hand"),
+            );
+        }
+        assert!(
+            nm.windows(2).any(|w| w[0] != w[1]),
+            "the passes drop different dates"
+        );
+        // The same steps in every window: a pass on a sub-window is the sub-window of the pass
+        // (away from the border the encoders see).
+        let sub = raw.slice(s![.., 4..19, 6..24]).to_owned();
+        let (sm, _) = model.passes_native(&net, &sub, (20, 30));
+        let (h, w) = (raw.dim().1, raw.dim().2);
+        let k = model.meta.classes.len();
+        let r = model.halo();
+        let mut compared = 0;
+        for t in 0..6 {
+            for c in 0..k {
+                for y in 4 + r..19 - r {
+                    for x in 6 + r..24 - r {
+                        let a = nm[t][c * h * w + y * w + x];
+                        let b = sm[t][c * 15 * 18 + (y - 4) * 18 + (x - 6)];
+                        assert!(
+                            (a - b).abs() <= 2e-4 * (1.0 + a.abs()),
+                            "pass {t} ({y}, {x}): {a} vs {b}"
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 100, "{compared} values compared (halo {r})");
+        // `mc_dates = false`: every date in one pass, the deterministic network.
+        model.meta.config.mc_dates = false;
+        let (one, _) = model.passes_native(&net, &raw, (16, 24));
+        assert_eq!(one.len(), 1);
+        let (mu, _) = model.forward(&raw);
+        assert_close(&one[0], mu.as_slice().unwrap(), 2e-4, "every date");
     }
 
     #[test]

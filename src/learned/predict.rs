@@ -203,14 +203,21 @@ impl LearnedModel {
         let (_, h, w) = raw.dim();
         let dev = &self.runtime.device;
         let cfg = &self.meta.config;
-        // Encoders, fusion and the heads' first layer are deterministic: they run once.
-        let latent = self.net.latent(self.input_tensor(raw));
-        let hidden = self.net.hidden(&latent);
+        // Encoders, fusion and the heads' first layer are deterministic: they run once,
+        // unless the passes also drop dates (then once per pass, on the pass's dates).
+        let run = |raw: &Array3<f32>| {
+            let latent = self.net.latent(self.input_tensor(raw));
+            let hidden = self.net.hidden(&latent);
+            (latent, hidden)
+        };
+        let shared = (!self.drops_dates()).then(|| run(raw));
         let passes = mc_passes(cfg);
         let hc = self.net.head_channels();
         let mut mus = Vec::with_capacity(passes);
         let mut lvs = Vec::with_capacity(passes);
         for t in 0..passes {
+            let own = self.pass_dates(raw, t).map(|r| run(&r));
+            let (latent, hidden) = own.as_ref().or(shared.as_ref()).expect("a forward pass");
             let mask = (cfg.dropout > 0.0).then(|| {
                 let mut m = Vec::with_capacity(hc * h * w);
                 for ch in 0..hc {
@@ -221,7 +228,7 @@ impl LearnedModel {
                 }
                 to_tensor(m, [1, hc, h, w], dev)
             });
-            let outs = self.net.expert_outputs(&hidden, mask.as_ref());
+            let outs = self.net.expert_outputs(hidden, mask.as_ref());
             let f = model::precision_fuse(&outs, &latent.presence);
             mus.push(to_vec(f.mu));
             lvs.push(to_vec(f.logvar));
@@ -240,14 +247,19 @@ impl LearnedModel {
         use rayon::prelude::*;
         let cfg = &self.meta.config;
         let width = cfg.spec.width;
-        let x = assemble_pixels(raw, &self.meta.normalisation, &cfg.spec);
-        let latent = net.latent(&x);
-        let hidden = net.hidden(&latent);
+        let run = |raw: &Array3<f32>| {
+            let latent = net.latent(&assemble_pixels(raw, &self.meta.normalisation, &cfg.spec));
+            let hidden = net.hidden(&latent);
+            (latent, hidden)
+        };
+        let shared = (!self.drops_dates()).then(|| run(raw));
         let passes = mc_passes(cfg);
         let mut mus = Vec::with_capacity(passes);
         let mut lvs = Vec::with_capacity(passes);
         for t in 0..passes {
-            let f = net.pass(&latent, &hidden, |e, z| {
+            let own = self.pass_dates(raw, t).map(|r| run(&r));
+            let (latent, hidden) = own.as_ref().or(shared.as_ref()).expect("a forward pass");
+            let f = net.pass(latent, hidden, |e, z| {
                 (cfg.dropout > 0.0).then(|| {
                     let mut m = z.clone();
                     m.v.par_chunks_mut(z.w * z.c)
@@ -270,6 +282,21 @@ impl LearnedModel {
             lvs.push(f.logvar);
         }
         (mus, lvs)
+    }
+
+    /// Whether the Monte Carlo passes drop dates ([`drops_dates`]).
+    pub(crate) fn drops_dates(&self) -> bool {
+        drops_dates(&self.meta.config)
+    }
+
+    /// The raw window of Monte Carlo pass `t` with the pass's dates hidden
+    /// ([`hide_pass_dates`]); None when the passes keep every date.
+    pub(crate) fn pass_dates(&self, raw: &Array3<f32>, t: usize) -> Option<Array3<f32>> {
+        self.drops_dates().then(|| {
+            let mut x = raw.clone();
+            hide_pass_dates(&self.meta.config, &mut x, t);
+            x
+        })
     }
 
     /// The network input of a window of raw bands `[1, in_ch, h, w]`.
@@ -331,12 +358,39 @@ impl LearnedModel {
 /// Logit-noise samples per Monte Carlo pass at inference (antithetic pairs).
 pub const NOISE_SAMPLES: usize = 8;
 
-/// Monte Carlo passes a model runs at inference (1 without dropout).
+/// Monte Carlo passes a model runs at inference (1 without dropout, on the heads or on the
+/// dates).
 pub fn mc_passes(cfg: &TrainConfig) -> usize {
-    if cfg.dropout > 0.0 {
+    if cfg.dropout > 0.0 || drops_dates(cfg) {
         cfg.mc_passes.max(1)
     } else {
         1
+    }
+}
+
+/// Whether a model's Monte Carlo passes drop dates: a season model (temporal attention)
+/// trained with date dropout keeps it at inference, as it keeps the heads' dropout, so the
+/// spread of the passes also says how much the prediction hangs on which dates were clear
+/// (unless `mc_dates` is off).
+pub(crate) fn drops_dates(cfg: &TrainConfig) -> bool {
+    cfg.date_dropout > 0.0 && cfg.mc_dates && cfg.spec.temporal.is_some()
+}
+
+/// Hides the optical steps Monte Carlo pass `t` drops from raw bands `[bands, h, w]` (a
+/// window or a patch): each step of the season missing (as a cloudy date) with the model's
+/// `date_dropout` rate, drawn per pass and step from the seed alone, so that every pixel of
+/// the scene loses the same steps in a pass whatever the tiling.
+pub(crate) fn hide_pass_dates(cfg: &TrainConfig, raw: &mut Array3<f32>, t: usize) {
+    let Some(tc) = cfg.spec.temporal else {
+        return;
+    };
+    let per = cfg.spec.optical / tc.steps;
+    for step in 0..tc.steps {
+        let h = crate::rng::hash4(cfg.seed ^ 0xDA7E, t as u64, step as u64, 0, 0);
+        if crate::rng::unit(h) < cfg.date_dropout {
+            raw.slice_mut(s![step * per..(step + 1) * per, .., ..])
+                .fill(f32::NAN);
+        }
     }
 }
 

@@ -44,6 +44,13 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// Monte Carlo passes at inference.
     pub mc_passes: usize,
+    /// With date dropout: keep it in the Monte Carlo passes (an inference setting; models saved
+    /// before it existed: true).
+    #[serde(
+        default = "crate::config::network::yes",
+        skip_serializing_if = "crate::config::network::is_yes"
+    )]
+    pub mc_dates: bool,
     /// Seed.
     pub seed: u64,
 }
@@ -543,6 +550,7 @@ pub fn time_training_steps(
         date_dropout: 0.0,
         dropout: 0.5,
         mc_passes: 1,
+        mc_dates: true,
         seed: 1,
     };
     let device = runtime.device.clone().autodiff();
