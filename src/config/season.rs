@@ -82,6 +82,8 @@ pub struct SeasonItems {
     pub optical: Vec<CatalogueScene>,
     /// Per SAR date, in the order of [`SeasonScene::sar`].
     pub sar: Vec<CatalogueScene>,
+    /// The unit of each SAR date's assets (`catalogue.sar.unit`, else what its Items declare).
+    pub sar_units: Vec<super::scene::SarUnit>,
 }
 
 fn month_day(s: &str) -> Option<(u32, u32)> {

@@ -113,13 +113,19 @@ impl CatalogueSetDef {
         }
         let sar_days = self.sar_dates(sar, &g.season);
         let sar_items: Vec<CatalogueScene> = sar_days.iter().map(|d| self.sar_date(d)).collect();
+        let pols = &self.sar.polarisations;
+        let sar_units: Vec<_> = sar_days
+            .iter()
+            .map(|d| self.sar.unit.unwrap_or_else(|| sar_unit(d, pols)))
+            .collect();
         let mut def = self.scene_def(name.clone(), &f, base, &g.days[0][0].source, scaling)?;
-        let all_sar: Vec<Item> = sar_days.iter().flatten().cloned().collect();
-        def.sar.unit = self
-            .sar
-            .unit
-            .unwrap_or_else(|| sar_unit(&all_sar, &self.sar.polarisations));
-        def.season = Some(self.season_files(&name, g, optical_items, sar_items, outside)?);
+        def.sar.unit = sar_units.first().copied().unwrap_or(def.sar.unit);
+        let items = SeasonItems {
+            optical: optical_items,
+            sar: sar_items,
+            sar_units,
+        };
+        def.season = Some(self.season_files(&name, g, items, outside)?);
         Ok(def)
     }
 
@@ -165,10 +171,10 @@ impl CatalogueSetDef {
         &self,
         name: &str,
         g: &SeasonGroup,
-        optical: Vec<CatalogueScene>,
-        sar: Vec<CatalogueScene>,
+        items: SeasonItems,
         outside: usize,
     ) -> std::result::Result<SeasonScene, String> {
+        let (optical, sar) = (&items.optical, &items.sar);
         if sar.is_empty() {
             return Err(format!(
                 "scene `{name}`: no Sentinel-1 Item with {} dated inside the season {} to {}{}; add SAR Items (`catalogue.sar.items` or `sar.search`) or widen `[time]`",
@@ -228,7 +234,7 @@ impl CatalogueSetDef {
             masks,
             sar: sar_files,
             outside,
-            catalogue: Some(SeasonItems { optical, sar }),
+            catalogue: Some(items),
         })
     }
 }

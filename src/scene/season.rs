@@ -94,7 +94,13 @@ pub fn prepare_season(
     };
     let ss = stacked.as_ref().unwrap_or(ss);
     let sar_own_grid = ss.catalogue.is_some();
-    let first = date_scene(s, &ss.optical[0].path, &ss.sar[0].path, ss.masks.first());
+    // A catalogue season's SAR dates each have the unit their Items declare.
+    let unit_of = |i: usize| {
+        let units = ss.catalogue.as_ref().map(|c| &c.sar_units);
+        units.and_then(|u| u.get(i)).copied().unwrap_or(s.sar.unit)
+    };
+    let mut first = date_scene(s, &ss.optical[0].path, &ss.sar[0].path, ss.masks.first());
+    first.sar.unit = unit_of(0);
     let mut src = prepare_single(p, &first, work_dir, sar_own_grid)?;
     let grid = src.grid.clone();
     let mut al = Aligner {
@@ -127,8 +133,9 @@ pub fn prepare_season(
         });
     }
     let mut sar = Vec::new();
-    for d in &ss.sar {
-        let db = s.sar.unit == SarUnit::Db;
+    for (i, d) in ss.sar.iter().enumerate() {
+        let unit = unit_of(i);
+        let db = unit == SarUnit::Db;
         let what = format!("sar_{}", d.date);
         let (path, warped) = al.align(&d.path, &what, Resampling::Bilinear, db)?;
         let ds = date_scene(s, &ss.optical[0].path, &d.path, None);
@@ -137,7 +144,7 @@ pub fn prepare_season(
             bands: sar_bands(&ds, &path)?,
             path,
             mask: None,
-            unit: if warped { SarUnit::Linear } else { s.sar.unit },
+            unit: if warped { SarUnit::Linear } else { unit },
         });
     }
     src.name = s.name.clone();
