@@ -1,8 +1,10 @@
 //! A season from STAC Items (`[time]` with `[[catalogue]]`): a synthetic season's dated
 //! rasters split into per-band Items (half the dates with processing-baseline 04.00 offsets,
 //! one SAR date on another UTM zone in linear power) give the regularised inputs and the
-//! products of the same season read from the dated rasters; the product's STAC Item spans the season and points at every Item; Items
-//! outside the season are left out; a bad Item fails its scene alone with exit 2.
+//! products of the same season read from the dated rasters; the product's STAC Item spans the
+//! season and points at every Item; Items outside the season are left out; a bad Item fails
+//! its scene alone with exit 2. The real Flanders chip A's time series as per-band Items reads
+//! what its dated rasters read, bit for bit (skipped with a message without ../shared/data).
 
 mod common;
 
@@ -14,21 +16,6 @@ use geofuse::config::Pipeline;
 use geofuse::scene::plan::scene_features;
 use geofuse::scene::prepare_scene;
 use serde_json::{json, Value};
-
-/// Dated files `<prefix><date>.tif` in `dir`, in date order.
-fn dated(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
-    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().to_string();
-            let d = n.strip_prefix(prefix)?.strip_suffix(".tif")?.to_string();
-            Some((d, e.path()))
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 /// The season's dates as Items under `dir/served`: optical dates alternate between plain DN
 /// and baseline 04.00 (+1000 DN, offset -0.1), the second SAR date is reprojected to UTM
@@ -294,4 +281,132 @@ fn a_bad_item_fails_its_season_alone_and_an_empty_season_is_refused() {
         err.contains("no optical Item") && err.contains("widen `[time]`"),
         "{err}"
     );
+}
+
+/// The dated rasters of `dir/dated` (`S2_<date>.tif` of the 20 m bands, `S2_SCL_<date>.tif`,
+/// `S1_<date>.tif` of VH, VV in dB) as Items of one single-band GeoTIFF per band.
+fn flanders_items(dir: &Path) -> Vec<Value> {
+    let dir_dated = dir.join("dated");
+    let bands = ["B05", "B06", "B07", "B11", "B12", "B8A"];
+    let mut items = Vec::new();
+    let single = |src: &Path, b: usize, dst: &Path| {
+        let (v, size, gt, wkt, nd) = read_band(src, b);
+        write_cog::<f32>(
+            dst,
+            size,
+            gt,
+            &wkt,
+            v.iter().map(|&x| x as f32).collect(),
+            nd,
+        );
+    };
+    for (date, s2) in dated(&dir_dated, "S2_2") {
+        let d = dir.join("served").join(&date);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut assets = serde_json::Map::new();
+        for (i, b) in bands.iter().enumerate() {
+            let f = d.join(format!("{b}.tif"));
+            single(&s2, i + 1, &f);
+            assets.insert(
+                b.to_string(),
+                json!({"href": f, "type": "image/tiff", "roles": ["data"]}),
+            );
+        }
+        let f = d.join("SCL.tif");
+        single(&dir_dated.join(format!("S2_SCL_{date}.tif")), 1, &f);
+        assets.insert(
+            "SCL".into(),
+            json!({"href": f, "type": "image/tiff", "roles": ["data"]}),
+        );
+        items.push(item(
+            &format!("S2_{date}"),
+            "sentinel-2-l2a",
+            &format!("{date}T10:50:00Z"),
+            json!({}),
+            assets,
+        ));
+    }
+    for (date, s1) in dated(&dir_dated, "S1_") {
+        let d = dir.join("served").join(format!("S1_{date}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut assets = serde_json::Map::new();
+        for (i, p) in ["vh", "vv"].iter().enumerate() {
+            let f = d.join(format!("{p}.tif"));
+            single(&s1, i + 1, &f);
+            assets.insert(p.to_string(), json!({"href": f, "type": "image/tiff", "roles": ["data"], "raster:bands": [{"unit": "dB"}]}));
+        }
+        items.push(item(
+            &format!("S1_{date}"),
+            "sentinel-1-grd",
+            &format!("{date}T17:40:00Z"),
+            json!({}),
+            assets,
+        ));
+    }
+    items
+}
+
+/// `(date, file)` of the files `<prefix>...<date>.tif` in `dir`, in date order.
+fn dated(dir: &Path, prefix: &str) -> Vec<(String, PathBuf)> {
+    let mut v: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            (n.starts_with(prefix) && n.ends_with(".tif"))
+                .then(|| (n[n.len() - 14..n.len() - 4].to_string(), e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn the_real_flanders_season_from_items_reads_what_its_dated_rasters_read() {
+    let Some(data) = shared_data("worldcereal_flanders") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = flanders_season(&data, dir.path());
+    let items = flanders_items(dir.path());
+    let n = items.len();
+    write_items(&dir.path().join("items.json"), items);
+    let text = std::fs::read_to_string(&pipe).unwrap();
+    let (a, b) = (
+        text.find("[[scenes]]").unwrap(),
+        text.find("[coregistration]").unwrap(),
+    );
+    let labels = text[a..b]
+        .lines()
+        .find(|l| l.starts_with("labels"))
+        .unwrap()
+        .to_string();
+    let cat = format!(
+        "[[catalogue]]\nitems = \"items.json\"\nname = \"A_{{year}}\"\nbands = [\"B05\", \"B06\", \"B07\", \"B11\", \"B12\", \"B8A\"]\nmask = {{ asset = \"SCL\", invalid = [0, 1, 3, 8, 9, 10] }}\nsar = {{ polarisations = [\"VH\", \"VV\"] }}\n{labels}\n\n"
+    );
+    // The Items run from August 2017: full dates keep the 2018 season alone (month-days
+    // would make a partial 2017 season beside it).
+    let head = text[..a]
+        .replace("start = \"03-01\"", "start = \"2018-03-01\"")
+        .replace("end = \"10-31\"", "end = \"2018-10-31\"");
+    let cat_pipe = dir.path().join("catalogue.toml");
+    std::fs::write(&cat_pipe, format!("{head}{cat}{}", &text[b..])).unwrap();
+    println!("Flanders chip A as {n} Items (per-band GeoTIFFs)");
+    let features = |pipe: &Path, work: &str| {
+        let p = Pipeline::load(pipe).unwrap();
+        let src = prepare_scene(&p, &p.scenes[0], &dir.path().join(work)).unwrap();
+        let ss = src.season.clone().unwrap();
+        (ss.dates(), scene_features(&p, &src, 16).unwrap())
+    };
+    let (dates, (names, x)) = features(&pipe, "work-files");
+    let (dates_b, (names_b, y)) = features(&cat_pipe, "work-items");
+    assert_eq!(dates, dates_b, "the same dates in the season");
+    assert_eq!(names, names_b);
+    let same = x
+        .iter()
+        .zip(y.iter())
+        .all(|(p, q)| p.to_bits() == q.to_bits());
+    assert!(same, "every regularised feature of the season, bit for bit");
+    let (code, err) = cli_run(&cat_pipe, &dir.path().join("out"));
+    assert_eq!(code, Some(0), "{err}");
 }

@@ -333,3 +333,92 @@ pub fn season_all(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf
     std::fs::write(&pipe, text).unwrap();
     pipe
 }
+
+/// The Flanders chip A's 20 m Sentinel-2 bands with SCL and its Sentinel-1 series split into
+/// dated GeoTIFFs under `dir/dated`; a pipeline of its 2018 season (land cover) at 20 m.
+pub fn flanders_season(data: &Path, dir: &Path) -> PathBuf {
+    let chip = "00002806639B424A";
+    let nc = |s: &str| flanders_a_netcdf(data, s);
+    let dated = dir.join("dated");
+    let d = dated.to_str().unwrap();
+    for args in [
+        vec![
+            nc("S2_L2A_20m"),
+            "--out".into(),
+            d.into(),
+            "--prefix".into(),
+            "S2".into(),
+            "--mask".into(),
+            "SCL".into(),
+        ],
+        vec![
+            nc("S1_GRD-ASCENDING_20m"),
+            "--out".into(),
+            d.into(),
+            "--prefix".into(),
+            "S1".into(),
+            "--physical".into(),
+        ],
+    ] {
+        let a: Vec<&str> = std::iter::once("split-dates")
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        let o = geofuse(&a);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let labels = data.join(chip).join(format!("{chip}_label_LC.tif"));
+    let pipe = dir.join("season.toml");
+    let classes: String = [
+        (11, "annual cropland"),
+        (12, "perennial cropland"),
+        (13, "grassland"),
+        (60, "built-up"),
+        (99, "other"),
+    ]
+    .iter()
+    .map(|(id, n)| format!("[[classes]]\nid = {id}\nname = \"{n}\"\ncolor = \"#808080\"\n\n"))
+    .collect();
+    std::fs::write(
+        &pipe,
+        format!(
+            r#"output = "out"
+seed = 42
+
+[time]
+start = "03-01"
+end = "10-31"
+step_days = 30
+
+{classes}[[scenes]]
+name = "A_2018"
+year = 2018
+optical = {{ path = "dated/S2_*.tif", bands = ["B05", "B06", "B07", "B11", "B12", "B8A"], scale = 0.0001 }}
+mask = {{ path = "dated/S2_SCL_{{date}}.tif", invalid = [0, 1, 3, 8, 9, 10] }}
+sar = {{ path = "dated/S1_*.tif", polarisations = ["VH", "VV"], unit = "db" }}
+labels = "{}"
+
+[coregistration]
+allow_warp = true
+
+[tiling]
+tile_size = 16
+
+[features]
+indices = ["NDRE", "NDMI", "NBR"]
+sar = ["vv_db", "vh_db", "vh_vv_ratio_db"]
+
+[split]
+block_size = 8
+test_fraction = 0.3
+samples_per_class = 500
+
+[[methods]]
+name = "handcrafted"
+trees = 50
+"#,
+            labels.display()
+        ),
+    )
+    .unwrap();
+    pipe
+}
