@@ -27,18 +27,21 @@ pub fn day_groups(items: &[Item]) -> Vec<Vec<Item>> {
     groups
 }
 
+/// Whether a SAR Item is of orbit direction `orbit` (`sat:orbit_state`); any, when None.
+pub fn orbit_fits(it: &Item, orbit: Option<&str>) -> bool {
+    orbit.is_none_or(|o| {
+        it.property("sat:orbit_state")
+            .is_some_and(|s| s.eq_ignore_ascii_case(o))
+    })
+}
+
 /// The SAR Items of the day nearest `day` within `max_days` (ties: the earlier day), of
 /// orbit direction `orbit` when given; empty when none is in reach.
 pub fn nearest_sar(sar: &[Item], day: &str, max_days: u32, orbit: Option<&str>) -> Vec<Item> {
     let Some(target) = day_number(day) else {
         return Vec::new();
     };
-    let fits = |it: &Item| {
-        orbit.is_none_or(|o| {
-            it.property("sat:orbit_state")
-                .is_some_and(|s| s.eq_ignore_ascii_case(o))
-        })
-    };
+    let fits = |it: &Item| orbit_fits(it, orbit);
     let gap = |it: &Item| day_number(&it.day()).map(|d| (d - target).abs());
     let best = sar
         .iter()

@@ -40,7 +40,7 @@ pub(crate) fn calibration_samples(
     for chunk in val.chunks(16) {
         let Some(vb) = one(chunk) else { continue };
         let (b, p) = (vb.b, vb.p);
-        let hidden = net.hidden(&vb.latent);
+        let shared = (!dates).then(|| net.hidden(&vb.latent));
         let mut mus = Vec::with_capacity(passes);
         let mut lvs = Vec::with_capacity(passes);
         for t in 0..passes {
@@ -59,9 +59,14 @@ pub(crate) fn calibration_samples(
                 })
                 .flatten()
                 .map(|v| (net.hidden(&v.latent), v.latent));
-            let (hidden, latent) = match &own {
-                Some((h, l)) => (h, l),
-                None => (&hidden, &vb.latent),
+            let fallback;
+            let (hidden, latent) = match (&own, &shared) {
+                (Some((h, l)), _) => (h, l),
+                (None, Some(h)) => (h, &vb.latent),
+                (None, None) => {
+                    fallback = net.hidden(&vb.latent);
+                    (&fallback, &vb.latent)
+                }
             };
             let mask = (cfg.dropout > 0.0).then(|| {
                 to_tensor(

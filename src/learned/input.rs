@@ -164,6 +164,16 @@ pub struct Patch {
     pub labels: Array2<i64>,
 }
 
+/// Hides optical step `step` of a season's raw bands `[bands, h, w]` (a window or a patch):
+/// its bands missing, as on a cloudy date. No-op without temporal encoders.
+pub(crate) fn hide_step(raw: &mut Array3<f32>, spec: &NetSpec, step: usize) {
+    if let Some(t) = spec.temporal {
+        let per = spec.optical / t.steps;
+        raw.slice_mut(s![step * per..(step + 1) * per, .., ..])
+            .fill(f32::NAN);
+    }
+}
+
 /// Flips and 90-degree rotations of a square patch (`code` 0..8).
 pub(crate) fn augment<T: Clone>(a: ndarray::ArrayView3<T>, code: usize) -> Array3<T> {
     let mut v = a;

@@ -381,15 +381,11 @@ pub(crate) fn drops_dates(cfg: &TrainConfig) -> bool {
 /// `date_dropout` rate, drawn per pass and step from the seed alone, so that every pixel of
 /// the scene loses the same steps in a pass whatever the tiling.
 pub(crate) fn hide_pass_dates(cfg: &TrainConfig, raw: &mut Array3<f32>, t: usize) {
-    let Some(tc) = cfg.spec.temporal else {
-        return;
-    };
-    let per = cfg.spec.optical / tc.steps;
-    for step in 0..tc.steps {
+    let steps = cfg.spec.temporal.map_or(0, |tc| tc.steps);
+    for step in 0..steps {
         let h = crate::rng::hash4(cfg.seed ^ 0xDA7E, t as u64, step as u64, 0, 0);
         if crate::rng::unit(h) < cfg.date_dropout {
-            raw.slice_mut(s![step * per..(step + 1) * per, .., ..])
-                .fill(f32::NAN);
+            super::input::hide_step(raw, &cfg.spec, step);
         }
     }
 }

@@ -160,7 +160,7 @@ fn drop_dates(mut p: Patch, spec: &NetSpec, q: f64, rng: &mut Rng) -> Patch {
         for s in 0..t.steps {
             let step = ndarray::s![s * per..(s + 1) * per, .., ..];
             if rng.f64() < q && p.raw.slice(step).iter().any(|v| !v.is_nan()) {
-                p.raw.slice_mut(step).fill(f32::NAN);
+                super::input::hide_step(&mut p.raw, spec, s);
             }
         }
     }

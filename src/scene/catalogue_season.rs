@@ -59,7 +59,11 @@ impl CatalogueSetDef {
                 t.start, t.end, optical.len()
             ));
         }
-        let sar: Vec<&Item> = sar.iter().filter(|i| self.orbit_fits(i)).collect();
+        let orbit = self.sar.orbit.as_deref();
+        let sar: Vec<&Item> = sar
+            .iter()
+            .filter(|i| select::orbit_fits(i, orbit))
+            .collect();
         groups
             .iter_mut()
             .map(|g| {
@@ -68,14 +72,6 @@ impl CatalogueSetDef {
                 self.season_scene(g, &sar, out, base)
             })
             .collect()
-    }
-
-    /// Whether a SAR Item is of the orbit direction the table asks for (any, when none).
-    fn orbit_fits(&self, it: &Item) -> bool {
-        self.sar.orbit.as_deref().is_none_or(|o| {
-            it.property("sat:orbit_state")
-                .is_some_and(|s| s.eq_ignore_ascii_case(o))
-        })
     }
 
     /// One season scene: an optical date per day of the group, a SAR date per SAR day

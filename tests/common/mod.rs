@@ -199,27 +199,28 @@ pub fn assert_metric_keys(m: &serde_json::Value, method: &str, extra: &[&str]) {
     }
 }
 
+/// `geofuse synth --out DIR ARGS...`, which must succeed; its pipeline file.
+pub fn synth(dir: &Path, args: &[&str]) -> PathBuf {
+    let mut a = vec!["synth", "--out", dir.to_str().unwrap()];
+    a.extend_from_slice(args);
+    let o = geofuse(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    dir.join("pipeline.toml")
+}
+
+/// A synthetic pipeline's text up to its first network (the learned kernel): the trees only.
+pub fn without_networks(text: &str) -> &str {
+    let cut = text.find("\n[[methods]]\nname = \"learned-kernel\"");
+    &text[..cut.expect("a synthetic pipeline lists the learned kernel")]
+}
+
 /// `synth --scenes n` in `dir`, trimmed to fast hand-crafted methods (forest and boosted
 /// trees); returns the pipeline.
 pub fn series(dir: &Path, n: usize, size: usize) -> PathBuf {
-    let o = geofuse(&[
-        "synth",
-        "--out",
-        dir.to_str().unwrap(),
-        "--size",
-        &size.to_string(),
-        "--seed",
-        "3",
-        "--scenes",
-        &n.to_string(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pipe = dir.join("pipeline.toml");
+    let (size, n) = (size.to_string(), n.to_string());
+    let pipe = synth(dir, &["--size", &size, "--seed", "3", "--scenes", &n]);
     let text = std::fs::read_to_string(&pipe).unwrap();
-    let cut = text
-        .find("\n[[methods]]\nname = \"learned-kernel\"")
-        .unwrap();
-    let text = text[..cut]
+    let text = without_networks(&text)
         .replace("tile_size = 256", "tile_size = 64")
         .replace("block_size = 64", "block_size = 32")
         .replace("samples_per_class = 3000", "samples_per_class = 400")
@@ -294,32 +295,28 @@ pub fn float_tiff_like(src: &Dataset, dst: &Path, bands: usize) -> Dataset {
 pub fn season(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
     let pipe = season_all(dir, size, dates, cloudy);
     let text = std::fs::read_to_string(&pipe).unwrap();
-    let cut = text
-        .find("\n[[methods]]\nname = \"learned-kernel\"")
-        .unwrap();
-    std::fs::write(&pipe, &text[..cut]).unwrap();
+    std::fs::write(&pipe, without_networks(&text)).unwrap();
     pipe
 }
 
 /// `synth --dates N` of one scene of `size`, every method, with small budgets.
 pub fn season_all(dir: &Path, size: usize, dates: usize, cloudy: f64) -> PathBuf {
-    let o = geofuse(&[
-        "synth",
-        "--out",
-        dir.to_str().unwrap(),
-        "--size",
-        &size.to_string(),
-        "--seed",
-        "5",
-        "--dates",
-        &dates.to_string(),
-        "--cloudy-dates",
-        &cloudy.to_string(),
-        "--sar-every-days",
-        "12",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let pipe = dir.join("pipeline.toml");
+    let (size, dates, cloudy) = (size.to_string(), dates.to_string(), cloudy.to_string());
+    let pipe = synth(
+        dir,
+        &[
+            "--size",
+            &size,
+            "--seed",
+            "5",
+            "--dates",
+            &dates,
+            "--cloudy-dates",
+            &cloudy,
+            "--sar-every-days",
+            "12",
+        ],
+    );
     let text = std::fs::read_to_string(&pipe)
         .unwrap()
         .replace("tile_size = 256", "tile_size = 64")
