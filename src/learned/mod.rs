@@ -17,12 +17,16 @@
 
 pub(crate) mod align;
 mod calibrate;
+mod grad_conv;
+mod grad_loss;
+mod grad_ops;
 pub(crate) use crate::config::fusion;
 mod input;
 pub(crate) mod method;
 pub(crate) mod model;
 pub(crate) mod native;
 mod native_temporal;
+mod native_train;
 mod native_unet;
 mod predict;
 pub mod runtime;
@@ -31,6 +35,8 @@ mod season_cache;
 mod store;
 pub mod temporal;
 mod train;
+mod train_encoder;
+mod train_fusion;
 pub(crate) mod unet;
 
 pub use method::NetworkMethod;

@@ -65,12 +65,12 @@ impl Map {
         out
     }
 
-    fn px(&self, i: usize) -> &[f32] {
+    pub(crate) fn px(&self, i: usize) -> &[f32] {
         &self.v[i * self.c..(i + 1) * self.c]
     }
 
     /// Channels `r` of every pixel.
-    fn channels(&self, r: Range<usize>) -> Map {
+    pub(crate) fn channels(&self, r: Range<usize>) -> Map {
         let c = r.len();
         let mut out = Map::zeros(self.h, self.w, c);
         out.v
@@ -85,7 +85,7 @@ impl Map {
     }
 
     /// One channel as a plane `[h * w]`.
-    fn plane(&self, ch: usize) -> Vec<f32> {
+    pub(crate) fn plane(&self, ch: usize) -> Vec<f32> {
         self.v.iter().skip(ch).step_by(self.c).copied().collect()
     }
 
@@ -113,7 +113,7 @@ impl Map {
         out
     }
 
-    fn zip(&self, o: &Map, f: impl Fn(f32, f32) -> f32 + Sync) -> Map {
+    pub(crate) fn zip(&self, o: &Map, f: impl Fn(f32, f32) -> f32 + Sync) -> Map {
         Map {
             v: self.v.iter().zip(&o.v).map(|(&a, &b)| f(a, b)).collect(),
             ..*self
@@ -123,7 +123,7 @@ impl Map {
 
 /// A pixel-major map `v` (`h` x `w` x `c`) inside a zero border: `pad` rows above and below,
 /// `pad` columns on the left and `wp - w - pad` on the right.
-fn padded(v: &[f32], h: usize, w: usize, c: usize, pad: usize, wp: usize) -> Vec<f32> {
+pub(crate) fn padded(v: &[f32], h: usize, w: usize, c: usize, pad: usize, wp: usize) -> Vec<f32> {
     let mut out = vec![0f32; (h + 2 * pad) * wp * c];
     out[pad * wp * c..(h + pad) * wp * c]
         .par_chunks_mut(wp * c)
@@ -155,7 +155,21 @@ pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 impl Conv {
     pub(crate) fn from_burn(c: &Conv2d) -> Conv {
         let [cout, cin, k, _] = c.weight.val().dims();
-        let wv = values(c.weight.val());
+        let bias = c.bias.as_ref().map(|b| values(b.val()));
+        Conv::from_raw(
+            [cout, cin, k, c.dilation[0]],
+            &values(c.weight.val()),
+            bias.as_deref(),
+        )
+    }
+
+    /// A convolution of `[cout, cin, k, dilation]` from weights in burn's `[cout][cin][k][k]`
+    /// layout and an optional bias.
+    pub(crate) fn from_raw(
+        [cout, cin, k, dil]: [usize; 4],
+        wv: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Conv {
         let cpad = cout.div_ceil(LANES) * LANES;
         let mut w = vec![0f32; k * k * cin * cpad];
         for o in 0..cout {
@@ -166,18 +180,39 @@ impl Conv {
             }
         }
         let mut b = vec![0f32; cpad];
-        if let Some(bias) = &c.bias {
-            b[..cout].copy_from_slice(&values(bias.val()));
+        if let Some(bias) = bias {
+            b[..cout].copy_from_slice(bias);
         }
         Conv {
             cin,
             cout,
             cpad,
             k,
-            dil: c.dilation[0],
+            dil,
             w,
             b,
         }
+    }
+
+    /// The convolution whose output is this one's input gradient: taps mirrored, input and
+    /// output channels swapped, no bias (same padding, so the mirrored taps line up).
+    pub(crate) fn transposed(&self) -> Conv {
+        let (cin, cout, k) = (self.cin, self.cout, self.k);
+        let kk = k * k;
+        let mut wv = vec![0f32; cin * cout * kk];
+        for i in 0..cin {
+            for o in 0..cout {
+                for t in 0..kk {
+                    wv[(i * cout + o) * kk + t] = self.w[((kk - 1 - t) * cin + i) * self.cpad + o];
+                }
+            }
+        }
+        Conv::from_raw([cin, cout, k, self.dil], &wv, None)
+    }
+
+    /// Input channels, output channels, kernel side and dilation.
+    pub(crate) fn shape(&self) -> [usize; 4] {
+        [self.cin, self.cout, self.k, self.dil]
     }
 
     pub(crate) fn apply(&self, x: &Map, relu: bool) -> Map {
@@ -192,9 +227,8 @@ impl Conv {
             return self.apply_pointwise(x, relu, simd);
         }
         let pad = self.dil * (self.k / 2);
-        // Columns computed per row: a multiple of both block widths (PIX1 = 2 PIX2); the extra
-        // columns read zero padding and are dropped.
-        let wr = x.w.div_ceil(PIX1) * PIX1;
+        // Every row's columns, the last ones in narrower blocks (`row`).
+        let wr = x.w;
         let wp = wr + 2 * pad;
         let cin = self.cin;
         let xp = padded(&x.v, x.h, x.w, cin, pad, wp);
@@ -249,7 +283,9 @@ impl Conv {
         out
     }
 
-    /// Output row `r` (`wr` columns, `cpad` channels each) into `acc`.
+    /// Output row `r` (`wr` columns, `cpad` channels each) into `acc`. Full blocks first; the
+    /// last columns in narrower blocks, so no column past `wr` is computed. Every pixel's sums
+    /// run in the same order whatever its block.
     fn row(&self, xp: &[f32], wp: usize, r: usize, wr: usize, acc: &mut [f32], simd: bool) {
         let mut o0 = 0;
         while o0 < self.cpad {
@@ -260,25 +296,56 @@ impl Conv {
             } else {
                 (PIX1, LANES)
             };
-            for c0 in (0..wr).step_by(pix) {
+            let mut c0 = 0;
+            while c0 < wr {
+                let left = wr - c0;
+                let p = if left >= pix {
+                    pix
+                } else {
+                    [8, 4, 2, 1].into_iter().find(|&p| p <= left).unwrap_or(1)
+                };
                 #[cfg(target_arch = "x86_64")]
                 if simd {
                     // SAFETY: `simd` is only true when AVX2 and FMA were detected, and every
                     // index the block touches is in bounds (see `block_scalar`, which indexes
                     // the same elements with checks).
-                    unsafe {
-                        if wide {
-                            self.block_avx2::<PIX2, 2>(xp, wp, r, c0, o0, acc);
-                        } else {
-                            self.block_avx2::<PIX1, 1>(xp, wp, r, c0, o0, acc);
-                        }
-                    }
+                    unsafe { self.block_simd(xp, wp, (r, c0, o0), p, wide, acc) };
+                    c0 += p;
                     continue;
                 }
                 let _ = simd;
-                self.block_scalar(xp, wp, r, c0, pix, o0, lanes, acc);
+                self.block_scalar(xp, wp, r, c0, p, o0, lanes, acc);
+                c0 += p;
             }
             o0 += lanes;
+        }
+    }
+
+    /// The AVX2 block of `p` pixels (a width [`row`](Self::row) picks) and one or two
+    /// registers of output channels.
+    ///
+    /// # Safety
+    /// As [`block_avx2`](Self::block_avx2).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn block_simd(
+        &self,
+        xp: &[f32],
+        wp: usize,
+        (r, c0, o0): (usize, usize, usize),
+        p: usize,
+        wide: bool,
+        acc: &mut [f32],
+    ) {
+        match (wide, p) {
+            (true, PIX2) => self.block_avx2::<PIX2, 2>(xp, wp, r, c0, o0, acc),
+            (true, 4) => self.block_avx2::<4, 2>(xp, wp, r, c0, o0, acc),
+            (true, 2) => self.block_avx2::<2, 2>(xp, wp, r, c0, o0, acc),
+            (true, _) => self.block_avx2::<1, 2>(xp, wp, r, c0, o0, acc),
+            (false, PIX1) => self.block_avx2::<PIX1, 1>(xp, wp, r, c0, o0, acc),
+            (false, 8) => self.block_avx2::<8, 1>(xp, wp, r, c0, o0, acc),
+            (false, 4) => self.block_avx2::<4, 1>(xp, wp, r, c0, o0, acc),
+            (false, 2) => self.block_avx2::<2, 1>(xp, wp, r, c0, o0, acc),
+            (false, _) => self.block_avx2::<1, 1>(xp, wp, r, c0, o0, acc),
         }
     }
 
@@ -786,7 +853,7 @@ impl FuseCtx<'_> {
 /// e^x in f32 (Cephes' range reduction and polynomial, relative error about 1e-7), written
 /// without calls so loops over it vectorise; exactly 0 below -87 (a masked tap's weight).
 #[inline(always)]
-fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(-87.0, 88.0);
     // Round to nearest through the 1.5 * 2^23 shift (no SSE4.1 rounding instruction needed).
     let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;

@@ -15,7 +15,7 @@ pub struct NativeUNet {
 }
 
 /// `m` inside a zero border on the bottom and right, `hp` x `wp` pixels.
-fn pad_to(m: &Map, hp: usize, wp: usize) -> Map {
+pub(crate) fn pad_to(m: &Map, hp: usize, wp: usize) -> Map {
     let mut out = Map::zeros(hp, wp, m.c);
     out.v
         .par_chunks_mut(wp * m.c)
@@ -26,7 +26,7 @@ fn pad_to(m: &Map, hp: usize, wp: usize) -> Map {
 }
 
 /// The top-left `h` x `w` pixels of `m`.
-fn crop(m: &Map, h: usize, w: usize) -> Map {
+pub(crate) fn crop(m: &Map, h: usize, w: usize) -> Map {
     let mut out = Map::zeros(h, w, m.c);
     out.v
         .par_chunks_mut(w * m.c)

@@ -1,10 +1,11 @@
 //! Training: class-weighted sampled-softmax loss over all experts, modality dropout,
 //! augmentation, early stopping on validation blocks, temperature fitting.
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::native_train::{Drawn, TrainNet};
 use super::*;
 pub use crate::config::network::Schedule;
 use crate::config::ClassDef;
@@ -191,17 +192,17 @@ struct Stepper<'a> {
 }
 
 impl Stepper<'_> {
-    /// The loss of one batch (patches `chunk` of `train`): the fused prediction's
-    /// sampled-softmax loss plus each expert's own (deep supervision, so that every expert is a
-    /// classifier on its own where the others are missing). None when no pixel is labelled.
-    fn loss(
+    /// The random draws of one batch (patches `chunk` of `train`): augmentation, modality
+    /// dropout, the heads' dropout mask (`head_ch` channels) and the logit noise, in the order
+    /// every training step has drawn them. None when no pixel is labelled.
+    fn draw(
         &self,
-        net: &FusionNet,
+        head_ch: usize,
         train: &[Patch],
         chunk: &[usize],
         rng: &mut Rng,
-    ) -> Option<Tensor<1>> {
-        let (config, k, dev) = (self.config, self.classes, self.device);
+    ) -> Option<Drawn> {
+        let (config, k) = (self.config, self.classes);
         let copies: Vec<Patch>;
         let pts: Vec<&Patch> =
             if config.radiometric_jitter == (0.0, 0.0) && config.date_dropout == 0.0 {
@@ -230,41 +231,112 @@ impl Stepper<'_> {
         if ws.iter().all(|&w| w == 0.0) {
             return None;
         }
-        let x = to_tensor(xs, [b, config.spec.in_ch(), p, p], dev);
-        let y = Tensor::<4, Int>::from_data(TensorData::new(ys, [b, 1, p, p]), dev);
-        let wt = to_tensor(ws, [b, 1, p, p], dev);
-        let latent = net.latent(x);
-        let hidden = net.hidden(&latent);
-        let head_ch = net.head_channels();
-        let mask = (config.dropout > 0.0).then(|| {
-            let m = dropout_mask(rng, b * head_ch * p * p, 1.0 - config.dropout);
-            to_tensor(m, [b, head_ch, p, p], dev)
-        });
+        let mask = (config.dropout > 0.0)
+            .then(|| dropout_mask(rng, b * head_ch * p * p, 1.0 - config.dropout));
         // Antithetic standard-normal logit noise for the sampled-softmax loss.
         let mut eps = Vec::with_capacity(2 * TRAIN_NOISE_PAIRS);
         for _ in 0..TRAIN_NOISE_PAIRS {
-            let e: Vec<f32> = (0..b * k * p * p).map(|_| rng.normal() as f32).collect();
-            let e = to_tensor(e, [b, k, p, p], dev);
-            eps.push(e.clone().neg());
+            let e = rng.normals_f32(b * k * p * p);
+            eps.push(e.iter().map(|v| -v).collect());
             eps.push(e);
         }
-        let outs = net.expert_outputs(&hidden, mask.as_ref());
-        let fused = model::precision_fuse(&outs, &latent.presence);
-        let wnll = |o: &model::HeadOut, w: Tensor<4>| {
-            (model::sampled_softmax_nll(o, &y, &eps) * w.clone()).sum() / w.sum().clamp_min(1e-6)
-        };
-        let mut loss = wnll(&fused, wt.clone());
-        if outs.len() > 1 {
-            for (o, pr) in outs.iter().zip(&latent.presence) {
-                let w = match pr {
-                    Some(pr) => wt.clone() * pr.clone(),
-                    None => wt.clone(),
-                };
-                loss = loss + wnll(o, w);
+        Some(Drawn {
+            xs,
+            ys,
+            ws,
+            b,
+            p,
+            mask,
+            eps,
+        })
+    }
+
+    /// The loss of one batch and its gradients: geofuse's own backward pass where `native`
+    /// holds the network's layers, burn's autodiff otherwise.
+    fn gradients(&self, net: &FusionNet, d: &Drawn, native: bool) -> (f64, GradientsParams) {
+        if native {
+            if let Some(tn) = TrainNet::from_burn(net) {
+                let (loss, grads) = tn.gradients(d);
+                return (loss, tn.params(grads, &self.device.clone().inner()));
             }
         }
-        Some(loss)
+        let loss = burn_loss(net, d, self.device);
+        let value = scalar(&loss);
+        (value, GradientsParams::from_grads(loss.backward(), net))
     }
+}
+
+impl Stepper<'_> {
+    /// One pass over `batches` of `train`: each batch's draws are made while the batch before
+    /// it computes its gradients (the draws use geofuse's generator alone, so their order and
+    /// values are those of drawing each batch just before its step), then AdamW steps. Returns
+    /// the network, the loss summed over the steps and the steps taken (batches without a
+    /// labelled pixel take none); `on_step` is called after each step.
+    fn epoch(
+        &self,
+        mut net: FusionNet,
+        (optim, lr): (&mut ModuleOptimizer, f64),
+        (train, batches): (&[Patch], &[&[usize]]),
+        rng: &mut Rng,
+        (native, on_step): (bool, &mut dyn FnMut()),
+    ) -> (FusionNet, f64, usize) {
+        let hc = net.head_channels();
+        let (mut loss_sum, mut steps) = (0.0, 0);
+        let mut next = batches.first().map(|b| self.draw(hc, train, b, rng));
+        for i in 0..batches.len() {
+            let current = next.take().flatten();
+            let (result, drawn) = rayon::join(
+                || current.map(|d| self.gradients(&net, &d, native)),
+                || batches.get(i + 1).map(|b| self.draw(hc, train, b, rng)),
+            );
+            next = drawn;
+            if let Some((loss, grads)) = result {
+                loss_sum += loss;
+                steps += 1;
+                net = optim.step(lr, net, grads);
+                on_step();
+            }
+        }
+        (net, loss_sum, steps)
+    }
+}
+
+/// The loss of a drawn batch through burn: the fused prediction's sampled-softmax loss plus
+/// each expert's own (deep supervision, so that every expert is a classifier on its own where
+/// the others are missing).
+pub(crate) fn burn_loss(net: &FusionNet, d: &Drawn, dev: &Device) -> Tensor<1> {
+    let spec = net.spec();
+    let (b, p, k) = (d.b, d.p, spec.classes);
+    let x = to_tensor(d.xs.clone(), [b, spec.in_ch(), p, p], dev);
+    let y = Tensor::<4, Int>::from_data(TensorData::new(d.ys.clone(), [b, 1, p, p]), dev);
+    let wt = to_tensor(d.ws.clone(), [b, 1, p, p], dev);
+    let latent = net.latent(x);
+    let hidden = net.hidden(&latent);
+    let mask = d
+        .mask
+        .as_ref()
+        .map(|m| to_tensor(m.clone(), [b, net.head_channels(), p, p], dev));
+    let eps: Vec<Tensor<4>> = d
+        .eps
+        .iter()
+        .map(|e| to_tensor(e.clone(), [b, k, p, p], dev))
+        .collect();
+    let outs = net.expert_outputs(&hidden, mask.as_ref());
+    let fused = model::precision_fuse(&outs, &latent.presence);
+    let wnll = |o: &model::HeadOut, w: Tensor<4>| {
+        (model::sampled_softmax_nll(o, &y, &eps) * w.clone()).sum() / w.sum().clamp_min(1e-6)
+    };
+    let mut loss = wnll(&fused, wt.clone());
+    if outs.len() > 1 {
+        for (o, pr) in outs.iter().zip(&latent.presence) {
+            let w = match pr {
+                Some(pr) => wt.clone() * pr.clone(),
+                None => wt.clone(),
+            };
+            loss = loss + wnll(o, w);
+        }
+    }
+    loss
 }
 
 /// Early stopping: the best validation mIoU's weights, and the history. Training stops after
@@ -354,16 +426,16 @@ impl LearnedModel {
             let lr = config
                 .schedule
                 .rate(config.learning_rate, epoch, config.epochs);
-            let (mut loss_sum, mut steps) = (0.0, 0);
-            for chunk in shuffled(train.len(), &mut rng).chunks(config.batch) {
-                let Some(loss) = stepper.loss(&net, &train, chunk, &mut rng) else {
-                    continue;
-                };
-                loss_sum += scalar(&loss);
-                steps += 1;
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                net = optim.step(lr, net, grads);
-            }
+            let order = shuffled(train.len(), &mut rng);
+            let batches: Vec<&[usize]> = order.chunks(config.batch).collect();
+            let (loss_sum, steps);
+            (net, loss_sum, steps) = stepper.epoch(
+                net,
+                (&mut optim, lr),
+                (&train, &batches),
+                &mut rng,
+                (runtime.native, &mut || {}),
+            );
             seen += train.len();
             let snapshot = net.valid();
             let val_miou = validate(&snapshot, &norm, val, k, &runtime.device);
@@ -477,10 +549,15 @@ pub(crate) fn val_batches<'a>(
 
 /// Inverted-dropout mask values: 1 / keep with probability `keep`, else 0.
 pub(crate) fn dropout_mask(rng: &mut Rng, n: usize, keep: f64) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            if rng.f64() < keep {
-                (1.0 / keep) as f32
+    use rayon::prelude::*;
+    // The generator runs serially (the draws of `rng.f64()` in order), the comparisons on
+    // every core.
+    let raw: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let scale = (1.0 / keep) as f32;
+    raw.par_iter()
+        .map(|&u| {
+            if crate::rng::unit(u) < keep {
+                scale
             } else {
                 0.0
             }
@@ -554,7 +631,7 @@ pub fn time_training_steps(
         seed: 1,
     };
     let device = runtime.device.clone().autodiff();
-    let mut net = FusionNet::new(spec, &device);
+    let net = FusionNet::new(spec, &device);
     let mut optim = AdamWConfig::new().with_weight_decay(1e-4).init();
     let norm = Normalisation::from_patches(&patches);
     let weights = vec![1.0; spec.classes];
@@ -566,19 +643,26 @@ pub fn time_training_steps(
         classes: spec.classes,
     };
     let chunk: Vec<usize> = (0..batch).collect();
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..steps + 2 {
-        let t = std::time::Instant::now();
-        if let Some(loss) = stepper.loss(&net, &patches, &chunk, &mut rng) {
-            let grads = GradientsParams::from_grads(loss.backward(), &net);
-            net = optim.step(config.learning_rate, net, grads);
-            // Wait for the device (wgpu queues work): read one weight back.
-            std::hint::black_box(scalar(&loss));
-        }
-        if i >= 2 {
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
+    let batches = vec![chunk.as_slice(); steps + 2];
+    // Steps as training runs them (`Stepper::epoch`: the next batch drawn during this one's
+    // gradients); the loss is read back inside, which waits for a wgpu device. A step's time
+    // runs from the end of the step before.
+    let mut marks = vec![std::time::Instant::now()];
+    let (net, loss, _) = stepper.epoch(
+        net,
+        (&mut optim, config.learning_rate),
+        (&patches, &batches),
+        &mut rng,
+        (runtime.native, &mut || {
+            marks.push(std::time::Instant::now())
+        }),
+    );
+    std::hint::black_box((net, loss));
+    let times = marks
+        .windows(2)
+        .skip(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0)
+        .collect();
     times
 }
 
