@@ -172,7 +172,7 @@ T[gf_burn]=$(median_f "${v_burn[@]}")
 torch_v=$("$venv/bin/python" -c "import torch; print(torch.__version__)")
 torch_deb_v=$("$py" -c "import torch; print(torch.__version__)")
 
-# --- training steps on the CPU: geofuse (burn Flex) vs PyTorch, both encoders ---------------
+# --- training steps on the CPU: geofuse (native kernels) vs PyTorch, both encoders ------------
 # One step = batch assembly + forward + backward + AdamW update of the learned-kernel network,
 # batch 16 x 32^2 px (geofuse's default batch and patch); median of 10 steps, RUNS alternations.
 for enc in small unet; do

@@ -10,8 +10,12 @@
 //!   early stopping), `predict` (Monte Carlo dropout passes, predictive distribution),
 //!   `calibrate` (temperature scaling), `store` (saving, loading, hashes).
 //! - `native`: CPU inference on geofuse's own kernels (the weights copied from burn).
-//! - [`runtime`]: the compute device (`cpu` = burn's Flex backend for training and `native`
-//!   for inference, `wgpu` = GPU through wgpu).
+//! - `native_train` (with `grad_conv`, `grad_ops`, `grad_loss`, `train_encoder`,
+//!   `train_fusion`): CPU training steps on geofuse's own forward and backward passes, the
+//!   gradients handed to burn's optimiser.
+//! - [`runtime`]: the compute device (`cpu` = the native kernels for training and inference,
+//!   burn's Flex backend where they do not reach (temporal encoders, `align`); `cpu-burn` =
+//!   burn's Flex backend for everything; `wgpu` = GPU through wgpu).
 //! - [`scene_input`]: raw band windows and training patches from a scene.
 //! - `method`: [`NetworkMethod`], the learned kind behind `crate::method`.
 

@@ -59,7 +59,8 @@ impl Runtime {
         Ok(r)
     }
 
-    /// The CPU: burn's Flex backend trains, [`native`] predicts.
+    /// The CPU: geofuse's native kernels train (`native_train`) and predict ([`native`]),
+    /// burn's Flex backend where they do not reach.
     fn cpu() -> Runtime {
         let simd = if native::simd_available() {
             "avx2+fma"
@@ -68,7 +69,7 @@ impl Runtime {
         };
         Runtime {
             device: Device::flex(),
-            name: format!("cpu (flex training, native {simd} inference)"),
+            name: format!("cpu (native {simd} training and inference)"),
             native: true,
         }
     }
