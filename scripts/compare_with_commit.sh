@@ -21,10 +21,15 @@ mkdir -p "$work"
 if [ ! -d "$work/src-$commit" ]; then
   git -C "$root" worktree add --detach "$work/src-$commit" "$commit" >/dev/null
 fi
-(cd "$work/src-$commit" && cargo build --release --locked -q)
+# Both trees share the target folder, and cargo keys the geofuse package by its path relative
+# to the workspace: each build would take the other's as fresh. Cleaning the package alone
+# (not its dependencies) makes each build compile its own sources.
+build() { (cd "$1" && cargo clean --release -p geofuse -q && cargo build --release --locked -q); }
+build "$work/src-$commit"
 cp "$CARGO_TARGET_DIR/release/geofuse" "$work/geofuse-$commit"
-(cd "$root" && cargo build --release --locked -q)
+build "$root"
 cp "$CARGO_TARGET_DIR/release/geofuse" "$work/geofuse-new"
+cmp -s "$work/geofuse-$commit" "$work/geofuse-new" && echo "note: both binaries are the same bytes" >&2
 status=0
 for p in "${pipes[@]}"; do
   name=$(basename "$p" .toml)

@@ -101,7 +101,7 @@ impl LearnedModel {
         let net = {
             let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
             runtime.device.seed(config.seed);
-            FusionNet::new(config.spec, &runtime.device)
+            FusionNet::new(config.spec, &runtime.device).initialised(&runtime.device)
         };
         let norm = Normalisation {
             mean: vec![

@@ -459,6 +459,18 @@ impl FusionNet {
         .map(&mut SequentialIds(1))
     }
 
+    /// The network with every parameter's initial values drawn now. burn initialises a
+    /// parameter lazily, at its first use; this runs one forward pass on a one-pixel input, so
+    /// the draws come in the order a training step first uses them (the order of every model
+    /// trained before this existed). Call it right after seeding, under `INIT_LOCK`, so that no
+    /// other draw from burn's generator comes between.
+    pub fn initialised(self, device: &Device) -> Self {
+        let x = Tensor::<4>::zeros([1, self.spec.in_ch(), 1, 1], device);
+        let hidden = self.hidden(&self.latent(x));
+        std::hint::black_box(self.expert_outputs(&hidden, None));
+        self
+    }
+
     /// The network's shape.
     pub fn spec(&self) -> NetSpec {
         self.spec

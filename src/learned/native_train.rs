@@ -457,7 +457,7 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             dev.seed(seed);
-            FusionNet::new(spec, &dev)
+            FusionNet::new(spec, &dev).initialised(&dev)
         };
         let tn = TrainNet::from_burn(&net).expect("trains natively");
         let d = drawn(&spec, tn.heads.len(), (b, p), &mut Rng::new(seed));
