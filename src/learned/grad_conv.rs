@@ -189,22 +189,26 @@ fn weight_grad(x: &Map, dy: &Map, k: usize, dil: usize, out: &mut [f32]) {
     let cop = cout.div_ceil(8) * 8;
     let co = cop.min(BLOCK);
     let ib = match co {
-        8 => 8,
-        16 => 4,
-        24 => 3,
+        8 => 12,
+        16 => 6,
+        24 => 4,
         _ => 2,
     };
     let s = Shifted::new(x, k, dil, ib);
     let kk = k * k;
-    let mut blk = vec![0f32; dy.h * dy.w * co];
+    // Output channels in blocks of `co`, copied out of `dy` unless one block holds them all.
+    let whole = cout == co;
+    let mut blk = vec![0f32; if whole { 0 } else { dy.h * dy.w * co }];
     let mut acc = vec![0f32; kk * s.cinp * co];
     for o0 in (0..cout).step_by(co) {
         let n = co.min(cout - o0);
-        for (b, px) in blk.chunks_exact_mut(co).zip(dy.v.chunks_exact(cout)) {
-            b[..n].copy_from_slice(&px[o0..o0 + n]);
+        if !whole {
+            for (b, px) in blk.chunks_exact_mut(co).zip(dy.v.chunks_exact(cout)) {
+                b[..n].copy_from_slice(&px[o0..o0 + n]);
+            }
         }
         acc.fill(0.0);
-        run_block(&s, &blk, co, &mut acc);
+        run_block(&s, if whole { &dy.v } else { &blk }, co, &mut acc);
         for t in 0..kk {
             for i in 0..cin {
                 let src = &acc[(t * s.cinp + i) * co..][..n];
@@ -222,18 +226,18 @@ fn run_block(s: &Shifted, dy: &[f32], co: usize, acc: &mut [f32]) {
         // SAFETY: AVX2 and FMA were detected.
         unsafe {
             match co {
-                8 => wgrad_fma::<8, 8>(s, dy, acc),
-                16 => wgrad_fma::<16, 4>(s, dy, acc),
-                24 => wgrad_fma::<24, 3>(s, dy, acc),
+                8 => wgrad_fma::<8, 12>(s, dy, acc),
+                16 => wgrad_fma::<16, 6>(s, dy, acc),
+                24 => wgrad_fma::<24, 4>(s, dy, acc),
                 _ => wgrad_fma::<32, 2>(s, dy, acc),
             }
         }
         return;
     }
     match co {
-        8 => wgrad::<8, 8, false>(s, dy, acc),
-        16 => wgrad::<16, 4, false>(s, dy, acc),
-        24 => wgrad::<24, 3, false>(s, dy, acc),
+        8 => wgrad::<8, 12, false>(s, dy, acc),
+        16 => wgrad::<16, 6, false>(s, dy, acc),
+        24 => wgrad::<24, 4, false>(s, dy, acc),
         _ => wgrad::<32, 2, false>(s, dy, acc),
     }
 }
