@@ -133,10 +133,11 @@ fn uncertainty_study_on_the_demo_scene() {
     assert!(get(lk, "masked_epistemic_ratio") >= 4.0);
     // Inside SAR gaps the product is its optical branch (SAR and joint weights exactly 0): as
     // accurate as the separately trained optical-only network, within the spread of two
-    // trainings. That spread is 1.2 points over 5 seeds on one CPU, and a CPU with other SIMD
-    // widths trains other networks from the same seed: an AVX2-only AMD EPYC gives 0.876
-    // against 0.908 (BENCHMARKS.md), so the tolerance is 3.5 points.
-    assert!(get(lk, "sar_gap_accuracy") >= get("optical-only", "sar_gap_accuracy") - 0.035);
+    // trainings. That spread is 1.2 points over 5 seeds with one arithmetic, and another
+    // arithmetic trains other networks from the same seed: at this seed burn's autodiff on an
+    // AVX2-only AMD EPYC gives 0.876 against 0.908, geofuse's native training 0.871 against
+    // 0.908 (seeds 43 and 44: -0.5 points each; BENCHMARKS.md), so the tolerance is 4.5 points.
+    assert!(get(lk, "sar_gap_accuracy") >= get("optical-only", "sar_gap_accuracy") - 0.045);
     // And far better than the SAR-only network there, and than optical-only under clouds.
     assert!(get(lk, "sar_gap_accuracy") > get("sar-only", "sar_gap_accuracy") + 0.3);
     assert!(get(lk, "cloud_accuracy") > get("optical-only", "cloud_accuracy") + 0.3);
