@@ -181,6 +181,20 @@ pub(crate) fn nll_back(o: &Out, l: &LossIn) -> (f64, Map, Vec<f32>) {
     (loss, dmu, dlv)
 }
 
+/// The polynomial of [`ln_f32`] in the reduced mantissa, highest power first (Cephes' logf),
+/// shared by the scalar and vector paths.
+const LN_POLY: [f32; 9] = [
+    7.037_683_6e-2,
+    -1.151_461_1e-1,
+    1.167_699_9e-1,
+    -1.242_014_1e-1,
+    1.424_932_3e-1,
+    -1.666_805_8e-1,
+    2.000_071_4e-1,
+    -2.499_999_4e-1,
+    3.333_333e-1,
+];
+
 /// ln x for x >= 1 (Cephes' logf: mantissa in [sqrt(1/2), sqrt(2)), polynomial, relative
 /// error about 1e-7), written without calls so loops over it vectorise.
 #[inline(always)]
@@ -195,17 +209,8 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
         m -= 1.0;
     }
     let z = m * m;
-    let mut y = 7.037_683_6e-2f32;
-    for c in [
-        -1.151_461_1e-1,
-        1.167_699_9e-1,
-        -1.242_014_1e-1,
-        1.424_932_3e-1,
-        -1.666_805_8e-1,
-        2.000_071_4e-1,
-        -2.499_999_4e-1,
-        3.333_333e-1,
-    ] {
+    let mut y = LN_POLY[0];
+    for &c in &LN_POLY[1..] {
         y = y * m + c;
     }
     let ef = e as f32;
@@ -216,6 +221,7 @@ pub(crate) fn ln_f32(x: f32) -> f32 {
 /// [`Block::run`] on 256-bit registers, the same steps and polynomials.
 #[cfg(target_arch = "x86_64")]
 mod avx {
+    use super::super::native::EXP_POLY;
     use super::{Block, L};
     use std::arch::x86_64::*;
 
@@ -238,14 +244,8 @@ mod avx {
             _mm256_sub_ps(xc, _mm256_mul_ps(n, _mm256_set1_ps(0.693_359_4))),
             _mm256_mul_ps(n, _mm256_set1_ps(2.121_944_4e-4)),
         );
-        let mut p = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [
-            1.398_199_9e-3,
-            8.333_452e-3,
-            4.166_579_6e-2,
-            0.166_666_65,
-            0.5,
-        ] {
+        let mut p = _mm256_set1_ps(EXP_POLY[0]);
+        for &c in &EXP_POLY[1..] {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
         let y = _mm256_add_ps(
@@ -282,17 +282,8 @@ mod avx {
         let one = _mm256_set1_ps(1.0);
         let m = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), one);
         let z = _mm256_mul_ps(m, m);
-        let mut y = _mm256_set1_ps(7.037_683_6e-2);
-        for c in [
-            -1.151_461_1e-1,
-            1.167_699_9e-1,
-            -1.242_014_1e-1,
-            1.424_932_3e-1,
-            -1.666_805_8e-1,
-            2.000_071_4e-1,
-            -2.499_999_4e-1,
-            3.333_333e-1,
-        ] {
+        let mut y = _mm256_set1_ps(super::LN_POLY[0]);
+        for &c in &super::LN_POLY[1..] {
             y = _mm256_fmadd_ps(y, m, _mm256_set1_ps(c));
         }
         y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);

@@ -850,6 +850,17 @@ impl FuseCtx<'_> {
     }
 }
 
+/// The polynomial of [`exp_f32`] in the reduced argument, highest power first (Cephes' expf),
+/// shared with the training loss's vector path.
+pub(crate) const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    0.166_666_65,
+    0.5,
+];
+
 /// e^x in f32 (Cephes' range reduction and polynomial, relative error about 1e-7), written
 /// without calls so loops over it vectorise; exactly 0 below -87 (a masked tap's weight).
 #[inline(always)]
@@ -858,12 +869,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     // Round to nearest through the 1.5 * 2^23 shift (no SSE4.1 rounding instruction needed).
     let n = (xc * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
     let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 0.166_666_65;
-    p = p * r + 0.5;
+    let mut p = EXP_POLY[0];
+    for &c in &EXP_POLY[1..] {
+        p = p * r + c;
+    }
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) << 23) as u32);
     if x < -87.0 {

@@ -35,6 +35,20 @@ pub(crate) fn crop(m: &Map, h: usize, w: usize) -> Map {
     out
 }
 
+/// `m` padded with zeros at the bottom and right to the [`UNET_STRIDE`] lattice (a copy when
+/// it already lies on it).
+pub(crate) fn to_stride(m: &Map) -> Map {
+    let (hp, wp) = (
+        m.h.div_ceil(UNET_STRIDE) * UNET_STRIDE,
+        m.w.div_ceil(UNET_STRIDE) * UNET_STRIDE,
+    );
+    if (hp, wp) == (m.h, m.w) {
+        m.clone()
+    } else {
+        pad_to(m, hp, wp)
+    }
+}
+
 /// 2x2 average pooling (even sides): the mean of each cell's two rows' column means, as
 /// burn's `mean_dim(5)` then `mean_dim(3)`.
 pub(crate) fn pool2(m: &Map) -> Map {
@@ -88,15 +102,8 @@ impl NativeUNet {
     /// `UNet::forward` on a pixel-major map.
     pub fn forward(&self, x: &Map) -> Map {
         let (h, w) = (x.h, x.w);
-        let (hp, wp) = (
-            h.div_ceil(UNET_STRIDE) * UNET_STRIDE,
-            w.div_ceil(UNET_STRIDE) * UNET_STRIDE,
-        );
-        let mut y = if (hp, wp) == (h, w) {
-            x.clone()
-        } else {
-            pad_to(x, hp, wp)
-        };
+        let mut y = to_stride(x);
+        let (hp, wp) = (y.h, y.w);
         let mut skips = Vec::with_capacity(UNET_LEVELS);
         for (l, (a, b)) in self.down.iter().enumerate() {
             if l > 0 {

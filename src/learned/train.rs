@@ -592,6 +592,21 @@ pub(crate) fn validate(
     conf.metrics(&names).miou
 }
 
+/// `n` patches of `side` pixels for `spec`: raw values uniform in [0, 1), every pixel labelled
+/// with a uniform class.
+fn random_patches(spec: &NetSpec, (n, side): (usize, usize), rng: &mut Rng) -> Vec<Patch> {
+    (0..n)
+        .map(|_| Patch {
+            raw: ndarray::Array3::from_shape_fn((spec.raw_bands(), side, side), |_| {
+                rng.f64() as f32
+            }),
+            labels: ndarray::Array2::from_shape_fn((side, side), |_| {
+                rng.below(spec.classes) as i64
+            }),
+        })
+        .collect()
+}
+
 /// Milliseconds per training step (batch assembly, forward, backward, AdamW update) of a
 /// freshly initialised network of `spec` on random batches of `batch` patches of `patch`
 /// pixels, every pixel labelled, with the default dropout, modality dropout and loss: one
@@ -604,16 +619,7 @@ pub fn time_training_steps(
     steps: usize,
 ) -> Vec<f64> {
     let mut rng = Rng::new(7);
-    let patches: Vec<Patch> = (0..batch)
-        .map(|_| Patch {
-            raw: ndarray::Array3::from_shape_fn((spec.raw_bands(), patch, patch), |_| {
-                rng.f64() as f32
-            }),
-            labels: ndarray::Array2::from_shape_fn((patch, patch), |_| {
-                rng.below(spec.classes) as i64
-            }),
-        })
-        .collect();
+    let patches = random_patches(&spec, (batch, patch), &mut rng);
     let config = TrainConfig {
         spec,
         epochs: 1,
@@ -789,16 +795,7 @@ mod tests {
             .expect("a thread pool");
         pool.install(|| {
             let mut rng = Rng::new(3);
-            let patches: Vec<Patch> = (0..6)
-                .map(|_| Patch {
-                    raw: ndarray::Array3::from_shape_fn((spec.raw_bands(), 12, 12), |_| {
-                        rng.f64() as f32
-                    }),
-                    labels: ndarray::Array2::from_shape_fn((12, 12), |_| {
-                        rng.below(spec.classes) as i64
-                    }),
-                })
-                .collect();
+            let patches = random_patches(&spec, (6, 12), &mut rng);
             let config = TrainConfig {
                 spec,
                 epochs: 2,

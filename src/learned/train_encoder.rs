@@ -6,8 +6,8 @@ use super::grad_conv::{relu_back, ConvGrad, GradConv};
 use super::grad_ops::{pool2_back, up2_back};
 use super::model::Encoder;
 use super::native::Map;
-use super::native_unet::{crop, pad_to, pool2, up2};
-use super::unet::{UNet, UNET_LEVELS, UNET_STRIDE};
+use super::native_unet::{crop, pad_to, pool2, to_stride, up2};
+use super::unet::{UNet, UNET_LEVELS};
 
 /// A branch's encoder with its gradient slots.
 #[derive(Debug, Clone)]
@@ -114,15 +114,8 @@ impl TrainEncoder {
 /// `unet::UNet::forward`, keeping every activation.
 fn unet_forward(down: &[(GradConv, GradConv)], up: &[GradConv], x: &Map) -> (Map, UnetTrace) {
     let (h, w) = (x.h, x.w);
-    let (hp, wp) = (
-        h.div_ceil(UNET_STRIDE) * UNET_STRIDE,
-        w.div_ceil(UNET_STRIDE) * UNET_STRIDE,
-    );
-    let mut y = if (hp, wp) == (h, w) {
-        x.clone()
-    } else {
-        pad_to(x, hp, wp)
-    };
+    let mut y = to_stride(x);
+    let (hp, wp) = (y.h, y.w);
     let mut t = UnetTrace {
         h,
         w,
